@@ -1,0 +1,46 @@
+# mlops-platform. `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+STACK ?= dev
+OUT ?= out/render
+
+.DEFAULT_GOAL := help
+
+help: ## List the targets
+	@grep -hE '^[a-z][a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[ml,dev]"
+	$(BIN)/python -m pip check
+	touch $(STAMP)
+
+venv: $(STAMP) ## Create the virtual environment from nothing (idempotent)
+
+test: $(STAMP) ## Install and run the whole test suite
+	$(BIN)/python -m pytest
+
+demo: $(STAMP) ## The whole loop on the local target (train, register, deploy, monitor, retrain)
+	$(BIN)/mlops demo $(DEMO_ARGS)
+
+render: $(STAMP) ## Render the $(STACK) stack's Kubernetes objects offline into $(OUT)
+	$(BIN)/mlops render --stack $(STACK) --out $(OUT)
+
+golden: $(STAMP) ## Rewrite golden files (render, pipeline IR) on purpose; review the diff
+	MLOPS_UPDATE_GOLDEN=1 $(BIN)/python -m pytest -q -k golden
+
+bench: $(STAMP) ## Run every benchmark and print its table (slow; not part of test)
+	for script in bench/bench_*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+lint: $(STAMP) ## ruff check and format check
+	$(BIN)/ruff check platform_components infra tests bench examples
+	$(BIN)/ruff format --check platform_components infra tests bench examples
+
+clean: ## Remove the environment, local state and render output
+	rm -rf $(VENV) .mlops out
+
+.PHONY: help venv test demo render golden bench lint clean
