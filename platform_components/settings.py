@@ -67,10 +67,14 @@ class LocalSettings(BaseModel):
         try:
             return cls.model_validate(values)
         except ValidationError as error:
-            raise ConfigError(
-                format_validation_error(error, prefix=ENV_PREFIX, source="the environment or the flag")
-                .replace(f"{ENV_PREFIX}", "MLOPS_", 1)
-            ) from None
+            lines = []
+            for problem in error.errors():
+                field = str(problem["loc"][0]) if problem["loc"] else "?"
+                lines.append(
+                    f"{ENV_PREFIX}{field.upper()} (or the matching flag): {problem['msg']} "
+                    f"(got {problem.get('input')!r})"
+                )
+            raise ConfigError("\n".join(lines)) from None
 
     @property
     def tracking_uri(self) -> str:
