@@ -1,0 +1,343 @@
+"""The monitor service: ground-truth feedback, Prometheus metrics, and (optionally) periodic checks.
+
+Run it as ``python -m platform_components.monitoring.service --state-dir .mlops --port 8090
+--tracking-uri http://127.0.0.1:5000``; ``service_command`` builds that argv for the local platform.
+
+Endpoints:
+- ``GET /health`` -> 200 ``{"status": "ok"}``.
+- ``POST /v2/feedback`` with ``{"request_id": "...", "labels": [0, 1, ...]}`` (one label per row of that
+  request) or ``{"request_id": "...", "label": 1}`` for one-row requests -> 200 ``{"accepted": n, "new": k}``.
+  Errors: 400 (body is not a JSON object), 404 (unknown request id), 409 (a row already has a different
+  label), 413 (body too large), 422 (a field is missing or malformed); the body's ``detail`` names the field,
+  and nothing is stored. An id not yet in the store triggers one ingestion of the prediction log first.
+- ``GET /metrics`` -> Prometheus text from the store: per model (the version of its latest check) at most
+  20 series, labels ``{model, version}`` or ``{model}`` only.
+"""
+
+# No `from __future__ import annotations` here: FastAPI must see the real `Request` class of the
+# endpoint defined inside create_app (a string annotation would name a local it cannot resolve).
+import argparse
+import json
+import logging
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from platform_components.monitoring.errors import InvalidInput, MonitoringError
+from platform_components.monitoring.store import MonitorStore
+
+logger = logging.getLogger(__name__)
+
+MAX_FEEDBACK_BYTES = 1024 * 1024
+
+# (metric name suffix, help, where in the stored result) for the per-version gauges.
+GAUGES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("drift_share", "Share of features drifted in the latest check.", ("drift_share",)),
+    ("drifted_features", "Features drifted in the latest check.", ("drifted_features",)),
+    ("max_psi", "Largest population stability index over features.", ("max_psi",)),
+    ("prediction_drift_statistic", "KS statistic of the prediction scores.", ("prediction", "statistic")),
+    ("missing_rate", "Mean share of missing feature values.", ("quality", "missing_rate")),
+    (
+        "out_of_range_rate",
+        "Largest share of values outside the training range.",
+        ("quality", "out_of_range_rate"),
+    ),
+    ("unseen_category_rate", "Largest share of categories unseen in training.", ("quality", "unseen_rate")),
+    ("window_rows", "Predictions in the latest check's window.", ("rows",)),
+    ("labelled_rows", "Labelled predictions in the latest check's window.", ("labelled_rows",)),
+    ("accuracy", "Accuracy on labelled rows of the window.", ("performance", "accuracy")),
+    ("roc_auc", "ROC AUC on labelled rows of the window.", ("performance", "roc_auc")),
+    ("brier", "Brier score on labelled rows of the window.", ("performance", "brier")),
+    ("ece", "Expected calibration error on labelled rows of the window.", ("performance", "ece")),
+    ("mae", "Mean absolute error on labelled rows of the window.", ("performance", "mae")),
+    ("rmse", "Root mean squared error on labelled rows of the window.", ("performance", "rmse")),
+    ("last_check_timestamp_seconds", "Unix time of the latest check.", ("checked_at",)),
+)
+PREFIX = "mlops_monitor_"
+
+
+def service_command(
+    *,
+    state_dir: Path,
+    host: str,
+    port: int,
+    tracking_uri: str,
+    check_interval_seconds: float | None = None,
+    window_seconds: float | None = None,
+) -> list[str]:
+    """The argv that starts the monitor service (run it with the platform's environment).
+
+    Args:
+        state_dir: the local state dir (store at ``monitoring/monitor.sqlite``, logs under ``predictions/``).
+        host: interface to bind (127.0.0.1 locally).
+        port: HTTP port.
+        tracking_uri: MLflow, for reference profiles and logging periodic checks.
+        check_interval_seconds: run a check of every model this often (None: only on demand).
+        window_seconds: window of the periodic checks (default one day).
+    """
+    argv = [
+        sys.executable,
+        "-m",
+        "platform_components.monitoring.service",
+        "--state-dir",
+        str(state_dir),
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--tracking-uri",
+        tracking_uri,
+    ]
+    if check_interval_seconds is not None:
+        argv += ["--check-interval", str(check_interval_seconds)]
+    if window_seconds is not None:
+        argv += ["--window-seconds", str(window_seconds)]
+    return argv
+
+
+def _dig(data: dict[str, Any], path: tuple[str, ...]) -> float | None:
+    value: Any = data
+    for key in path:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(key)
+    if isinstance(value, list):
+        return float(len(value))
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, int | float):
+        return float(value)
+    return None
+
+
+class StoreCollector:
+    """Prometheus collector reading the latest result per model from the store at scrape time.
+
+    Reading at scrape time (instead of setting gauges when a check runs) means a check run by the CLI or
+    the demo in another process shows up too, and a model's old versions never linger as stale series.
+    """
+
+    def __init__(self, store: MonitorStore) -> None:
+        self.store = store
+
+    def describe(self) -> Iterator[Any]:
+        return iter(())
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        latest = self.store.latest_results()
+        for suffix, help_text, path in GAUGES:
+            family = GaugeMetricFamily(PREFIX + suffix, help_text, labels=["model", "version"])
+            for model, result in latest.items():
+                value = _dig(result, path)
+                if value is not None:
+                    family.add_metric([model, str(result.get("version", ""))], value)
+            yield family
+        counts = self.store.counts_by_model()
+        for suffix, help_text, key in (
+            ("checks", "Monitoring checks run.", "checks"),
+            ("retrains", "Retrains started by the policy.", "retrains"),
+            ("feedback_labels", "Ground-truth labels stored.", "labels"),
+            ("predictions_ingested", "Predictions ingested from the prediction log.", "predictions"),
+        ):
+            family = CounterMetricFamily(PREFIX + suffix, help_text, labels=["model"])
+            for model, values in counts.items():
+                family.add_metric([model], float(values.get(key, 0)))
+            yield family
+
+
+def _error(status: int, detail: str):
+    from fastapi.responses import JSONResponse
+
+    return JSONResponse(status_code=status, content={"detail": detail})
+
+
+def parse_feedback(body: bytes) -> tuple[str, list[Any]]:
+    """Validate a feedback body; returns (request_id, labels).
+
+    Raises:
+        InvalidInput: with ``status_code`` 400 for non-JSON or non-object bodies, 422 for bad fields.
+    """
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as error:
+        problem = InvalidInput(f"body: not valid JSON ({error}); send {{'request_id': ..., 'labels': [...]}}")
+        problem.status_code = 400
+        raise problem from None
+    if not isinstance(data, dict):
+        problem = InvalidInput(f"body: expected a JSON object, got {type(data).__name__}")
+        problem.status_code = 400
+        raise problem
+    request_id = data.get("request_id")
+    if not isinstance(request_id, str) or not request_id.strip():
+        raise InvalidInput(
+            f"request_id: {request_id!r} is not a request id; send the 'id' returned by the inference call"
+        )
+    unknown = sorted(set(data) - {"request_id", "labels", "label"})
+    if unknown:
+        raise InvalidInput(f"{unknown[0]}: unknown field; send only request_id and labels (or label)")
+    if "labels" in data and "label" in data:
+        raise InvalidInput(
+            "labels: send either 'labels' (one per row) or 'label' (one-row request), not both"
+        )
+    if "labels" in data:
+        labels = data["labels"]
+        if not isinstance(labels, list) or not labels:
+            raise InvalidInput(
+                f"labels: {labels!r} is not a non-empty list; send one label per row, e.g. [0, 1]"
+            )
+        return request_id, labels
+    if "label" in data:
+        return request_id, [data["label"]]
+    raise InvalidInput(
+        "labels: missing; send 'labels': [one label per row] or 'label': x for a one-row request"
+    )
+
+
+class _PeriodicChecks:
+    """Background thread: ingest the prediction logs and check every model each interval."""
+
+    def __init__(
+        self, store: MonitorStore, state_dir: Path, tracking_uri: str, interval: float, window: float
+    ):
+        self.store, self.state_dir, self.tracking_uri = store, state_dir, tracking_uri
+        self.interval, self.window = interval, window
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="monitor-checks", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        from platform_components.monitoring.runner import check_model
+
+        while not self._stop.wait(self.interval):
+            try:
+                self.store.ingest_state_dir(self.state_dir)
+                for model in self.store.models():
+                    check_model(
+                        self.store,
+                        model,
+                        state_dir=None,
+                        tracking_uri=self.tracking_uri,
+                        window_seconds=self.window,
+                    )
+            except Exception:  # keep serving feedback and metrics; the next round retries
+                logger.exception("periodic monitoring check failed")
+
+
+def create_app(
+    state_dir: Path,
+    *,
+    tracking_uri: str | None = None,
+    check_interval_seconds: float | None = None,
+    window_seconds: float = 24 * 3600.0,
+):
+    """The FastAPI application (one store, one collector registry of its own)."""
+    from fastapi import FastAPI, Request
+    from fastapi.responses import Response
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+
+    state_dir = Path(state_dir)
+    store = MonitorStore.for_state_dir(state_dir)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(StoreCollector(store))
+    ingest_lock = threading.Lock()
+    periodic = None
+    if check_interval_seconds and tracking_uri:
+        periodic = _PeriodicChecks(store, state_dir, tracking_uri, check_interval_seconds, window_seconds)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI):
+        if periodic is not None:
+            periodic.start()
+        yield
+        if periodic is not None:
+            periodic.stop()
+        store.close()
+
+    app = FastAPI(title="mlops monitor", lifespan=lifespan, docs_url=None, redoc_url=None)
+
+    @app.get("/health")
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.post("/v2/feedback")
+    async def feedback(request: Request):
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > MAX_FEEDBACK_BYTES:
+            # Refuse before reading: a huge body never reaches memory.
+            return _error(413, f"body: {declared} bytes is over the limit of {MAX_FEEDBACK_BYTES}")
+        body = await request.body()
+        if len(body) > MAX_FEEDBACK_BYTES:
+            return _error(413, f"body: {len(body)} bytes is over the limit of {MAX_FEEDBACK_BYTES}")
+        try:
+            request_id, labels = parse_feedback(body)
+        except InvalidInput as error:
+            return _error(error.status_code, str(error))
+        # Blocking SQLite work runs in the thread pool so the event loop keeps serving.
+        from starlette.concurrency import run_in_threadpool
+
+        try:
+            receipt = await run_in_threadpool(
+                _store_labels, store, state_dir, ingest_lock, request_id, labels
+            )
+        except MonitoringError as error:
+            return _error(getattr(error, "status_code", 422), str(error))
+        return {"request_id": receipt.request_id, "accepted": receipt.accepted, "new": receipt.new}
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    app.state.store = store
+    return app
+
+
+def _store_labels(store: MonitorStore, state_dir: Path, lock: threading.Lock, request_id: str, labels: list):
+    if store.request_rows(request_id) is None:
+        # The prediction was acknowledged, so it is in the log; it may just not be ingested yet.
+        with lock:
+            if store.request_rows(request_id) is None:
+                store.ingest_state_dir(state_dir)
+    return store.add_labels(request_id, labels)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Start the service (see the module docstring)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m platform_components.monitoring.service", description=__doc__
+    )
+    parser.add_argument("--state-dir", type=Path, required=True, help="local state dir, e.g. .mlops")
+    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, required=True, help="HTTP port")
+    parser.add_argument("--tracking-uri", default=None, help="MLflow tracking URI")
+    parser.add_argument("--check-interval", type=float, default=None, help="seconds between periodic checks")
+    parser.add_argument("--window-seconds", type=float, default=24 * 3600.0, help="window of periodic checks")
+    parser.add_argument("--log-level", default="info", help="uvicorn log level")
+    arguments = parser.parse_args(argv)
+    import uvicorn
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app = create_app(
+        arguments.state_dir,
+        tracking_uri=arguments.tracking_uri,
+        check_interval_seconds=arguments.check_interval,
+        window_seconds=arguments.window_seconds,
+    )
+    uvicorn.run(
+        app, host=arguments.host, port=arguments.port, log_level=arguments.log_level, access_log=False
+    )
+
+
+if __name__ == "__main__":
+    main()

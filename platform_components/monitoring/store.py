@@ -1,0 +1,629 @@
+"""The monitor's SQLite store (``<state>/monitoring/monitor.sqlite``, WAL mode).
+
+Tables: ``requests`` and ``predictions`` (ingested from the prediction log, one row per (request id, row
+index)), ``labels`` (ground truth per (request id, row)), ``monitor_results``, ``decisions`` (retrain
+decisions with evidence and outcome) and ``leases`` (at most one retrain per model at a time).
+
+Label rules (the contract of ``POST /v2/feedback``):
+
+- Labels are accepted only for requests already ingested from the prediction log. The prediction log is
+  durable before the client sees the prediction, so the service ingests the log again before answering
+  404; a label can therefore never precede its prediction in a way that matters, and an id that is still
+  unknown after that is a client error, not something to park.
+- One label per row of the request; a request is labelled all at once or not at all (one transaction).
+- Late and out-of-order labels are fine: the join is by (request id, row), never by arrival order.
+- A duplicate with the same value is a no-op; a different value for an already labelled row is a conflict
+  (409) and nothing of that submission is stored.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from platform_components.monitoring.errors import InvalidInput, LabelConflict, UnknownRequest
+from platform_components.monitoring.predlog import PredictionRecord, read_records
+
+logger = logging.getLogger(__name__)
+
+STORE_RELATIVE_PATH = Path("monitoring") / "monitor.sqlite"
+SCORE_COLUMN = "__score__"
+LABEL_COLUMN = "__label__"
+TIMESTAMP_COLUMN = "__timestamp__"
+REQUEST_COLUMN = "__request_id__"
+ROW_COLUMN = "__row__"
+VERSION_COLUMN = "__version__"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS requests (
+    request_id TEXT PRIMARY KEY,
+    model TEXT NOT NULL,
+    version TEXT NOT NULL,
+    timestamp REAL NOT NULL,
+    row_count INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS predictions (
+    request_id TEXT NOT NULL,
+    row INTEGER NOT NULL,
+    model TEXT NOT NULL,
+    version TEXT NOT NULL,
+    timestamp REAL NOT NULL,
+    inputs TEXT NOT NULL,
+    output TEXT,
+    score REAL,
+    PRIMARY KEY (request_id, row)
+);
+CREATE INDEX IF NOT EXISTS predictions_by_model_time ON predictions (model, version, timestamp);
+CREATE TABLE IF NOT EXISTS labels (
+    request_id TEXT NOT NULL,
+    row INTEGER NOT NULL,
+    label TEXT NOT NULL,
+    received_at REAL NOT NULL,
+    PRIMARY KEY (request_id, row)
+);
+CREATE TABLE IF NOT EXISTS monitor_results (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    model TEXT NOT NULL,
+    version TEXT NOT NULL,
+    checked_at REAL NOT NULL,
+    window_start REAL NOT NULL,
+    window_end REAL NOT NULL,
+    result TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS monitor_results_by_model ON monitor_results (model, checked_at);
+CREATE TABLE IF NOT EXISTS decisions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    model TEXT NOT NULL,
+    version TEXT,
+    decided_at REAL NOT NULL,
+    action TEXT NOT NULL,
+    reasons TEXT NOT NULL,
+    evidence TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    outcome_detail TEXT,
+    finished_at REAL
+);
+CREATE INDEX IF NOT EXISTS decisions_by_model ON decisions (model, decided_at);
+CREATE TABLE IF NOT EXISTS leases (
+    model TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    acquired_at REAL NOT NULL,
+    expires_at REAL NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class LabelReceipt:
+    """What a label submission did: rows accepted (all of the request) and how many were new."""
+
+    request_id: str
+    accepted: int
+    new: int
+
+
+@dataclass(frozen=True)
+class DecisionRow:
+    """One stored retrain decision."""
+
+    id: int
+    model: str
+    version: str | None
+    decided_at: float
+    action: str
+    reasons: list[str]
+    evidence: dict[str, Any]
+    outcome: str
+    outcome_detail: dict[str, Any] | None
+    finished_at: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def score_of(value: Any) -> float | None:
+    """The monitored score of one row's output value.
+
+    A ``predict_proba`` row (list of class probabilities) gives the positive-class probability for two
+    classes and the top probability otherwise; a scalar output (regressor, label) is used as is.
+    """
+    if isinstance(value, list | tuple):
+        if len(value) == 0:
+            return None
+        if len(value) == 1:
+            return score_of(value[0])
+        if len(value) == 2:
+            return score_of(value[1])
+        numbers = [score_of(item) for item in value]
+        return max((item for item in numbers if item is not None), default=None)
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, int | float):
+        return float(value) if math.isfinite(value) else None
+    return None
+
+
+def canonical_label(value: Any, field: str) -> str:
+    """Labels stored as canonical JSON so that 1, 1.0 and a replayed 1 compare equal.
+
+    Raises:
+        InvalidInput: the label is null, NaN/infinite, a container, or another non-scalar.
+    """
+    if isinstance(value, bool):
+        value = int(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidInput(f"{field}: {value!r} is not a valid label; send a finite number or a string")
+        if value.is_integer():
+            value = int(value)
+    if not isinstance(value, int | float | str) or (isinstance(value, str) and value == ""):
+        raise InvalidInput(
+            f"{field}: {value!r} is not a valid label; send a number (e.g. 0 or 1) or a non-empty string"
+        )
+    return json.dumps(value)
+
+
+class MonitorStore:
+    """Thread-safe access to ``monitor.sqlite``; several processes may open it (WAL, busy timeout).
+
+    Args:
+        path: the database file; its folder is created.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._connection = sqlite3.connect(
+            self.path, timeout=30.0, check_same_thread=False, isolation_level=None
+        )
+        self._connection.execute("PRAGMA journal_mode=WAL")
+        # NORMAL is durable across process crashes in WAL mode; labels are also re-submittable.
+        self._connection.execute("PRAGMA synchronous=NORMAL")
+        self._connection.execute("PRAGMA busy_timeout=30000")
+        with self._lock:
+            self._connection.executescript(_SCHEMA)
+
+    @classmethod
+    def for_state_dir(cls, state_dir: Path) -> MonitorStore:
+        """The store at ``<state_dir>/monitoring/monitor.sqlite``."""
+        return cls(Path(state_dir) / STORE_RELATIVE_PATH)
+
+    def close(self) -> None:
+        with self._lock:
+            self._connection.close()
+
+    def __enter__(self) -> MonitorStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        # BEGIN IMMEDIATE takes the write lock up front, so check-then-write sequences (labels, leases)
+        # cannot interleave with another process doing the same.
+        with self._lock:
+            self._connection.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._connection
+            except BaseException:
+                self._connection.execute("ROLLBACK")
+                raise
+            self._connection.execute("COMMIT")
+
+    def _query(self, sql: str, parameters: Sequence[Any] = ()) -> list[tuple]:
+        with self._lock:
+            return self._connection.execute(sql, parameters).fetchall()
+
+    # -- ingestion ---------------------------------------------------------------------------------
+
+    def ingest(self, records: Iterable[PredictionRecord], *, batch_size: int = 500) -> int:
+        """Store records not seen before (idempotent on request id); returns the rows added."""
+        added = 0
+        batch: list[PredictionRecord] = []
+        for record in records:
+            batch.append(record)
+            if len(batch) >= batch_size:
+                added += self._ingest_batch(batch)
+                batch = []
+        if batch:
+            added += self._ingest_batch(batch)
+        return added
+
+    def _ingest_batch(self, records: list[PredictionRecord]) -> int:
+        with self._transaction() as connection:
+            ids = [record.request_id for record in records]
+            known: set[str] = set()
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                placeholders = ",".join("?" * len(chunk))
+                rows = connection.execute(
+                    f"SELECT request_id FROM requests WHERE request_id IN ({placeholders})", chunk
+                ).fetchall()
+                known.update(row[0] for row in rows)
+            request_rows = []
+            prediction_rows = []
+            for record in records:
+                if record.request_id in known:
+                    continue
+                known.add(record.request_id)
+                count = record.row_count
+                request_rows.append(
+                    (record.request_id, record.model, record.version, record.timestamp, count)
+                )
+                output_name = next(iter(record.outputs), None)
+                outputs = record.outputs.get(output_name, []) if output_name is not None else []
+                columns = list(record.inputs)
+                for row in range(count):
+                    inputs = {column: record.inputs[column][row] for column in columns}
+                    output = outputs[row] if row < len(outputs) else None
+                    prediction_rows.append(
+                        (
+                            record.request_id,
+                            row,
+                            record.model,
+                            record.version,
+                            record.timestamp,
+                            json.dumps(inputs, separators=(",", ":")),
+                            json.dumps(output, separators=(",", ":")),
+                            score_of(output),
+                        )
+                    )
+            connection.executemany("INSERT OR IGNORE INTO requests VALUES (?, ?, ?, ?, ?)", request_rows)
+            connection.executemany(
+                "INSERT OR IGNORE INTO predictions VALUES (?, ?, ?, ?, ?, ?, ?, ?)", prediction_rows
+            )
+        return len(prediction_rows)
+
+    def ingest_directory(self, directory: Path) -> int:
+        """Ingest one prediction-log directory (``<state>/predictions/<model>``); returns rows added."""
+        return self.ingest(read_records(Path(directory)))
+
+    def ingest_state_dir(self, state_dir: Path, model: str | None = None) -> int:
+        """Ingest every model's prediction log under ``<state_dir>/predictions`` (or one model's)."""
+        root = Path(state_dir) / "predictions"
+        if not root.is_dir():
+            return 0
+        directories = [root / model] if model is not None else sorted(p for p in root.iterdir() if p.is_dir())
+        return sum(self.ingest_directory(directory) for directory in directories if directory.is_dir())
+
+    def request_rows(self, request_id: str) -> int | None:
+        """Rows of an ingested request, or None when the id is unknown."""
+        rows = self._query("SELECT row_count FROM requests WHERE request_id = ?", (request_id,))
+        return int(rows[0][0]) if rows else None
+
+    # -- labels ------------------------------------------------------------------------------------
+
+    def add_labels(
+        self, request_id: str, labels: Sequence[Any], *, received_at: float | None = None
+    ) -> LabelReceipt:
+        """Store one label per row of an ingested request (all or nothing; see the module docstring).
+
+        Raises:
+            InvalidInput: request_id empty, labels not a list or of the wrong length, a label malformed.
+            UnknownRequest: the request id was never ingested.
+            LabelConflict: a row already has a different label.
+        """
+        if not isinstance(request_id, str) or not request_id:
+            raise InvalidInput(
+                f"request_id: {request_id!r} is not a request id; send the id of the prediction"
+            )
+        if isinstance(labels, str | bytes) or not isinstance(labels, Sequence):
+            raise InvalidInput(f"labels: expected a list with one label per row, got {type(labels).__name__}")
+        canonical = [canonical_label(value, f"labels[{index}]") for index, value in enumerate(labels)]
+        received_at = time.time() if received_at is None else received_at
+        with self._transaction() as connection:
+            found = connection.execute(
+                "SELECT row_count FROM requests WHERE request_id = ?", (request_id,)
+            ).fetchone()
+            if found is None:
+                raise UnknownRequest(
+                    f"request_id: {request_id!r} is not a logged prediction; send labels for ids returned by "
+                    "the inference endpoint"
+                )
+            rows = int(found[0])
+            if len(canonical) != rows:
+                raise InvalidInput(
+                    f"labels: request {request_id!r} has {rows} row(s) but {len(canonical)} label(s) were "
+                    "sent; send exactly one label per row, in row order"
+                )
+            existing = dict(
+                connection.execute(
+                    "SELECT row, label FROM labels WHERE request_id = ?", (request_id,)
+                ).fetchall()
+            )
+            new_rows = []
+            for row, label in enumerate(canonical):
+                if row in existing:
+                    if existing[row] != label:
+                        raise LabelConflict(
+                            f"labels[{row}]: request {request_id!r} row {row} already has label "
+                            f"{existing[row]}, got {label}; labels are immutable, nothing was stored"
+                        )
+                    continue
+                new_rows.append((request_id, row, label, received_at))
+            connection.executemany("INSERT INTO labels VALUES (?, ?, ?, ?)", new_rows)
+        return LabelReceipt(request_id=request_id, accepted=rows, new=len(new_rows))
+
+    def label_count(self, model: str, version: str | None = None, since: float | None = None) -> int:
+        """Labelled rows of a model (optionally one version, predictions since a time)."""
+        sql = (
+            "SELECT COUNT(*) FROM labels l JOIN predictions p "
+            "ON p.request_id = l.request_id AND p.row = l.row WHERE p.model = ?"
+        )
+        parameters: list[Any] = [model]
+        if version is not None:
+            sql += " AND p.version = ?"
+            parameters.append(version)
+        if since is not None:
+            sql += " AND p.timestamp >= ?"
+            parameters.append(since)
+        return int(self._query(sql, parameters)[0][0])
+
+    # -- windows -----------------------------------------------------------------------------------
+
+    def window(
+        self,
+        model: str,
+        version: str | None = None,
+        *,
+        start: float | None = None,
+        end: float | None = None,
+        labelled_only: bool = False,
+        limit: int | None = None,
+    ) -> pd.DataFrame:
+        """Rows of a model (version) predicted in ``[start, end)``, exactly joined to their labels.
+
+        Columns: the input features, then ``__score__``, ``__label__`` (NaN/None when not labelled yet),
+        ``__timestamp__``, ``__request_id__``, ``__row__``, ``__version__``; ordered by time. ``limit`` keeps
+        the most recent rows.
+        """
+        sql = (
+            "SELECT p.request_id, p.row, p.version, p.timestamp, p.inputs, p.score, l.label "
+            "FROM predictions p LEFT JOIN labels l ON l.request_id = p.request_id AND l.row = p.row "
+            "WHERE p.model = ?"
+        )
+        parameters: list[Any] = [model]
+        if version is not None:
+            sql += " AND p.version = ?"
+            parameters.append(version)
+        if start is not None:
+            sql += " AND p.timestamp >= ?"
+            parameters.append(start)
+        if end is not None:
+            sql += " AND p.timestamp < ?"
+            parameters.append(end)
+        if labelled_only:
+            sql += " AND l.label IS NOT NULL"
+        sql += " ORDER BY p.timestamp DESC, p.request_id DESC, p.row DESC"
+        if limit is not None:
+            sql += " LIMIT ?"
+            parameters.append(int(limit))
+        rows = self._query(sql, parameters)
+        rows.reverse()
+        features = pd.DataFrame.from_records([json.loads(row[4]) for row in rows]) if rows else pd.DataFrame()
+        features.index = pd.RangeIndex(len(rows))
+        features[SCORE_COLUMN] = np.array([np.nan if row[5] is None else row[5] for row in rows], dtype=float)
+        features[LABEL_COLUMN] = pd.Series(
+            [None if row[6] is None else json.loads(row[6]) for row in rows], dtype=object
+        )
+        features[TIMESTAMP_COLUMN] = np.array([row[3] for row in rows], dtype=float)
+        features[REQUEST_COLUMN] = [row[0] for row in rows]
+        features[ROW_COLUMN] = np.array([row[1] for row in rows], dtype=np.int64)
+        features[VERSION_COLUMN] = [row[2] for row in rows]
+        return features
+
+    def versions(self, model: str) -> list[str]:
+        """Versions of a model with ingested predictions, most recent prediction last."""
+        rows = self._query(
+            "SELECT version, MAX(timestamp) FROM predictions WHERE model = ? GROUP BY version ORDER BY 2",
+            (model,),
+        )
+        return [row[0] for row in rows]
+
+    def models(self) -> list[str]:
+        return [row[0] for row in self._query("SELECT DISTINCT model FROM requests ORDER BY model")]
+
+    def prediction_count(self, model: str, version: str | None = None, since: float | None = None) -> int:
+        sql = "SELECT COUNT(*) FROM predictions WHERE model = ?"
+        parameters: list[Any] = [model]
+        if version is not None:
+            sql += " AND version = ?"
+            parameters.append(version)
+        if since is not None:
+            sql += " AND timestamp >= ?"
+            parameters.append(since)
+        return int(self._query(sql, parameters)[0][0])
+
+    # -- monitor results ---------------------------------------------------------------------------
+
+    def save_result(
+        self,
+        model: str,
+        version: str,
+        *,
+        checked_at: float,
+        window_start: float,
+        window_end: float,
+        result: dict,
+    ) -> int:
+        with self._transaction() as connection:
+            cursor = connection.execute(
+                "INSERT INTO monitor_results (model, version, checked_at, window_start, window_end, result) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    model,
+                    version,
+                    checked_at,
+                    window_start,
+                    window_end,
+                    json.dumps(result, default=_json_default),
+                ),
+            )
+            return int(cursor.lastrowid)
+
+    def results(self, model: str, *, version: str | None = None, since: float | None = None) -> list[dict]:
+        """Stored monitor results (oldest first), each the dict ``MonitorResult.to_dict`` wrote."""
+        sql = "SELECT result FROM monitor_results WHERE model = ?"
+        parameters: list[Any] = [model]
+        if version is not None:
+            sql += " AND version = ?"
+            parameters.append(version)
+        if since is not None:
+            sql += " AND checked_at >= ?"
+            parameters.append(since)
+        sql += " ORDER BY checked_at, id"
+        return [json.loads(row[0]) for row in self._query(sql, parameters)]
+
+    def latest_result(self, model: str) -> dict | None:
+        rows = self._query(
+            "SELECT result FROM monitor_results WHERE model = ? ORDER BY checked_at DESC, id DESC LIMIT 1",
+            (model,),
+        )
+        return json.loads(rows[0][0]) if rows else None
+
+    def latest_results(self) -> dict[str, dict]:
+        """The latest stored result per model (model -> result dict)."""
+        rows = self._query(
+            "SELECT model, result FROM monitor_results WHERE id IN "
+            "(SELECT MAX(id) FROM monitor_results GROUP BY model) ORDER BY model"
+        )
+        return {row[0]: json.loads(row[1]) for row in rows}
+
+    def counts_by_model(self) -> dict[str, dict[str, int]]:
+        """Per model: checks run, retrains started, labels stored, predictions ingested (for counters)."""
+        counts: dict[str, dict[str, int]] = {}
+        queries = {
+            "checks": "SELECT model, COUNT(*) FROM monitor_results GROUP BY model",
+            "retrains": "SELECT model, COUNT(*) FROM decisions WHERE action = 'retrain' GROUP BY model",
+            "labels": "SELECT p.model, COUNT(*) FROM labels l JOIN predictions p "
+            "ON p.request_id = l.request_id AND p.row = l.row GROUP BY p.model",
+            "predictions": "SELECT model, COUNT(*) FROM predictions GROUP BY model",
+        }
+        for key, sql in queries.items():
+            for model, count in self._query(sql):
+                counts.setdefault(model, {})[key] = int(count)
+        return counts
+
+    # -- decisions and leases ----------------------------------------------------------------------
+
+    def record_decision(
+        self,
+        model: str,
+        version: str | None,
+        *,
+        action: str,
+        reasons: Sequence[str],
+        evidence: dict[str, Any],
+        outcome: str,
+        decided_at: float | None = None,
+    ) -> int:
+        """Store a decision; returns its id (outcome can be updated later with ``finish_decision``)."""
+        decided_at = time.time() if decided_at is None else decided_at
+        with self._transaction() as connection:
+            cursor = connection.execute(
+                "INSERT INTO decisions (model, version, decided_at, action, reasons, evidence, outcome) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    model,
+                    version,
+                    decided_at,
+                    action,
+                    json.dumps(list(reasons)),
+                    json.dumps(evidence, default=_json_default),
+                    outcome,
+                ),
+            )
+            return int(cursor.lastrowid)
+
+    def finish_decision(
+        self,
+        decision_id: int,
+        outcome: str,
+        detail: dict[str, Any] | None = None,
+        *,
+        finished_at: float | None = None,
+    ) -> None:
+        finished_at = time.time() if finished_at is None else finished_at
+        with self._transaction() as connection:
+            connection.execute(
+                "UPDATE decisions SET outcome = ?, outcome_detail = ?, finished_at = ? WHERE id = ?",
+                (outcome, json.dumps(detail or {}, default=_json_default), finished_at, decision_id),
+            )
+
+    def decisions(self, model: str | None = None, *, limit: int | None = None) -> list[DecisionRow]:
+        """Decisions, oldest first (the most recent ``limit`` when given)."""
+        sql = "SELECT * FROM decisions"
+        parameters: list[Any] = []
+        if model is not None:
+            sql += " WHERE model = ?"
+            parameters.append(model)
+        sql += " ORDER BY decided_at DESC, id DESC"
+        if limit is not None:
+            sql += " LIMIT ?"
+            parameters.append(limit)
+        rows = self._query(sql, parameters)
+        rows.reverse()
+        return [
+            DecisionRow(
+                id=row[0],
+                model=row[1],
+                version=row[2],
+                decided_at=row[3],
+                action=row[4],
+                reasons=json.loads(row[5]),
+                evidence=json.loads(row[6]),
+                outcome=row[7],
+                outcome_detail=None if row[8] is None else json.loads(row[8]),
+                finished_at=row[9],
+            )
+            for row in rows
+        ]
+
+    def acquire_lease(self, model: str, holder: str, *, ttl_seconds: float, now: float | None = None) -> bool:
+        """Take the model's retrain lease unless someone else holds an unexpired one.
+
+        The lease expires so that a crashed retrain cannot block the model forever.
+        """
+        now = time.time() if now is None else now
+        with self._transaction() as connection:
+            connection.execute("DELETE FROM leases WHERE model = ? AND expires_at <= ?", (model, now))
+            current = connection.execute("SELECT holder FROM leases WHERE model = ?", (model,)).fetchone()
+            if current is not None:
+                return current[0] == holder
+            connection.execute(
+                "INSERT INTO leases VALUES (?, ?, ?, ?)", (model, holder, now, now + ttl_seconds)
+            )
+            return True
+
+    def release_lease(self, model: str, holder: str) -> None:
+        with self._transaction() as connection:
+            connection.execute("DELETE FROM leases WHERE model = ? AND holder = ?", (model, holder))
+
+    def lease_holder(self, model: str, *, now: float | None = None) -> str | None:
+        now = time.time() if now is None else now
+        rows = self._query("SELECT holder FROM leases WHERE model = ? AND expires_at > ?", (model, now))
+        return rows[0][0] if rows else None
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if hasattr(value, "item"):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot store a value of type {type(value).__name__} as JSON")
