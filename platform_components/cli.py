@@ -63,7 +63,8 @@ def main(verbose: int) -> None:
 def run() -> None:
     """Entry point: turn PlatformError into one clear line and exit code 2, never a traceback."""
     try:
-        main(standalone_mode=False)
+        # With standalone_mode=False click returns the code of a raised Exit instead of exiting.
+        code = main(standalone_mode=False)
     except click.exceptions.Exit as exit_:
         sys.exit(exit_.exit_code)
     except click.ClickException as error:
@@ -75,6 +76,7 @@ def run() -> None:
     except PlatformError as error:
         click.echo(f"error: {error}", err=True)
         sys.exit(2)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":
