@@ -9,12 +9,24 @@ Nothing here runs at import time.
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Mapping
+import re
+from collections.abc import Collection, Mapping
+from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from platform_components.errors import ConfigError
 
@@ -87,3 +99,612 @@ class LocalSettings(BaseModel):
     @property
     def monitor_url(self) -> str:
         return f"http://{self.host}:{self.monitor_port}"
+
+
+# ----
+# The platform description (Kubernetes target), read from Pulumi stack config by ``load_platform_settings``.
+# ----
+
+CONFIG_NAMESPACE = "mlops"
+"""Pulumi config namespace: every key is ``mlops:<key>``."""
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_QUANTITY = re.compile(r"^([0-9]+(\.[0-9]+)?)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
+_DURATION = re.compile(r"^[0-9]+(ms|s|m|h|d|w|y)$")
+
+
+def _dns_label(value: str, *, max_length: int = 63) -> str:
+    """Validate a Kubernetes DNS-1123 label (namespace, Service and most object names)."""
+    if len(value) > max_length or not _DNS_LABEL.match(value):
+        raise ValueError(
+            f"must be a Kubernetes name: lower-case letters, digits and '-', starting and ending with a "
+            f"letter or "
+            f"digit, at most {max_length} characters (e.g. 'credit-default')"
+        )
+    return value
+
+
+def _quantity(value: str) -> str:
+    if not _QUANTITY.match(value):
+        raise ValueError("must be a Kubernetes quantity such as '250m', '1', '512Mi' or '2Gi'")
+    return value
+
+
+def _own_namespace(value: str) -> str:
+    _dns_label(value)
+    if value in ("default", "kube-system", "kube-public", "kube-node-lease"):
+        raise ValueError(f"must be a namespace of its own, not the built-in {value!r} (e.g. 'mlflow')")
+    return value
+
+
+def _pinned_image(value: str) -> str:
+    name, _, tag = value.rpartition(":")
+    if "@sha256:" in value:
+        return value
+    if not name or "/" in tag or not tag or tag == "latest":
+        raise ValueError(
+            "must be an image pinned by tag (not 'latest') or digest, e.g. 'ghcr.io/org/monitor:0.1.0'"
+        )
+    return value
+
+
+KubernetesName = Annotated[str, AfterValidator(_dns_label)]
+NamespaceName = Annotated[str, AfterValidator(_own_namespace)]
+PinnedImage = Annotated[str, AfterValidator(_pinned_image)]
+"""A DNS-1123 label of at most 63 characters."""
+ModelName = Annotated[str, AfterValidator(lambda value: _dns_label(value, max_length=40))]
+"""Model deployment names are shorter: derived object names append suffixes and must stay <= 63."""
+Quantity = Annotated[str, AfterValidator(_quantity)]
+
+
+def _duration(value: str) -> str:
+    if not _DURATION.match(value):
+        raise ValueError("must be a Prometheus duration such as '15d', '12h' or '30m'")
+    return value
+
+
+Duration = Annotated[str, AfterValidator(_duration)]
+
+
+class _Strict(BaseModel):
+    """Base for every platform model: unknown keys are errors, values are immutable once read."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _parse_quantity(value: str) -> float:
+    """A quantity in base units (cores or bytes) so requests can be compared with limits."""
+    suffixes = {
+        "m": 1e-3,
+        "k": 1e3,
+        "M": 1e6,
+        "G": 1e9,
+        "T": 1e12,
+        "P": 1e15,
+        "E": 1e18,
+        "Ki": 2**10,
+        "Mi": 2**20,
+        "Gi": 2**30,
+        "Ti": 2**40,
+        "Pi": 2**50,
+        "Ei": 2**60,
+    }
+    match = _QUANTITY.match(value)
+    if match is None:
+        raise ValueError(f"not a quantity: {value!r}")
+    return float(match.group(1)) * suffixes.get(match.group(3) or "", 1.0)
+
+
+class Resources(_Strict):
+    """CPU and memory requests and limits of one container (Kubernetes quantities)."""
+
+    cpu_request: Quantity = Field("100m", description="CPU the scheduler reserves.")
+    memory_request: Quantity = Field("256Mi", description="Memory the scheduler reserves.")
+    cpu_limit: Quantity = Field("1", description="CPU ceiling; throttled above.")
+    memory_limit: Quantity = Field("512Mi", description="Memory ceiling; OOM-killed above.")
+
+    @model_validator(mode="after")
+    def _requests_within_limits(self) -> Resources:
+        if _parse_quantity(self.cpu_request) > _parse_quantity(self.cpu_limit):
+            raise ValueError(
+                f"cpu_request {self.cpu_request} is above cpu_limit {self.cpu_limit}; lower the request"
+            )
+        if _parse_quantity(self.memory_request) > _parse_quantity(self.memory_limit):
+            raise ValueError(
+                f"memory_request {self.memory_request} is above memory_limit {self.memory_limit}; lower "
+                f"the request"
+            )
+        return self
+
+    def to_kubernetes(self) -> dict[str, dict[str, str]]:
+        """The ``resources`` block of a container spec."""
+        return {
+            "requests": {"cpu": self.cpu_request, "memory": self.memory_request},
+            "limits": {"cpu": self.cpu_limit, "memory": self.memory_limit},
+        }
+
+
+class ClusterMode(StrEnum):
+    """How the platform gets its cluster."""
+
+    EXISTING = "existing"
+    KIND = "kind"
+    EKS = "eks"
+
+
+class EksSettings(_Strict):
+    """EKS cluster (needs the ``eks`` extra: pulumi-eks)."""
+
+    region: str = Field("eu-west-1", description="AWS region.")
+    kubernetes_version: str = Field("1.31", pattern=r"^1\.[0-9]{2}$", description="Control-plane version.")
+    instance_type: str = Field("m6i.xlarge", description="Node instance type.")
+    desired_nodes: int = Field(3, ge=1, le=100, description="Node group size.")
+
+
+class ClusterSettings(_Strict):
+    """Where the platform runs. ``existing`` (the default) uses a kubeconfig and context."""
+
+    mode: ClusterMode = Field(ClusterMode.EXISTING, description="existing | kind | eks.")
+    kubeconfig: str | None = Field(
+        None, description="Path of the kubeconfig; None uses the provider's default."
+    )
+    context: str | None = Field(None, description="Context in the kubeconfig; None uses the current context.")
+    kind_name: KubernetesName = Field(
+        "mlops", description="kind cluster name (mode kind): context kind-<name>."
+    )
+    eks: EksSettings = Field(default_factory=EksSettings, description="Used when mode is eks.")
+
+
+class Namespaces(_Strict):
+    """Namespaces of the platform's parts; Kubeflow Pipelines' is fixed upstream (``KfpSettings``)."""
+
+    mlflow: NamespaceName = "mlflow"
+    serving: NamespaceName = Field("seldon", description="Seldon runtime, Servers and Models live here.")
+    monitoring: NamespaceName = "monitoring"
+
+
+class DatabaseMode(StrEnum):
+    BUNDLED = "bundled"
+    EXTERNAL = "external"
+
+
+class DatabaseSettings(_Strict):
+    """MLflow's backend store: a bundled PostgreSQL StatefulSet or an external database.
+
+    The external URL is a secret (``mlops:mlflow_database_url``), never a plain value here.
+    """
+
+    mode: DatabaseMode = Field(DatabaseMode.BUNDLED, description="bundled | external.")
+    storage_size: Quantity = Field("10Gi", description="PVC size of the bundled PostgreSQL.")
+    storage_class: str | None = Field(
+        None, description="StorageClass of the PVC; None uses the cluster default."
+    )
+    resources: Resources = Field(
+        default_factory=lambda: Resources(cpu_request="250m", memory_request="512Mi", memory_limit="1Gi")
+    )
+
+
+class ArtifactStoreMode(StrEnum):
+    BUNDLED = "bundled"
+    EXTERNAL = "external"
+
+
+class ArtifactStoreSettings(_Strict):
+    """S3-compatible object store for MLflow artifacts (and the models Seldon loads).
+
+    ``bundled`` runs SeaweedFS (Apache-2.0, what Kubeflow Pipelines itself moved to); ``external`` needs
+    ``endpoint`` and the secrets ``mlops:artifact_store_access_key_id`` /
+    ``mlops:artifact_store_secret_access_key``.
+    """
+
+    mode: ArtifactStoreMode = Field(ArtifactStoreMode.BUNDLED, description="bundled | external.")
+    endpoint: str | None = Field(
+        None, description="S3 endpoint URL (external mode), e.g. https://s3.eu-west-1.amazonaws.com."
+    )
+    bucket: KubernetesName = Field("mlflow-artifacts", description="Bucket for MLflow artifacts.")
+    region: str = Field("us-east-1", description="S3 region (SeaweedFS ignores it).")
+    storage_size: Quantity = Field("20Gi", description="PVC size of the bundled store.")
+    storage_class: str | None = None
+    resources: Resources = Field(default_factory=Resources)
+
+    @model_validator(mode="after")
+    def _endpoint_for_external(self) -> ArtifactStoreSettings:
+        if self.mode is ArtifactStoreMode.EXTERNAL:
+            if not self.endpoint:
+                raise ValueError(
+                    "endpoint is required when mode is external, e.g. 'https://s3.eu-west-1.amazonaws.com'"
+                )
+            if not self.endpoint.startswith(("https://", "http://")):
+                raise ValueError(
+                    f"endpoint {self.endpoint!r} must start with https:// (or http:// in a private network)"
+                )
+        return self
+
+
+class AuthSettings(_Strict):
+    """MLflow basic-auth. It is always on and fails closed; these settings only shape it."""
+
+    admin_username: KubernetesName = Field("admin", description="MLflow admin user.")
+    default_permission: Literal["NO_PERMISSIONS", "READ"] = Field(
+        "NO_PERMISSIONS", description="Permission new users get on others' resources (MLflow ships READ)."
+    )
+
+
+class MlflowSettings(_Strict):
+    """The MLflow tracking server and model registry."""
+
+    image: PinnedImage | None = Field(
+        None, description="Image override; None uses the pinned image in versions.py."
+    )
+    replicas: int = Field(2, ge=1, le=20, description="Server replicas (a PodDisruptionBudget keeps one up).")
+    workers: int = Field(2, ge=1, le=16, description="uvicorn workers per replica.")
+    resources: Resources = Field(
+        default_factory=lambda: Resources(
+            cpu_request="250m", memory_request="1Gi", cpu_limit="2", memory_limit="2Gi"
+        )
+    )
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    artifact_store: ArtifactStoreSettings = Field(default_factory=ArtifactStoreSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    allowed_hosts: tuple[str, ...] = Field(
+        (), description="Extra Host headers MLflow accepts (e.g. your ingress host)."
+    )
+
+
+class KfpSettings(_Strict):
+    """Kubeflow Pipelines standalone."""
+
+    version: str = Field(
+        "2.17.0", pattern=r"^[0-9]+\.[0-9]+\.[0-9]+$", description="Manifests ref; floor 2.17.0."
+    )
+    namespace: Literal["kubeflow"] = Field(
+        "kubeflow", description="Hard-coded upstream in cluster-scoped-resources and every env overlay."
+    )
+
+    @model_validator(mode="after")
+    def _floor(self) -> KfpSettings:
+        if tuple(int(part) for part in self.version.split(".")) < (2, 17, 0):
+            raise ValueError(
+                f"version {self.version} is below the CVE floor 2.17.0 (CVE-2026-54745); use 2.17.0"
+            )
+        return self
+
+
+class ServerSettings(_Strict):
+    """One Seldon ``Server`` running MLServer, where Models with ``requirements: [mlflow]`` are scheduled."""
+
+    name: KubernetesName = Field("mlserver-mlflow", description="Server name; models pin to it.")
+    replicas: int = Field(1, ge=1, le=50)
+    resources: Resources = Field(
+        default_factory=lambda: Resources(
+            cpu_request="500m", memory_request="2Gi", cpu_limit="2", memory_limit="4Gi"
+        )
+    )
+
+
+class SeldonSettings(_Strict):
+    """Seldon Core 2 (BSL 1.1 from 2.7: production use needs a licence from Seldon)."""
+
+    chart_version: str | None = Field(None, description="Chart version override; None uses versions.py.")
+    servers: tuple[ServerSettings, ...] = Field((ServerSettings(),), min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_servers(self) -> SeldonSettings:
+        names = [server.name for server in self.servers]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"server names must be unique; repeated: {', '.join(duplicates)}")
+        return self
+
+
+class GrafanaSettings(_Strict):
+    enabled: bool = True
+    admin_user: str = Field("admin", min_length=1)
+    dashboards_per_config_map: int = Field(
+        50, ge=1, le=200, description="Model dashboards are sharded into ConfigMaps (1 MiB object limit)."
+    )
+
+
+class MonitorSettings(_Strict):
+    """The platform's model monitor service: one for every model (not one per model: see ModelDeployment).
+
+    It serves ``/v2/feedback`` and ``/metrics`` and checks every model every ``check_interval_seconds``.
+    """
+
+    image: PinnedImage = Field(
+        "ghcr.io/mlops-platform/monitor:0.1.0", description="Built from docker/monitor.Dockerfile; mirror it."
+    )
+    check_interval_seconds: int = Field(
+        900, ge=60, le=86400, description="Seconds between checks of every model."
+    )
+    window_seconds: int = Field(86400, ge=300, description="Sliding window of each check.")
+    storage_size: Quantity = Field(
+        "10Gi", description="PVC for the monitor's store (labels, results, decisions)."
+    )
+    resources: Resources = Field(
+        default_factory=lambda: Resources(cpu_request="250m", memory_request="512Mi", memory_limit="2Gi")
+    )
+
+
+class MonitoringSettings(_Strict):
+    """kube-prometheus-stack plus the model monitor."""
+
+    chart_version: str | None = Field(None, description="Chart version override; None uses versions.py.")
+    retention: Duration = Field("15d", description="Prometheus retention time.")
+    storage_size: Quantity = Field("50Gi", description="Prometheus PVC size.")
+    grafana: GrafanaSettings = Field(default_factory=GrafanaSettings)
+    monitor: MonitorSettings = Field(default_factory=MonitorSettings)
+    rules_per_object: int = Field(
+        50,
+        ge=1,
+        le=500,
+        description="Models per PrometheusRule object (rules are sharded, not one object per model).",
+    )
+
+
+class Thresholds(_Strict):
+    """When a model's alerts fire."""
+
+    drift_p_value: float = Field(
+        0.01, gt=0, lt=1, description="Feature drift when the corrected p-value is below."
+    )
+    psi: float = Field(0.2, gt=0, description="Prediction/feature drift when PSI is above.")
+    min_accuracy: float = Field(0.7, ge=0, le=1, description="Alert when labelled accuracy falls below.")
+    max_p95_latency_seconds: float = Field(0.5, gt=0, description="Alert when p95 serving latency is above.")
+    max_error_rate: float = Field(
+        0.01, ge=0, le=1, description="Alert when the 5xx share of requests is above."
+    )
+
+
+class ModelDeploymentSettings(_Strict):
+    """A registered MLflow model version served by a Seldon ``Model``."""
+
+    name: ModelName = Field(description="Deployment name (Model CR name), at most 40 characters.")
+    registered_model: str = Field(min_length=1, description="MLflow registered model name.")
+    alias: KubernetesName = Field("champion", description="Alias the deployment follows.")
+    version: str = Field(pattern=r"^[0-9]+$", description="Model version the alias points to now.")
+    storage_uri: str = Field(
+        description="Artifact folder of that version (s3://bucket/<exp>/models/m-<id>/artifacts)."
+    )
+    server: KubernetesName | None = Field(
+        None, description="Pin to one Server; None lets the scheduler choose."
+    )
+    replicas: int = Field(1, ge=1, le=50)
+    memory: Quantity = Field("1Gi", description="Memory the scheduler reserves on the Server for this model.")
+    thresholds: Thresholds = Field(default_factory=Thresholds)
+
+    @field_validator("storage_uri")
+    @classmethod
+    def _storage_scheme(cls, value: str) -> str:
+        if not value.startswith(("s3://", "gs://", "https://")):
+            raise ValueError(
+                "must be an object-store URI such as 's3://mlflow-artifacts/1/models/m-abc/artifacts'"
+            )
+        return value
+
+
+class SecretSettings(_Strict):
+    """Values that only ever come from Pulumi secret config (``pulumi config set --secret``)."""
+
+    secret_seed: SecretStr = Field(
+        description="Seed every generated credential is derived from (HMAC-SHA256)."
+    )
+    mlflow_database_url: SecretStr | None = Field(
+        None, description="postgresql+psycopg2://... (external database)."
+    )
+    artifact_store_access_key_id: SecretStr | None = None
+    artifact_store_secret_access_key: SecretStr | None = None
+    mlflow_admin_password: SecretStr | None = Field(None, description="Overrides the derived admin password.")
+    grafana_admin_password: SecretStr | None = Field(
+        None, description="Overrides the derived Grafana password."
+    )
+
+    @field_validator("secret_seed")
+    @classmethod
+    def _long_seed(cls, value: SecretStr) -> SecretStr:
+        if len(value.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters, e.g. `openssl rand -base64 32`")
+        return value
+
+    @field_validator("mlflow_database_url")
+    @classmethod
+    def _database_scheme(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(
+            ("postgresql+psycopg2://", "mysql+pymysql://")
+        ):
+            raise ValueError(
+                "must start with postgresql+psycopg2:// (plain postgresql:// makes SQLAlchemy 2 look for "
+                "psycopg 3)"
+            )
+        return value
+
+
+SECRET_KEYS: tuple[str, ...] = tuple(SecretSettings.model_fields)
+"""Config keys that must be Pulumi secrets."""
+
+
+class PlatformSettings(_Strict):
+    """The whole platform: every ``mlops:<key>`` of a stack, validated."""
+
+    cluster: ClusterSettings = Field(default_factory=ClusterSettings)
+    namespaces: Namespaces = Field(default_factory=Namespaces)
+    mlflow: MlflowSettings = Field(default_factory=MlflowSettings)
+    kfp: KfpSettings = Field(default_factory=KfpSettings)
+    seldon: SeldonSettings = Field(default_factory=SeldonSettings)
+    monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
+    models: tuple[ModelDeploymentSettings, ...] = Field(())
+    allow_load_balancer: bool = Field(
+        False, description="Allow Services of type LoadBalancer (off: ClusterIP only)."
+    )
+    secrets: SecretSettings
+
+
+def _config_key(loc: tuple[int | str, ...]) -> str:
+    """``mlops:mlflow.replicas`` from a pydantic error location (secrets are top-level keys)."""
+    parts = [str(part) for part in loc]
+    if parts and parts[0] == "secrets":
+        parts = parts[1:]
+    return f"{CONFIG_NAMESPACE}:" + ".".join(parts) if parts else f"{CONFIG_NAMESPACE}:<root>"
+
+
+def _expected_form(problem: Mapping[str, Any]) -> str:
+    """A short hint of the expected form for a pydantic error."""
+    kind = problem["type"]
+    if kind == "extra_forbidden":
+        return "remove it (unknown key; see Pulumi.yaml for the declared keys)"
+    if kind == "missing":
+        return "set it"
+    return str(problem["msg"])
+
+
+def load_platform_settings(
+    config: Mapping[str, Any], *, plaintext_keys: Collection[str] = (), source: str = "the stack config"
+) -> PlatformSettings:
+    """Validate a stack's ``mlops:*`` config into ``PlatformSettings``: the one place config keys are read.
+
+    Args:
+        config: ``mlops:<key>`` (or bare ``<key>``) -> value; a value may be a JSON string (as Pulumi's
+            ``Config.get`` returns it) or already-parsed data (as a stack file holds it).
+        plaintext_keys: keys whose value was given in plain text; a secret key among them is an error
+            (secrets go in with ``pulumi config set --secret``).
+        source: where the config came from, for messages.
+
+    Raises:
+        ConfigError: one line per problem naming the key (``mlops:mlflow.replicas``), the value and the
+            expected form. Nothing has been created when it is raised.
+    """
+    values: dict[str, Any] = {}
+    secrets: dict[str, Any] = {}
+    problems: list[str] = []
+    plaintext = {key.split(":", 1)[-1] for key in plaintext_keys}
+    for full_key, raw in config.items():
+        namespace, _, key = full_key.rpartition(":")
+        if namespace not in ("", CONFIG_NAMESPACE):
+            continue  # other providers' config (kubernetes:context, aws:region) is not ours
+        if key in SECRET_KEYS:
+            if key in plaintext:
+                problems.append(
+                    f"{CONFIG_NAMESPACE}:{key}: is a secret but was given in plain text; "
+                    f"set it with `pulumi config set --secret {CONFIG_NAMESPACE}:{key} ...` in {source}"
+                )
+                continue
+            secrets[key] = raw
+            continue
+        values[key] = _decode(raw)
+    if problems:
+        raise ConfigError("\n".join(problems))
+    values["secrets"] = secrets
+    try:
+        settings = PlatformSettings.model_validate(values)
+    except ValidationError as error:
+        lines = []
+        for problem in error.errors():
+            loc = problem["loc"]
+            value = problem.get("input")
+            shown = "<missing>" if problem["type"] == "missing" else _redact(loc, value)
+            lines.append(f"{_config_key(loc)}: {_expected_form(problem)} (got {shown}); fix it in {source}")
+        raise ConfigError("\n".join(lines)) from None
+    _check_consistency(settings, source)
+    _check_required_secrets(settings, source)
+    return settings
+
+
+def _decode(raw: Any) -> Any:
+    """Pulumi hands structured config over as JSON text; plain strings stay strings."""
+    if isinstance(raw, str):
+        text = raw.strip()
+        if text[:1] in ("{", "[") or text in ("true", "false", "null") or _NUMBER.match(text):
+            try:
+                return json.loads(text)
+            except json.JSONDecodeError:
+                return raw
+    return raw
+
+
+_NUMBER = re.compile(r"^-?[0-9]+(\.[0-9]+)?$")
+_SECRET_LIKE = re.compile(r"password|secret|token|access_key|credential", re.IGNORECASE)
+
+
+def _redact(loc: tuple[int | str, ...], value: Any) -> str:
+    """Never echo a secret value in an error message (nor the whole config, which holds the secrets)."""
+    if not loc:
+        return "<the whole config>"
+    if loc[0] == "secrets" or any(_SECRET_LIKE.search(str(part)) for part in loc):
+        return "<secret>"
+    return repr(value)
+
+
+def _check_consistency(settings: PlatformSettings, source: str) -> None:
+    """Rules across keys (unique names, known servers, distinct namespaces), each naming its key."""
+    problems = []
+    names = [model.name for model in settings.models]
+    for index, name in enumerate(names):
+        if name in names[:index]:
+            problems.append(
+                f"{CONFIG_NAMESPACE}:models.{index}.name: deployment names must be unique "
+                f"(got {name!r} again); rename one in {source}"
+            )
+    servers = sorted(server.name for server in settings.seldon.servers)
+    for index, model in enumerate(settings.models):
+        if model.server is not None and model.server not in servers:
+            problems.append(
+                f"{CONFIG_NAMESPACE}:models.{index}.server: not a server in seldon.servers "
+                f"(got {model.server!r}); use one of {', '.join(servers)} or leave it unset, in {source}"
+            )
+    seen: dict[str, str] = {"kubeflow": "kfp.namespace"}
+    for field, value in settings.namespaces.model_dump().items():
+        if value in seen:
+            problems.append(
+                f"{CONFIG_NAMESPACE}:namespaces.{field}: must differ from {seen[value]} (got {value!r}); "
+                f"choose another namespace in {source}"
+            )
+        seen.setdefault(value, f"namespaces.{field}")
+    if problems:
+        raise ConfigError("\n".join(problems))
+
+
+def _check_required_secrets(settings: PlatformSettings, source: str) -> None:
+    missing = []
+    secrets = settings.secrets
+    if settings.mlflow.database.mode is DatabaseMode.EXTERNAL and secrets.mlflow_database_url is None:
+        missing.append(
+            ("mlflow_database_url", "postgresql+psycopg2://user:password@host:5432/mlflow", "external")
+        )
+    if settings.mlflow.artifact_store.mode is ArtifactStoreMode.EXTERNAL:
+        for key in ("artifact_store_access_key_id", "artifact_store_secret_access_key"):
+            if getattr(secrets, key) is None:
+                missing.append((key, "the store's key", "external"))
+    if missing:
+        raise ConfigError(
+            "\n".join(
+                f"{CONFIG_NAMESPACE}:{key}: missing secret (needed because the mode is {mode}); set it with "
+                f"`pulumi config set --secret {CONFIG_NAMESPACE}:{key} '<{example}>'` in {source}"
+                for key, example, mode in missing
+            )
+        )
+
+
+def read_pulumi_config() -> PlatformSettings:
+    """Read ``pulumi.Config("mlops")`` of the running Pulumi program into ``PlatformSettings``.
+
+    Only called from inside a Pulumi program (``infra/__main__.py`` or the offline render); importing this
+    module does not import Pulumi.
+    """
+    import pulumi
+    from pulumi.runtime import config as runtime_config
+
+    values: dict[str, Any] = {}
+    plaintext: list[str] = []
+    # The engine passes config either explicitly (set_all_config: mocks, the language host) or as
+    # PULUMI_CONFIG.
+    known = set(runtime_config.CONFIG.get()) | set(runtime_config.get_config_env())
+    secret_keys = set(runtime_config.get_config_secret_keys_env())
+    for full_key in sorted(known):
+        namespace, _, key = full_key.rpartition(":")
+        if namespace != CONFIG_NAMESPACE:
+            continue
+        values[full_key] = pulumi.Config(CONFIG_NAMESPACE).get(key)
+        is_secret = runtime_config.is_config_secret(full_key) or full_key in secret_keys
+        if key in SECRET_KEYS and not is_secret:
+            plaintext.append(full_key)
+    return load_platform_settings(values, plaintext_keys=plaintext, source=f"stack {pulumi.get_stack()}")

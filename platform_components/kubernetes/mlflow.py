@@ -1,0 +1,529 @@
+"""MLflow tracking server and registry: PostgreSQL (bundled or external), S3 artifact store, basic-auth."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from platform_components import versions
+from platform_components.kubernetes import pods
+from platform_components.kubernetes.base import TOKEN_PREFIX, child, network_policy, secret, service_account
+from platform_components.kubernetes.custom_resources import create, service_monitor
+from platform_components.kubernetes.naming import labels, selector
+from platform_components.settings import ArtifactStoreMode, DatabaseMode, MlflowSettings, Resources
+
+MLFLOW_PORT = 5000
+POSTGRES_PORT = 5432
+S3_PORT = 8333
+POSTGRES_UID = 999  # the official postgres image's user
+SEAWEEDFS_UID = 1000
+
+
+@dataclass(frozen=True)
+class MlflowCredentials:
+    """Credential values (plain strings here; they only ever leave as Pulumi secrets inside Secrets)."""
+
+    admin_password: str
+    flask_secret_key: str
+    database_password: str
+    database_url: str | None
+    store_access_key_id: str
+    store_secret_access_key: str
+
+
+@dataclass(frozen=True)
+class MlflowServerArgs:
+    """Arguments of ``MlflowServer``.
+
+    Attributes:
+        settings: replicas, resources, database, artifact store and auth (see ``MlflowSettings``).
+        namespace: namespace to create (default ``mlflow``).
+        credentials: derived or configured credentials.
+        client_namespaces: namespaces allowed to call MLflow and the artifact store.
+        monitoring_namespace: where Prometheus runs (allowed to scrape).
+        monitoring_release: the kube-prometheus-stack release the ServiceMonitor depends on (its CRDs).
+    """
+
+    settings: MlflowSettings
+    namespace: str
+    credentials: MlflowCredentials
+    client_namespaces: tuple[str, ...] = ()
+    monitoring_namespace: str = "monitoring"
+    monitoring_release: pulumi.Resource | None = None
+    extra_depends_on: list[pulumi.Resource] = field(default_factory=list)
+
+
+class MlflowServer(pulumi.ComponentResource):
+    """``mlflow server`` behind basic-auth (fail-closed, NO_PERMISSIONS default), ``--serve-artifacts``,
+    ``--allowed-hosts`` set, on PostgreSQL, with an S3 artifact store; probes, PDB, NetworkPolicies and a
+    ServiceMonitor."""
+
+    tracking_uri: pulumi.Output[str]
+    store_endpoint: pulumi.Output[str]
+    bucket: pulumi.Output[str]
+    store_secret_name: pulumi.Output[str]
+
+    def __init__(self, name: str, args: MlflowServerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__(f"{TOKEN_PREFIX}:MlflowServer", name, None, opts)
+        self._args = args
+        settings = args.settings
+        namespace = args.namespace
+        service_host = f"mlflow.{namespace}.svc.cluster.local"
+        depends = list(args.extra_depends_on)
+        if settings.artifact_store.mode is ArtifactStoreMode.BUNDLED:
+            endpoint = f"http://seaweedfs.{namespace}.svc.cluster.local:{S3_PORT}"
+            depends.append(self._create_seaweedfs(name, namespace))
+        else:
+            endpoint = str(settings.artifact_store.endpoint)
+        database_url = args.credentials.database_url
+        if settings.database.mode is DatabaseMode.BUNDLED:
+            depends.append(self._create_postgres(name, namespace))
+            database_url = (
+                f"postgresql+psycopg2://mlflow:{args.credentials.database_password}"
+                f"@postgres.{namespace}.svc.cluster.local:{POSTGRES_PORT}/mlflow"
+            )
+        assert database_url is not None  # settings validation guarantees it for external databases
+        self._create_server(name, namespace, service_host, endpoint, database_url, depends)
+        self.tracking_uri = pulumi.Output.from_input(f"http://{service_host}:{MLFLOW_PORT}")
+        self.store_endpoint = pulumi.Output.from_input(endpoint)
+        self.bucket = pulumi.Output.from_input(settings.artifact_store.bucket)
+        self.store_secret_name = pulumi.Output.from_input("artifact-store")
+        self.register_outputs(
+            {"tracking_uri": self.tracking_uri, "store_endpoint": self.store_endpoint, "bucket": self.bucket}
+        )
+
+    # ---- PostgreSQL ----
+
+    def _create_postgres(self, name: str, namespace: str) -> pulumi.Resource:
+        settings = self._args.settings.database
+        pod_labels = labels("postgres", name)
+        opts = child(self)
+        secret(
+            self,
+            "postgres-secret",
+            "postgres",
+            namespace,
+            {"POSTGRES_PASSWORD": self._args.credentials.database_password},
+            opts,
+        )
+        service_account(self, "postgres", "postgres", namespace, opts)
+        ready = pods.exec_probe(["pg_isready", "-U", "mlflow", "-d", "mlflow", "-h", "127.0.0.1"])
+        database = pods.container(
+            "postgres",
+            versions.get("postgres").image,
+            resources=settings.resources,
+            readiness=ready,
+            liveness=pods.exec_probe(
+                ["pg_isready", "-U", "mlflow", "-h", "127.0.0.1"], period=20, failures=6
+            ),
+            startup=pods.exec_probe(["pg_isready", "-U", "mlflow", "-h", "127.0.0.1"], period=5, failures=60),
+            ports={"postgres": POSTGRES_PORT},
+            env={
+                "POSTGRES_USER": "mlflow",
+                "POSTGRES_DB": "mlflow",
+                "PGDATA": "/var/lib/postgresql/data/pgdata",
+            },
+            secret_env={"POSTGRES_PASSWORD": ("postgres", "POSTGRES_PASSWORD")},
+            mounts={"data": "/var/lib/postgresql/data", "run": "/var/run/postgresql", "tmp": "/tmp"},
+            run_as_user=POSTGRES_UID,
+        )
+        claim: dict[str, object] = {
+            "metadata": {"name": "data"},
+            "spec": {
+                "accessModes": ["ReadWriteOnce"],
+                "resources": {"requests": {"storage": settings.storage_size}},
+            },
+        }
+        if settings.storage_class:
+            claim["spec"]["storageClassName"] = settings.storage_class  # type: ignore[index]
+        template = pods.pod_template(
+            pod_labels,
+            [database],
+            service_account="postgres",
+            volumes=[pods.empty_dir("run", size_limit="16Mi"), pods.empty_dir("tmp", size_limit="1Gi")],
+            fs_group=POSTGRES_UID,
+            termination_grace_seconds=60,
+        )
+        statefulset = k8s.apps.v1.StatefulSet(
+            f"{name}-postgres",
+            metadata={"name": "postgres", "namespace": namespace, "labels": pod_labels},
+            spec={
+                "serviceName": "postgres",
+                "replicas": 1,
+                "selector": {"matchLabels": selector("postgres", name)},
+                "template": template,
+                "volumeClaimTemplates": [claim],
+            },
+            opts=opts,
+        )
+        k8s.core.v1.Service(
+            f"{name}-postgres-service",
+            metadata={"name": "postgres", "namespace": namespace, "labels": pod_labels},
+            spec={
+                "type": "ClusterIP",
+                "selector": selector("postgres", name),
+                "ports": [
+                    {"name": "postgres", "port": POSTGRES_PORT, "targetPort": "postgres", "protocol": "TCP"}
+                ],
+            },
+            opts=opts,
+        )
+        network_policy(
+            self,
+            "postgres-allow",
+            pods.allow_policy(
+                "postgres-allow",
+                namespace,
+                selector("postgres", name),
+                ingress=[([{"podSelector": {"matchLabels": selector("mlflow", name)}}], [POSTGRES_PORT])],
+            ),
+            opts,
+        )
+        return statefulset
+
+    # ---- SeaweedFS (bundled S3 store)
+    # ------------------------------------------------------------------------
+
+    def _create_seaweedfs(self, name: str, namespace: str) -> pulumi.Resource:
+        store = self._args.settings.artifact_store
+        credentials = self._args.credentials
+        pod_labels = labels("seaweedfs", name)
+        opts = child(self)
+        identities = {
+            "identities": [
+                {
+                    "name": "mlflow",
+                    "credentials": [
+                        {
+                            "accessKey": credentials.store_access_key_id,
+                            "secretKey": credentials.store_secret_access_key,
+                        }
+                    ],
+                    "actions": ["Admin", "Read", "List", "Tagging", "Write"],
+                }
+            ]
+        }
+        secret(
+            self,
+            "seaweedfs-config",
+            "seaweedfs-s3-config",
+            namespace,
+            {"s3.json": json.dumps(identities)},
+            opts,
+        )
+        service_account(self, "seaweedfs", "seaweedfs", namespace, opts)
+        server = pods.container(
+            "seaweedfs",
+            versions.get("seaweedfs").image,
+            resources=store.resources,
+            readiness=pods.tcp_probe("s3"),
+            liveness=pods.tcp_probe("s3", period=20, failures=6),
+            startup=pods.tcp_probe("s3", period=5, failures=60),
+            command=["weed"],
+            args=[
+                "server",
+                "-dir=/data",
+                "-ip.bind=0.0.0.0",
+                "-master.volumeSizeLimitMB=1024",
+                "-s3",
+                f"-s3.port={S3_PORT}",
+                "-s3.config=/etc/seaweedfs/s3.json",
+                "-metricsPort=9327",
+            ],
+            ports={"s3": S3_PORT, "master": 9333, "metrics": 9327},
+            mounts={"data": "/data", "tmp": "/tmp"},
+            read_only_mounts={"s3-config": "/etc/seaweedfs"},
+            run_as_user=SEAWEEDFS_UID,
+        )
+        claim: dict[str, object] = {
+            "metadata": {"name": "data"},
+            "spec": {
+                "accessModes": ["ReadWriteOnce"],
+                "resources": {"requests": {"storage": store.storage_size}},
+            },
+        }
+        if store.storage_class:
+            claim["spec"]["storageClassName"] = store.storage_class  # type: ignore[index]
+        statefulset = k8s.apps.v1.StatefulSet(
+            f"{name}-seaweedfs",
+            metadata={"name": "seaweedfs", "namespace": namespace, "labels": pod_labels},
+            spec={
+                "serviceName": "seaweedfs",
+                "replicas": 1,
+                "selector": {"matchLabels": selector("seaweedfs", name)},
+                "template": pods.pod_template(
+                    pod_labels,
+                    [server],
+                    service_account="seaweedfs",
+                    volumes=[pods.empty_dir("tmp"), pods.secret_volume("s3-config", "seaweedfs-s3-config")],
+                    fs_group=SEAWEEDFS_UID,
+                ),
+                "volumeClaimTemplates": [claim],
+            },
+            opts=opts,
+        )
+        k8s.core.v1.Service(
+            f"{name}-seaweedfs-service",
+            metadata={"name": "seaweedfs", "namespace": namespace, "labels": pod_labels},
+            spec={
+                "type": "ClusterIP",
+                "selector": selector("seaweedfs", name),
+                "ports": [
+                    {"name": "s3", "port": S3_PORT, "targetPort": "s3", "protocol": "TCP"},
+                    {"name": "master", "port": 9333, "targetPort": "master", "protocol": "TCP"},
+                ],
+            },
+            opts=opts,
+        )
+        # The bucket must exist before MLflow writes to it: one Job asks the SeaweedFS shell to create it.
+        job_labels = labels("seaweedfs-bucket", name)
+        job_container = pods.container(
+            "create-bucket",
+            versions.get("seaweedfs").image,
+            resources=Resources(
+                cpu_request="50m", memory_request="64Mi", cpu_limit="500m", memory_limit="256Mi"
+            ),
+            readiness=pods.tcp_probe(9333),
+            liveness=pods.tcp_probe(9333),
+            command=["/bin/sh", "-c"],
+            args=[f"echo 's3.bucket.create -name {store.bucket}' | weed shell -master=seaweedfs:9333"],
+            mounts={"tmp": "/tmp"},
+            run_as_user=SEAWEEDFS_UID,
+        )
+        # Probes are not allowed on Job pods' semantics we rely on; drop them (the Job has no long-lived
+        # server).
+        del job_container["readinessProbe"], job_container["livenessProbe"]
+        k8s.batch.v1.Job(
+            f"{name}-create-bucket",
+            metadata={"name": "seaweedfs-create-bucket", "namespace": namespace, "labels": job_labels},
+            spec={
+                "backoffLimit": 10,
+                "ttlSecondsAfterFinished": 3600,
+                "template": pods.pod_template(
+                    job_labels,
+                    [job_container],
+                    service_account="seaweedfs",
+                    volumes=[pods.empty_dir("tmp")],
+                    fs_group=SEAWEEDFS_UID,
+                    restart_policy="OnFailure",
+                ),
+            },
+            opts=child(self, [statefulset]),
+        )
+        peers = [{"podSelector": {}}] + [pods.namespace_selector(ns) for ns in self._args.client_namespaces]
+        network_policy(
+            self,
+            "seaweedfs-allow",
+            pods.allow_policy(
+                "seaweedfs-allow",
+                namespace,
+                selector("seaweedfs", name),
+                ingress=[
+                    (peers, [S3_PORT, 9333]),
+                    ([pods.namespace_selector(self._args.monitoring_namespace)], [9327]),
+                ],
+            ),
+            opts,
+        )
+        network_policy(
+            self,
+            "seaweedfs-bucket-egress",
+            pods.allow_policy(
+                "seaweedfs-bucket-egress",
+                namespace,
+                selector("seaweedfs-bucket", name),
+                egress=[
+                    (
+                        [{"podSelector": {"matchLabels": selector("seaweedfs", name)}}],
+                        [9333, 18333, 8080, 18080],
+                    )
+                ],
+            ),
+            opts,
+        )
+        return statefulset
+
+    # ---- the MLflow server
+    # -----------------------------------------------------------------------------------
+
+    def _create_server(
+        self,
+        name: str,
+        namespace: str,
+        service_host: str,
+        endpoint: str,
+        database_url: str,
+        depends: list[pulumi.Resource],
+    ) -> None:
+        settings = self._args.settings
+        credentials = self._args.credentials
+        pod_labels = labels("mlflow", name)
+        opts = child(self)
+        auth_ini = "\n".join(
+            [
+                "[mlflow]",
+                f"default_permission = {settings.auth.default_permission}",
+                f"database_uri = {database_url}",
+                f"admin_username = {settings.auth.admin_username}",
+                f"admin_password = {credentials.admin_password}",
+                "authorization_function = mlflow.server.auth:authenticate_request_basic_auth",
+                "",
+            ]
+        )
+        secret(
+            self,
+            "server-secret",
+            "mlflow-server",
+            namespace,
+            {
+                "backend-store-uri": database_url,
+                "flask-secret-key": credentials.flask_secret_key,
+                "admin-password": credentials.admin_password,
+                "basic_auth.ini": auth_ini,
+            },
+            opts,
+        )
+        secret(
+            self,
+            "store-secret",
+            "artifact-store",
+            namespace,
+            {
+                "AWS_ACCESS_KEY_ID": credentials.store_access_key_id,
+                "AWS_SECRET_ACCESS_KEY": credentials.store_secret_access_key,
+            },
+            opts,
+        )
+        service_account(self, "server", "mlflow", namespace, opts)
+        hosts = [
+            service_host,
+            f"mlflow.{namespace}.svc",
+            f"mlflow.{namespace}",
+            "mlflow",
+            *settings.allowed_hosts,
+        ]
+        allowed_hosts = ",".join(hosts + [f"{host}:{MLFLOW_PORT}" for host in hosts])
+        image = settings.image or versions.get("mlflow").image
+        server = pods.container(
+            "mlflow",
+            image,
+            resources=settings.resources,
+            readiness=pods.http_probe("/health", "http", host_header=service_host),
+            liveness=pods.http_probe("/health", "http", host_header=service_host, period=20, failures=6),
+            startup=pods.http_probe("/health", "http", host_header=service_host, period=5, failures=60),
+            command=["mlflow", "server"],
+            args=[
+                "--host",
+                "0.0.0.0",
+                "--port",
+                str(MLFLOW_PORT),
+                "--workers",
+                str(settings.workers),
+                # $(VAR) is expanded by the kubelet from the Secret-backed variable: no credential in the
+                # spec.
+                "--backend-store-uri",
+                "$(MLFLOW_BACKEND_STORE_URI)",
+                "--serve-artifacts",
+                "--artifacts-destination",
+                f"s3://{settings.artifact_store.bucket}/",
+                "--app-name",
+                "basic-auth",
+                "--allowed-hosts",
+                allowed_hosts,
+                "--x-frame-options",
+                "DENY",
+                "--expose-prometheus",
+                "/tmp/prometheus",
+            ],
+            ports={"http": MLFLOW_PORT},
+            env={
+                "MLFLOW_S3_ENDPOINT_URL": endpoint,
+                "AWS_DEFAULT_REGION": settings.artifact_store.region,
+                "MLFLOW_AUTH_CONFIG_PATH": "/etc/mlflow-auth/basic_auth.ini",
+                "MLFLOW_BASIC_AUTH_FAIL_CLOSED": "true",
+                "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "false",
+                "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+                "HOME": "/tmp",
+            },
+            secret_env={
+                "MLFLOW_BACKEND_STORE_URI": ("mlflow-server", "backend-store-uri"),
+                "MLFLOW_FLASK_SERVER_SECRET_KEY": ("mlflow-server", "flask-secret-key"),
+                "MLFLOW_AUTH_ADMIN_PASSWORD": ("mlflow-server", "admin-password"),
+                "AWS_ACCESS_KEY_ID": ("artifact-store", "AWS_ACCESS_KEY_ID"),
+                "AWS_SECRET_ACCESS_KEY": ("artifact-store", "AWS_SECRET_ACCESS_KEY"),
+            },
+            mounts={"tmp": "/tmp"},
+            read_only_mounts={"auth": "/etc/mlflow-auth"},
+        )
+        template = pods.pod_template(
+            pod_labels,
+            [server],
+            service_account="mlflow",
+            volumes=[pods.empty_dir("tmp", size_limit="2Gi"), pods.secret_volume("auth", "mlflow-server")],
+        )
+        k8s.apps.v1.Deployment(
+            f"{name}-server",
+            metadata={"name": "mlflow", "namespace": namespace, "labels": pod_labels},
+            spec={
+                "replicas": settings.replicas,
+                "selector": {"matchLabels": selector("mlflow", name)},
+                "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+                "template": template,
+            },
+            opts=child(self, depends),
+        )
+        k8s.core.v1.Service(
+            f"{name}-service",
+            metadata={"name": "mlflow", "namespace": namespace, "labels": pod_labels},
+            spec={
+                "type": "ClusterIP",
+                "selector": selector("mlflow", name),
+                "ports": [{"name": "http", "port": MLFLOW_PORT, "targetPort": "http", "protocol": "TCP"}],
+            },
+            opts=opts,
+        )
+        budget = {"minAvailable": 1} if settings.replicas > 1 else {"maxUnavailable": 1}
+        k8s.policy.v1.PodDisruptionBudget(
+            f"{name}-pdb",
+            metadata={"name": "mlflow", "namespace": namespace},
+            spec={"selector": {"matchLabels": selector("mlflow", name)}, **budget},
+            opts=opts,
+        )
+        callers = [{"podSelector": {}}] + [pods.namespace_selector(ns) for ns in self._args.client_namespaces]
+        callers.append(pods.namespace_selector(self._args.monitoring_namespace))
+        egress = [
+            ([{"podSelector": {"matchLabels": selector("postgres", name)}}], [POSTGRES_PORT]),
+            ([{"podSelector": {"matchLabels": selector("seaweedfs", name)}}], [S3_PORT]),
+        ]
+        if settings.database.mode is DatabaseMode.EXTERNAL:
+            egress.append(([pods.outside_cluster()], [POSTGRES_PORT, 3306]))
+        if settings.artifact_store.mode is ArtifactStoreMode.EXTERNAL:
+            egress.append(([pods.outside_cluster()], [443, 80]))
+        network_policy(
+            self,
+            "server-allow",
+            pods.allow_policy(
+                "mlflow-allow",
+                namespace,
+                selector("mlflow", name),
+                ingress=[(callers, [MLFLOW_PORT])],
+                egress=egress,
+            ),
+            opts,
+        )
+        monitor_opts = child(self, [self._args.monitoring_release] if self._args.monitoring_release else [])
+        create(
+            f"{name}-service-monitor",
+            service_monitor(
+                "mlflow",
+                namespace,
+                selector=selector("mlflow", name),
+                port="http",
+                path="/metrics",
+                labels=labels("mlflow", name),
+            ),
+            monitor_opts,
+        )

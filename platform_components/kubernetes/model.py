@@ -1,0 +1,195 @@
+"""ModelDeployment: one Seldon ``Model`` per registered model alias, plus its alerts and dashboard as data.
+
+Speed rule (issue 2): each model adds at most 3 Pulumi resources. Measured under mocks (pulumi 3.272):
+per-model registration cost grows with the total resource count, so a model here is exactly 2 resources
+(this component and its ``Model`` CR). Its PrometheusRule group, Grafana dashboard and monitor entry are pure
+data that ``Monitoring`` packs into shared, sharded objects (``rules_per_object`` /
+``dashboards_per_config_map`` models per object); one PodMonitor scrapes every server.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+
+from platform_components.kubernetes.base import TOKEN_PREFIX
+from platform_components.kubernetes.custom_resources import AlertRule, create, seldon_model
+from platform_components.kubernetes.naming import labels
+from platform_components.settings import ModelDeploymentSettings
+
+RUNBOOK = "https://github.com/mlops-platform/mlops-platform/blob/main/docs/runbooks.md"
+
+
+@dataclass(frozen=True)
+class ModelDeploymentArgs:
+    """Arguments of ``ModelDeployment``.
+
+    Attributes:
+        settings: name, registered model, alias, version, storage URI, replicas, memory, thresholds.
+        namespace: the serving namespace (Seldon runtime).
+        storage_secret: rclone Secret for the artifact store.
+        depends_on: Seldon CRDs release, runtime and Servers: a Model must come after them.
+    """
+
+    settings: ModelDeploymentSettings
+    namespace: str
+    storage_secret: str | None
+    depends_on: tuple[pulumi.Resource, ...] = ()
+
+
+class ModelDeployment(pulumi.ComponentResource):
+    """A registered MLflow model version served by Seldon Core 2 on MLServer (``requirements: [mlflow]``)."""
+
+    model_name: str
+    inference_path: str
+
+    def __init__(
+        self, name: str, args: ModelDeploymentArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__(f"{TOKEN_PREFIX}:ModelDeployment", name, None, opts)
+        settings = args.settings
+        body = seldon_model(
+            settings.name,
+            args.namespace,
+            storage_uri=settings.storage_uri,
+            replicas=settings.replicas,
+            memory=settings.memory,
+            server=settings.server,
+            secret_name=args.storage_secret,
+            labels={**labels("model", settings.name), **model_labels(settings)},
+        )
+        create(f"{name}-model", body, pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)))
+        # Plain values: 1,000+ models, and an Output per attribute costs registration time for nothing.
+        self.model_name = settings.name
+        self.inference_path = f"/v2/models/{settings.name}/infer"
+        self.register_outputs({"model_name": self.model_name, "inference_path": self.inference_path})
+
+
+def model_labels(settings: ModelDeploymentSettings) -> dict[str, str]:
+    """Labels tying the Model to the registry (label-safe: names are DNS labels, versions digits)."""
+    return {"mlops.platform/alias": settings.alias, "mlops.platform/version": settings.version}
+
+
+def alert_rules(settings: ModelDeploymentSettings) -> list[AlertRule]:
+    """The model's alerts from its thresholds: serving error rate and latency, drift, accuracy.
+
+    Serving metrics are Seldon Core 2's (``seldon_model_infer_total``, ``seldon_model_infer_api_seconds``);
+    drift and accuracy are the monitor service's gauges (``mlops_monitor_drifted_features`` after its
+    multiple-testing correction at ``drift_p_value``, ``mlops_monitor_max_psi``, ``mlops_monitor_accuracy``;
+    labels ``model``, ``version``: platform_components/monitoring/service.py).
+    """
+    model = settings.name
+    limits = settings.thresholds
+    selector = f'model="{model}"'
+    return [
+        AlertRule(
+            "ModelErrorRateHigh",
+            f'sum(rate(seldon_model_infer_total{{{selector},code!~"2.."}}[5m])) / '
+            f"clamp_min(sum(rate(seldon_model_infer_total{{{selector}}}[5m])), 1e-9) > "
+            f"{limits.max_error_rate}",
+            "10m",
+            "critical",
+            f"{model}: more than {limits.max_error_rate:.2%} of requests fail",
+            RUNBOOK,
+        ),
+        AlertRule(
+            "ModelLatencyHigh",
+            f"histogram_quantile(0.95, sum by (le) "
+            f"(rate(seldon_model_infer_api_seconds_bucket{{{selector}}}[5m])))"
+            f" > {limits.max_p95_latency_seconds}",
+            "10m",
+            "warning",
+            f"{model}: p95 latency above {limits.max_p95_latency_seconds}s",
+            RUNBOOK,
+        ),
+        AlertRule(
+            "ModelFeatureDrift",
+            f"max(mlops_monitor_drifted_features{{{selector}}}) > 0",
+            "30m",
+            "warning",
+            f"{model}: feature drift (corrected p < {limits.drift_p_value})",
+            RUNBOOK,
+        ),
+        AlertRule(
+            "ModelFeaturePsiHigh",
+            f"max(mlops_monitor_max_psi{{{selector}}}) > {limits.psi}",
+            "30m",
+            "warning",
+            f"{model}: prediction drift (PSI > {limits.psi})",
+            RUNBOOK,
+        ),
+        AlertRule(
+            "ModelAccuracyLow",
+            f"min(mlops_monitor_accuracy{{{selector}}}) < {limits.min_accuracy}",
+            "30m",
+            "critical",
+            f"{model}: labelled accuracy below {limits.min_accuracy}",
+            RUNBOOK,
+        ),
+    ]
+
+
+def rule_group(settings: ModelDeploymentSettings) -> dict[str, Any]:
+    """One PrometheusRule group per model (packed into shared PrometheusRule objects by the platform)."""
+    extra = {"model": settings.name}
+    return {
+        "name": f"model-{settings.name}",
+        "rules": [rule.to_dict(extra) for rule in alert_rules(settings)],
+    }
+
+
+def dashboard(settings: ModelDeploymentSettings) -> dict[str, Any]:
+    """A Grafana dashboard for one model: traffic, errors, latency, drift, accuracy."""
+    model = settings.name
+    selector = f'model="{model}"'
+    panels = [
+        ("Requests per second", f"sum(rate(seldon_model_infer_total{{{selector}}}[5m]))"),
+        (
+            "Error share",
+            f'sum(rate(seldon_model_infer_total{{{selector},code!~"2.."}}[5m])) / '
+            f"clamp_min(sum(rate(seldon_model_infer_total{{{selector}}}[5m])), 1e-9)",
+        ),
+        (
+            "p95 latency (s)",
+            f"histogram_quantile(0.95, sum by (le) "
+            f"(rate(seldon_model_infer_api_seconds_bucket{{{selector}}}[5m])))",
+        ),
+        ("Drifted features", f"max(mlops_monitor_drifted_features{{{selector}}})"),
+        ("Largest feature PSI", f"max(mlops_monitor_max_psi{{{selector}}})"),
+        ("Prediction drift (KS statistic)", f"max(mlops_monitor_prediction_drift_statistic{{{selector}}})"),
+        ("Accuracy (labelled)", f"min(mlops_monitor_accuracy{{{selector}}})"),
+    ]
+    return {
+        "uid": f"mlops-{model}"[:40],
+        "title": f"Model {model} ({settings.registered_model}@{settings.alias})",
+        "tags": ["mlops-platform", "model"],
+        "schemaVersion": 39,
+        "time": {"from": "now-24h", "to": "now"},
+        "panels": [
+            {
+                "id": index + 1,
+                "type": "timeseries",
+                "title": title,
+                "gridPos": {"h": 8, "w": 12, "x": (index % 2) * 12, "y": (index // 2) * 8},
+                "targets": [{"expr": expr, "refId": "A"}],
+            }
+            for index, (title, expr) in enumerate(panels)
+        ],
+    }
+
+
+def monitor_entry(settings: ModelDeploymentSettings) -> dict[str, Any]:
+    """What the shared monitor CronJob needs to know about one model."""
+    return {
+        "name": settings.name,
+        "registered_model": settings.registered_model,
+        "alias": settings.alias,
+        "thresholds": settings.thresholds.model_dump(),
+    }
+
+
+def dashboard_json(settings: ModelDeploymentSettings) -> str:
+    return json.dumps(dashboard(settings), sort_keys=True, separators=(",", ":"))

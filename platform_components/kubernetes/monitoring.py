@@ -1,0 +1,468 @@
+"""kube-prometheus-stack, platform alerts, model rules and dashboards (sharded), the model monitor."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from platform_components import versions
+from platform_components.kubernetes import pods
+from platform_components.kubernetes.base import TOKEN_PREFIX, child, network_policy, secret, service_account
+from platform_components.kubernetes.custom_resources import (
+    AlertRule,
+    create,
+    prometheus_rule,
+    service_monitor,
+)
+from platform_components.kubernetes.model import RUNBOOK, dashboard_json, monitor_entry, rule_group
+from platform_components.kubernetes.naming import labels, selector
+from platform_components.settings import ModelDeploymentSettings, MonitoringSettings
+
+GRAFANA_SECRET = "grafana-admin"
+MONITOR_PORT = 8090
+
+
+@dataclass(frozen=True)
+class MonitoringArgs:
+    """Arguments of ``Monitoring``.
+
+    Attributes:
+        settings: chart version, retention, Grafana, the monitor's image and schedule.
+        namespace: monitoring namespace (created by the platform).
+        grafana_password: Grafana admin password (kept in a Secret only).
+        models: the model deployments whose rules, dashboards and monitor entries are packed into shards.
+        tracking_uri / mlflow_username / mlflow_password: how the monitor reaches MLflow.
+        mlflow_namespace / serving_namespace / kfp_namespace: for the platform's health rules and egress.
+    """
+
+    settings: MonitoringSettings
+    namespace: str
+    grafana_password: str
+    models: tuple[ModelDeploymentSettings, ...]
+    tracking_uri: str
+    mlflow_username: str
+    mlflow_password: str
+    mlflow_namespace: str
+    serving_namespace: str
+    kfp_namespace: str
+
+
+class Monitoring(pulumi.ComponentResource):
+    """kube-prometheus-stack (Prometheus Operator CRDs, Prometheus, Alertmanager, Grafana with the dashboard
+    sidecar), the platform's PrometheusRules, per-model rules and dashboards packed into shared objects,
+    and one
+    monitor CronJob for every model."""
+
+    release: k8s.helm.v3.Release
+    prometheus_url: pulumi.Output[str]
+    grafana_url: pulumi.Output[str]
+
+    def __init__(self, name: str, args: MonitoringArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__(f"{TOKEN_PREFIX}:Monitoring", name, None, opts)
+        self._args = args
+        namespace = args.namespace
+        secret(
+            self,
+            "grafana-secret",
+            GRAFANA_SECRET,
+            namespace,
+            {
+                "admin-user": args.settings.grafana.admin_user,
+                "admin-password": args.grafana_password,
+            },
+            child(self),
+        )
+        self.release = self._create_release(name)
+        after = child(self, [self.release])
+        create(
+            f"{name}-platform-rules",
+            prometheus_rule(
+                "mlops-platform",
+                namespace,
+                groups=[platform_rule_group(args)],
+                labels=labels("rules", name),
+            ),
+            after,
+        )
+        self._create_model_shards(name, after)
+        k8s.core.v1.ConfigMap(
+            f"{name}-platform-dashboards",
+            metadata={
+                "name": "platform-dashboards",
+                "namespace": namespace,
+                "labels": {**labels("platform-dashboards", name), "grafana_dashboard": "1"},
+            },
+            data={
+                "mlops-platform.json": json.dumps(
+                    platform_dashboard(args), sort_keys=True, separators=(",", ":")
+                )
+            },
+            opts=child(self),
+        )
+        self._create_monitor(name)
+        network_policy(
+            self,
+            "allow-monitoring",
+            pods.allow_policy(
+                "allow-monitoring",
+                namespace,
+                {},
+                ingress=[([{"podSelector": {}}], [])],
+                # Prometheus scrapes every namespace; the operator and Grafana's sidecar talk to the API
+                # server.
+                egress=[([{"namespaceSelector": {}}], []), ([pods.outside_cluster()], [443, 6443])],
+            ),
+            child(self),
+        )
+        self.prometheus_url = pulumi.Output.from_input(
+            f"http://kps-prometheus.{namespace}.svc.cluster.local:9090"
+        )
+        self.grafana_url = pulumi.Output.from_input(f"http://kps-grafana.{namespace}.svc.cluster.local:80")
+        self.register_outputs({"prometheus_url": self.prometheus_url, "grafana_url": self.grafana_url})
+
+    def _create_release(self, name: str) -> k8s.helm.v3.Release:
+        settings = self._args.settings
+        upstream = versions.get("kube-prometheus-stack")
+        restricted = {
+            "runAsNonRoot": True,
+            "runAsUser": 65534,
+            "runAsGroup": 65534,
+            "fsGroup": 65534,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        }
+        values = {
+            "fullnameOverride": "kps",
+            # node-exporter needs hostNetwork/hostPID/hostPath: not allowed in a PSS-restricted namespace.
+            "nodeExporter": {"enabled": False},
+            "kubeStateMetrics": {"enabled": True},
+            "prometheus": {
+                "service": {"type": "ClusterIP"},
+                "prometheusSpec": {
+                    "retention": settings.retention,
+                    "securityContext": restricted,
+                    # Pick up every ServiceMonitor, PodMonitor and PrometheusRule, not only the chart's own.
+                    "serviceMonitorSelectorNilUsesHelmValues": False,
+                    "podMonitorSelectorNilUsesHelmValues": False,
+                    "ruleSelectorNilUsesHelmValues": False,
+                    "storageSpec": {
+                        "volumeClaimTemplate": {
+                            "spec": {
+                                "accessModes": ["ReadWriteOnce"],
+                                "resources": {"requests": {"storage": settings.storage_size}},
+                            }
+                        }
+                    },
+                },
+            },
+            "alertmanager": {
+                "service": {"type": "ClusterIP"},
+                "alertmanagerSpec": {"securityContext": restricted},
+            },
+            "grafana": {
+                "enabled": settings.grafana.enabled,
+                "service": {"type": "ClusterIP"},
+                "admin": {
+                    "existingSecret": GRAFANA_SECRET,
+                    "userKey": "admin-user",
+                    "passwordKey": "admin-password",
+                },
+                "sidecar": {
+                    "dashboards": {
+                        "enabled": True,
+                        "label": "grafana_dashboard",
+                        "labelValue": "1",
+                        "searchNamespace": "ALL",
+                    }
+                },
+            },
+            "prometheusOperator": {"service": {"type": "ClusterIP"}},
+        }
+        return k8s.helm.v3.Release(
+            f"{name}-kube-prometheus-stack",
+            name="kps",
+            chart=upstream.chart,
+            version=settings.chart_version or upstream.version,
+            repository_opts={"repo": upstream.repository},
+            namespace=self._args.namespace,
+            values=values,
+            atomic=True,
+            opts=child(self),
+        )
+
+    def _create_model_shards(self, name: str, after: pulumi.ResourceOptions) -> None:
+        """Pack model rules and dashboards into shared objects: constant Pulumi resources per model."""
+        settings = self._args.settings
+        models = self._args.models
+        for index, start in enumerate(range(0, len(models), settings.rules_per_object)):
+            shard = models[start : start + settings.rules_per_object]
+            create(
+                f"{name}-model-rules-{index:03d}",
+                prometheus_rule(
+                    f"model-rules-{index:03d}",
+                    self._args.namespace,
+                    groups=[rule_group(model) for model in shard],
+                    labels=labels("model-rules", name),
+                ),
+                after,
+            )
+        per_map = settings.grafana.dashboards_per_config_map
+        for index, start in enumerate(range(0, len(models), per_map)):
+            shard = models[start : start + per_map]
+            k8s.core.v1.ConfigMap(
+                f"{name}-model-dashboards-{index:03d}",
+                metadata={
+                    "name": f"model-dashboards-{index:03d}",
+                    "namespace": self._args.namespace,
+                    "labels": {**labels("model-dashboards", name), "grafana_dashboard": "1"},
+                },
+                data={f"model-{model.name}.json": dashboard_json(model) for model in shard},
+                opts=child(self),
+            )
+
+    def _create_monitor(self, name: str) -> None:
+        """One monitor service for every model: feedback in, checks on an interval, ``/metrics`` scraped.
+
+        A StatefulSet (not a CronJob): the alert rules read its gauges, so it must be scrapable, and its
+        store (labels, results, retrain decisions) lives on a PVC. ``models.json`` declares the deployed
+        models and their thresholds for it.
+        """
+        args = self._args
+        namespace = args.namespace
+        opts = child(self)
+        monitor = args.settings.monitor
+        entries = [monitor_entry(model) for model in args.models]
+        k8s.core.v1.ConfigMap(
+            f"{name}-monitor-config",
+            metadata={"name": "model-monitor", "namespace": namespace},
+            data={"models.json": json.dumps(entries, sort_keys=True, indent=1)},
+            opts=opts,
+        )
+        secret(
+            self,
+            "monitor-secret",
+            "model-monitor-mlflow",
+            namespace,
+            {
+                "MLFLOW_TRACKING_USERNAME": args.mlflow_username,
+                "MLFLOW_TRACKING_PASSWORD": args.mlflow_password,
+            },
+            opts,
+        )
+        service_account(self, "monitor", "model-monitor", namespace, opts)
+        pod_labels = labels("model-monitor", name)
+        server = pods.container(
+            "monitor",
+            monitor.image,
+            resources=monitor.resources,
+            readiness=pods.http_probe("/health", "http"),
+            liveness=pods.http_probe("/health", "http", period=20, failures=6),
+            startup=pods.http_probe("/health", "http", period=5, failures=60),
+            command=["python", "-m", "platform_components.monitoring.service"],
+            args=[
+                "--state-dir",
+                "/var/lib/mlops",
+                "--host",
+                "0.0.0.0",
+                "--port",
+                str(MONITOR_PORT),
+                "--tracking-uri",
+                args.tracking_uri,
+                "--check-interval",
+                str(monitor.check_interval_seconds),
+                "--window-seconds",
+                str(monitor.window_seconds),
+            ],  # fmt: skip
+            ports={"http": MONITOR_PORT},
+            env={"HOME": "/tmp", "MLOPS_MONITOR_MODELS": "/etc/mlops/models.json"},
+            secret_env={
+                "MLFLOW_TRACKING_USERNAME": ("model-monitor-mlflow", "MLFLOW_TRACKING_USERNAME"),
+                "MLFLOW_TRACKING_PASSWORD": ("model-monitor-mlflow", "MLFLOW_TRACKING_PASSWORD"),
+            },
+            mounts={"state": "/var/lib/mlops", "tmp": "/tmp"},
+            read_only_mounts={"config": "/etc/mlops"},
+        )
+        template = pods.pod_template(
+            pod_labels,
+            [server],
+            service_account="model-monitor",
+            volumes=[
+                pods.empty_dir("tmp", size_limit="2Gi"),
+                {"name": "config", "configMap": {"name": "model-monitor"}},
+            ],
+        )
+        k8s.apps.v1.StatefulSet(
+            f"{name}-monitor",
+            metadata={"name": "model-monitor", "namespace": namespace, "labels": pod_labels},
+            spec={
+                "serviceName": "model-monitor",
+                "replicas": 1,  # one writer of the store; checks and retrain decisions never run twice
+                "selector": {"matchLabels": selector("model-monitor", name)},
+                "template": template,
+                "volumeClaimTemplates": [
+                    {
+                        "metadata": {"name": "state"},
+                        "spec": {
+                            "accessModes": ["ReadWriteOnce"],
+                            "resources": {"requests": {"storage": monitor.storage_size}},
+                        },
+                    }
+                ],
+            },
+            opts=opts,
+        )
+        k8s.core.v1.Service(
+            f"{name}-monitor-service",
+            metadata={"name": "model-monitor", "namespace": namespace, "labels": pod_labels},
+            spec={
+                "type": "ClusterIP",
+                "selector": selector("model-monitor", name),
+                "ports": [{"name": "http", "port": MONITOR_PORT, "targetPort": "http", "protocol": "TCP"}],
+            },
+            opts=opts,
+        )
+        create(
+            f"{name}-monitor-service-monitor",
+            service_monitor(
+                "model-monitor",
+                namespace,
+                selector=selector("model-monitor", name),
+                port="http",
+                path="/metrics",
+                labels=pod_labels,
+            ),
+            child(self, [self.release]),
+        )
+        network_policy(
+            self,
+            "monitor-allow",
+            pods.allow_policy(
+                "model-monitor-allow",
+                namespace,
+                selector("model-monitor", name),
+                # Feedback (ground truth) comes from the applications' namespaces and pipelines; Prometheus
+                # scrapes from this namespace.
+                ingress=[
+                    (
+                        [{"podSelector": {}}]
+                        + [
+                            pods.namespace_selector(ns) for ns in (args.serving_namespace, args.kfp_namespace)
+                        ],
+                        [MONITOR_PORT],
+                    )
+                ],
+                egress=[
+                    ([pods.namespace_selector(args.mlflow_namespace)], [5000, 8333]),
+                    ([pods.namespace_selector(args.serving_namespace)], [80, 9000]),
+                    ([pods.namespace_selector(args.kfp_namespace)], [8888]),
+                ],
+            ),
+            opts,
+        )
+
+
+def platform_rule_group(args: MonitoringArgs) -> dict[str, object]:
+    """Platform health: serving errors and latency across models, MLflow and pipelines up, monitor failing."""
+    rules = [
+        AlertRule(
+            "ServingErrorRateHigh",
+            'sum(rate(seldon_model_infer_total{code!~"2.."}[5m])) / '
+            "clamp_min(sum(rate(seldon_model_infer_total[5m])), 1e-9) > 0.05",
+            "10m",
+            "critical",
+            "More than 5% of inference requests fail across models",
+            RUNBOOK,
+        ),
+        AlertRule(
+            "ServingLatencyHigh",
+            "histogram_quantile(0.95, sum by (le) (rate(seldon_model_infer_api_seconds_bucket[5m]))) > 1",
+            "15m",
+            "warning",
+            "p95 inference latency above 1s across models",
+            RUNBOOK,
+        ),
+        AlertRule(
+            "MlflowDown",
+            f'sum(up{{namespace="{args.mlflow_namespace}",service="mlflow"}}) == 0',
+            "5m",
+            "critical",
+            "No MLflow replica is scraped as up",
+            RUNBOOK,
+        ),
+        AlertRule(
+            "MlflowServerErrors",
+            f'sum(rate(http_request_total{{namespace="{args.mlflow_namespace}",status=~"5.."}}[5m])) > 0.1',
+            "10m",
+            "warning",
+            "MLflow answers 5xx (database or store trouble)",
+            RUNBOOK,
+        ),
+        AlertRule(
+            "PipelinesApiUnavailable",
+            f'kube_deployment_status_replicas_available{{namespace="{args.kfp_namespace}",'
+            'deployment="ml-pipeline"} < 1',
+            "10m",
+            "critical",
+            "The Kubeflow Pipelines API server has no available replica",
+            RUNBOOK,
+        ),
+        AlertRule(
+            "ModelMonitorDown",
+            f'sum(up{{namespace="{args.namespace}",service="model-monitor"}}) == 0',
+            "10m",
+            "warning",
+            "The model monitor is not scraped: no drift or accuracy alerts can fire",
+            RUNBOOK,
+        ),
+        AlertRule(
+            "ModelMonitorStale",
+            f"time() - max(mlops_monitor_last_check_timestamp_seconds) > "
+            f"{3 * args.settings.monitor.check_interval_seconds}",
+            "10m",
+            "warning",
+            "The model monitor has not completed a check for three intervals",
+            RUNBOOK,
+        ),
+    ]
+    return {"name": "mlops-platform", "rules": [rule.to_dict() for rule in rules]}
+
+
+def platform_dashboard(args: MonitoringArgs) -> dict[str, object]:
+    """The platform overview: serving traffic and errors, MLflow, pipelines and the monitor."""
+    panels = [
+        ("Inference requests per second by model", "sum by (model) (rate(seldon_model_infer_total[5m]))"),
+        (
+            "Inference error share",
+            'sum(rate(seldon_model_infer_total{code!~"2.."}[5m])) / '
+            "clamp_min(sum(rate(seldon_model_infer_total[5m])), 1e-9)",
+        ),
+        ("MLflow replicas up", f'sum(up{{namespace="{args.mlflow_namespace}",service="mlflow"}})'),
+        (
+            "Pipelines API available replicas",
+            f'kube_deployment_status_replicas_available{{namespace="{args.kfp_namespace}",deployment="ml-pipeline"}}',
+        ),
+        ("Seconds since the last monitor check", "time() - max(mlops_monitor_last_check_timestamp_seconds)"),
+        (
+            "Models below accuracy threshold",
+            'count(ALERTS{alertname="ModelAccuracyLow",alertstate="firing"})',
+        ),
+    ]
+    return {
+        "uid": "mlops-platform",
+        "title": "MLOps platform",
+        "tags": ["mlops-platform"],
+        "schemaVersion": 39,
+        "time": {"from": "now-24h", "to": "now"},
+        "panels": [
+            {
+                "id": index + 1,
+                "type": "timeseries",
+                "title": title,
+                "gridPos": {"h": 8, "w": 12, "x": (index % 2) * 12, "y": (index // 2) * 8},
+                "targets": [{"expr": expr, "refId": "A"}],
+            }
+            for index, (title, expr) in enumerate(panels)
+        ],
+    }

@@ -1,0 +1,186 @@
+"""MlopsPlatform: the whole platform from ``PlatformSettings``, with explicit ordering."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+from pydantic import SecretStr
+
+from platform_components.kubernetes.base import TOKEN_PREFIX, namespace
+from platform_components.kubernetes.cluster import Cluster, ClusterArgs
+from platform_components.kubernetes.kfp import KubeflowPipelines, KubeflowPipelinesArgs
+from platform_components.kubernetes.mlflow import MlflowCredentials, MlflowServer, MlflowServerArgs
+from platform_components.kubernetes.model import ModelDeployment, ModelDeploymentArgs
+from platform_components.kubernetes.monitoring import Monitoring, MonitoringArgs
+from platform_components.kubernetes.naming import derive_credential
+from platform_components.kubernetes.seldon import RCLONE_SECRET, SeldonServing, SeldonServingArgs
+from platform_components.settings import ArtifactStoreMode, PlatformSettings
+
+
+@dataclass(frozen=True)
+class MlopsPlatformArgs:
+    """Arguments of ``MlopsPlatform``.
+
+    Attributes:
+        settings: the validated platform description (``load_platform_settings``).
+    """
+
+    settings: PlatformSettings
+
+
+def credentials(settings: PlatformSettings) -> MlflowCredentials:
+    """Every credential the platform needs: configured secrets win, the rest derive from ``secret_seed``.
+
+    The bundled store's keys are always derived (the platform creates that store); an external store's keys
+    are always configured (``load_platform_settings`` refuses to go on without them).
+    """
+    secrets = settings.secrets
+    seed = secrets.secret_seed.get_secret_value()
+
+    def configured_or_derived(value: SecretStr | None, purpose: str) -> str:
+        return value.get_secret_value() if value is not None else derive_credential(seed, purpose)
+
+    if settings.mlflow.artifact_store.mode is ArtifactStoreMode.BUNDLED:
+        access_key_id = derive_credential(seed, "store-access-key-id", length=20)
+        secret_access_key = derive_credential(seed, "store-secret-access-key", length=40)
+    else:
+        assert secrets.artifact_store_access_key_id and secrets.artifact_store_secret_access_key
+        access_key_id = secrets.artifact_store_access_key_id.get_secret_value()
+        secret_access_key = secrets.artifact_store_secret_access_key.get_secret_value()
+    return MlflowCredentials(
+        admin_password=configured_or_derived(secrets.mlflow_admin_password, "mlflow-admin-password"),
+        flask_secret_key=derive_credential(seed, "mlflow-flask-secret-key", length=43),
+        database_password=derive_credential(seed, "postgres-password"),
+        database_url=secrets.mlflow_database_url.get_secret_value() if secrets.mlflow_database_url else None,
+        store_access_key_id=access_key_id,
+        store_secret_access_key=secret_access_key,
+    )
+
+
+class MlopsPlatform(pulumi.ComponentResource):
+    """Cluster -> namespaces -> monitoring (Prometheus Operator CRDs) -> MLflow -> Kubeflow Pipelines ->
+    Seldon (CRDs, operator, runtime, Servers) -> model deployments. Custom resources depend on the releases
+    that install their CRDs."""
+
+    tracking_uri: pulumi.Output[str]
+    pipelines_url: pulumi.Output[str]
+    inference_url: pulumi.Output[str]
+    grafana_url: pulumi.Output[str]
+    prometheus_url: pulumi.Output[str]
+    models: pulumi.Output[list[str]]
+
+    def __init__(
+        self, name: str, args: MlopsPlatformArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__(f"{TOKEN_PREFIX}:MlopsPlatform", name, None, opts)
+        settings = args.settings
+        spaces = settings.namespaces
+        secrets = credentials(settings)
+        cluster = Cluster(
+            f"{name}-cluster", ClusterArgs(settings.cluster), pulumi.ResourceOptions(parent=self)
+        )
+        on_cluster = pulumi.ResourceOptions(parent=self, providers=[cluster.provider])
+        created = [
+            namespace(self, role, value)
+            for role, value in (
+                ("mlflow", spaces.mlflow),
+                ("serving", spaces.serving),
+                ("monitoring", spaces.monitoring),
+            )
+        ]
+        # KFP creates (and owns) its fixed `kubeflow` namespace in cluster-scoped-resources.
+        in_namespaces = pulumi.ResourceOptions.merge(on_cluster, pulumi.ResourceOptions(depends_on=created))
+        seed = settings.secrets.secret_seed.get_secret_value()
+        grafana_password = (
+            settings.secrets.grafana_admin_password.get_secret_value()
+            if settings.secrets.grafana_admin_password
+            else derive_credential(seed, "grafana-admin-password")
+        )
+        tracking_uri = f"http://mlflow.{spaces.mlflow}.svc.cluster.local:5000"
+        monitoring = Monitoring(
+            f"{name}-monitoring",
+            MonitoringArgs(
+                settings=settings.monitoring,
+                namespace=spaces.monitoring,
+                grafana_password=grafana_password,
+                models=settings.models,
+                tracking_uri=tracking_uri,
+                mlflow_username=settings.mlflow.auth.admin_username,
+                mlflow_password=secrets.admin_password,
+                mlflow_namespace=spaces.mlflow,
+                serving_namespace=spaces.serving,
+                kfp_namespace=settings.kfp.namespace,
+            ),
+            in_namespaces,
+        )
+        mlflow = MlflowServer(
+            f"{name}-mlflow",
+            MlflowServerArgs(
+                settings=settings.mlflow,
+                namespace=spaces.mlflow,
+                credentials=secrets,
+                client_namespaces=(settings.kfp.namespace, spaces.serving, spaces.monitoring),
+                monitoring_namespace=spaces.monitoring,
+                monitoring_release=monitoring.release,
+            ),
+            in_namespaces,
+        )
+        store = settings.mlflow.artifact_store
+        endpoint = (
+            f"seaweedfs.{spaces.mlflow}.svc.cluster.local:8333"
+            if store.mode is ArtifactStoreMode.BUNDLED
+            else str(store.endpoint).split("://", 1)[-1]
+        )
+        pipelines = KubeflowPipelines(
+            f"{name}-pipelines",
+            KubeflowPipelinesArgs(
+                settings=settings.kfp,
+                store_endpoint=endpoint,
+                bucket=store.bucket,
+                store_access_key_id=secrets.store_access_key_id,
+                store_secret_access_key=secrets.store_secret_access_key,
+                tracking_uri=mlflow.tracking_uri,
+            ),
+            in_namespaces,
+        )
+        store_url = f"http://{endpoint}" if store.mode is ArtifactStoreMode.BUNDLED else str(store.endpoint)
+        serving = SeldonServing(
+            f"{name}-serving",
+            SeldonServingArgs(
+                settings=settings.seldon,
+                namespace=spaces.serving,
+                store_endpoint=store_url,
+                store_access_key_id=secrets.store_access_key_id,
+                store_secret_access_key=secrets.store_secret_access_key,
+                allow_load_balancer=settings.allow_load_balancer,
+                monitoring_release=monitoring.release,
+                ingress_namespaces=(settings.kfp.namespace, spaces.monitoring),
+            ),
+            in_namespaces,
+        )
+        # Models are the hot path (1,000+): a shared options object, 2 resources each (see model.py).
+        model_opts = pulumi.ResourceOptions(parent=self)
+        model_dependencies = tuple(serving.ready)
+        for model in settings.models:
+            ModelDeployment(
+                f"{name}-model-{model.name}",
+                ModelDeploymentArgs(model, spaces.serving, RCLONE_SECRET, model_dependencies),
+                model_opts,
+            )
+        self.tracking_uri = mlflow.tracking_uri
+        self.pipelines_url = pipelines.api_url
+        self.inference_url = serving.inference_url
+        self.grafana_url = monitoring.grafana_url
+        self.prometheus_url = monitoring.prometheus_url
+        self.models = pulumi.Output.from_input([model.name for model in settings.models])
+        self.register_outputs(
+            {
+                "tracking_uri": self.tracking_uri,
+                "pipelines_url": self.pipelines_url,
+                "inference_url": self.inference_url,
+                "grafana_url": self.grafana_url,
+                "prometheus_url": self.prometheus_url,
+                "models": self.models,
+            }
+        )

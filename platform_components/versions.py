@@ -1,0 +1,262 @@
+"""One table of every upstream chart, manifest ref and image the platform installs: version, licence, why.
+
+Images are pinned by tag. Digests cannot be fetched on the machines that build this repository (no registry
+access), so ``digest`` is empty; an air-gapped install mirrors ``mlops render``'s ``images.txt`` and may pin
+digests at mirror time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Kind(StrEnum):
+    CHART = "chart"
+    MANIFEST = "manifest"
+    IMAGE = "image"
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """One pinned upstream artefact.
+
+    Attributes:
+        name: our key for it (``seldon-core-v2-crds``, ``mlflow``).
+        kind: chart | manifest | image.
+        version: the pinned chart version, git ref or image tag.
+        repository: Helm repository URL, git URL of the kustomize base, or image repository.
+        licence: SPDX identifier (or "BSL-1.1").
+        why: why this one and this version; says so when a version was not verifiable offline.
+        chart: chart name inside the Helm repository (charts only).
+        path: path inside the git repository (manifests only).
+        digest: image digest when known (empty: see the module docstring).
+    """
+
+    name: str
+    kind: Kind
+    version: str
+    repository: str
+    licence: str
+    why: str
+    chart: str = ""
+    path: str = ""
+    digest: str = ""
+
+    @property
+    def image(self) -> str:
+        """``repository:tag`` (images only)."""
+        if self.kind is not Kind.IMAGE:
+            raise ValueError(f"{self.name} is a {self.kind}, not an image")
+        return f"{self.repository}:{self.version}"
+
+    @property
+    def remote_ref(self) -> str:
+        """A kustomize remote target ``<repo>/<path>?ref=<version>`` (manifests only)."""
+        if self.kind is not Kind.MANIFEST:
+            raise ValueError(f"{self.name} is a {self.kind}, not a manifest")
+        return f"{self.repository}/{self.path}?ref={self.version}"
+
+
+SELDON_HELM_REPOSITORY = "https://seldonio.github.io/helm-charts/"
+SELDON_VERSION = "2.10.0"
+_SELDON_WHY = (
+    "Seldon Core 2 is the serving backend the users asked for. BSL 1.1 since 2.7.0: production use needs a "
+    "commercial licence from Seldon (each version turns Apache-2.0 four years after release). 2.10.0 is "
+    "the newest "
+    "minor whose upgrade notes (SeldonIO/seldon-core PR #6864, 2025-10) we could read offline; the chart "
+    "version "
+    "itself could not be fetched here, so check it with `helm search repo seldon-charts --versions`."
+)
+
+UPSTREAMS: tuple[Upstream, ...] = (
+    Upstream(
+        "kfp-cluster-scoped-resources",
+        Kind.MANIFEST,
+        "2.17.0",
+        "github.com/kubeflow/pipelines",
+        "Apache-2.0",
+        "KFP standalone, applied first (CRDs incl. applications.app.k8s.io). 2.17.0 is the CVE floor "
+        "(CVE-2026-54745, CVSS 10, frontend /_proxy/ SSRF).",
+        path="manifests/kustomize/cluster-scoped-resources",
+    ),
+    Upstream(
+        "kfp-platform-agnostic",
+        Kind.MANIFEST,
+        "2.17.0",
+        "github.com/kubeflow/pipelines",
+        "Apache-2.0",
+        "KFP standalone overlay for any cloud (env/dev adds the GCP inverse proxy and crashes off GCP, "
+        "kubeflow/pipelines#9546). Bundles Argo Workflows v4.0.5, MySQL 8.4 and SeaweedFS 4.34.",
+        path="manifests/kustomize/env/platform-agnostic",
+    ),
+    Upstream(
+        "seldon-core-v2-crds",
+        Kind.CHART,
+        SELDON_VERSION,
+        SELDON_HELM_REPOSITORY,
+        "BSL-1.1",
+        "Seldon Core 2 CRDs (Model, Server, SeldonRuntime, ...): installed before every Seldon custom "
+        "resource. " + _SELDON_WHY,
+        chart="seldon-core-v2-crds",
+    ),
+    Upstream(
+        "seldon-core-v2-setup",
+        Kind.CHART,
+        SELDON_VERSION,
+        SELDON_HELM_REPOSITORY,
+        "BSL-1.1",
+        "Seldon Core 2 operator (controller manager, SeldonConfig, ServerConfig). " + _SELDON_WHY,
+        chart="seldon-core-v2-setup",
+    ),
+    Upstream(
+        "seldon-core-v2-runtime",
+        Kind.CHART,
+        SELDON_VERSION,
+        SELDON_HELM_REPOSITORY,
+        "BSL-1.1",
+        "SeldonRuntime (scheduler, envoy, model gateway) in the serving namespace; its LoadBalancer "
+        "default is "
+        "overridden to ClusterIP. " + _SELDON_WHY,
+        chart="seldon-core-v2-runtime",
+    ),
+    Upstream(
+        "seldon-core-v2-servers",
+        Kind.CHART,
+        SELDON_VERSION,
+        SELDON_HELM_REPOSITORY,
+        "BSL-1.1",
+        "Default MLServer/Triton Servers, installed with 0 replicas: our own Server CRs are sized from "
+        "settings. " + _SELDON_WHY,
+        chart="seldon-core-v2-servers",
+    ),
+    Upstream(
+        "kube-prometheus-stack",
+        Kind.CHART,
+        "81.6.2",
+        "https://prometheus-community.github.io/helm-charts",
+        "Apache-2.0",
+        "Prometheus Operator, Prometheus, Alertmanager and Grafana (with the dashboard sidecar) in one "
+        "chart; "
+        "81.6.2 was published 2026-02 (seen in a renovate PR); newer 8x.y exist and are not verified here.",
+        chart="kube-prometheus-stack",
+    ),
+    Upstream(
+        "mlflow",
+        Kind.IMAGE,
+        "v3.17.2",
+        "ghcr.io/mlflow/mlflow",
+        "Apache-2.0",
+        (
+            "The official MLflow image; 3.17.x clears the CVE floor 3.17.0 (CVE-2026-115886 SSRF, "
+            "CVE-2026-64849 on CISA KEV). The server needs psycopg2 and boto3 for PostgreSQL and S3: not "
+            "verified offline that this image ships them; if not, set mlops:mlflow.image to a derived image."
+        ),
+    ),
+    Upstream(
+        "mlserver",
+        Kind.IMAGE,
+        "1.7.1",
+        "seldonio/mlserver",
+        "Apache-2.0",
+        "MLServer 1.7.1 (2025-06-06, last release) is the runtime Seldon Core 2 runs; Apache-2.0 for "
+        "every release. "
+        "Mitigations for CVE-2026-109156 (tar slip in environment tarballs): no environment_tarball, "
+        "NetworkPolicy.",
+    ),
+    Upstream(
+        "postgres",
+        Kind.IMAGE,
+        "16.10-bookworm",
+        "docker.io/library/postgres",
+        "PostgreSQL",
+        "MLflow's bundled database from the official image: Bitnami's free versioned images moved to "
+        "bitnamilegacy on 2025-08-28 (bitnami/containers#83267), so no Bitnami image or chart.",
+    ),
+    Upstream(
+        "seaweedfs",
+        Kind.IMAGE,
+        "4.34",
+        "ghcr.io/chrislusf/seaweedfs",
+        "Apache-2.0",
+        "S3-compatible artifact store, the same image and version KFP 2.17.0 bundles. Not MinIO: MinIO is "
+        "AGPL-3.0 and its pinned images aged with open CVEs, which is why KFP moved off it "
+        "(kubeflow/pipelines "
+        "#6431, #7878, PR #11965).",
+    ),
+)
+
+# Images the upstream charts and manifests pull with the values we set; listed so images.txt is complete
+# for an
+# air-gapped mirror. They follow the chart/manifest versions above and were read from upstream sources,
+# not pulled.
+CHART_DEFAULT_IMAGES: dict[str, tuple[str, ...]] = {
+    "seldon-core-v2-setup": tuple(
+        f"docker.io/seldonio/{name}:{SELDON_VERSION}"
+        for name in (
+            "seldonv2-controller",
+            "seldon-scheduler",
+            "seldon-envoy",
+            "seldon-modelgateway",
+            "seldon-agent",
+            "seldon-rclone",
+        )
+    )
+    + ("docker.io/seldonio/mlserver:1.7.1",),
+    "kfp-platform-agnostic": (
+        "ghcr.io/kubeflow/kfp-api-server:2.17.0",
+        "ghcr.io/kubeflow/kfp-frontend:2.17.0",
+        "ghcr.io/kubeflow/kfp-persistence-agent:2.17.0",
+        "ghcr.io/kubeflow/kfp-scheduled-workflow-controller:2.17.0",
+        "ghcr.io/kubeflow/kfp-viewer-crd-controller:2.17.0",
+        "ghcr.io/kubeflow/kfp-visualization-server:2.17.0",
+        "ghcr.io/kubeflow/kfp-metadata-writer:2.17.0",
+        "ghcr.io/kubeflow/kfp-metadata-envoy:2.17.0",
+        "ghcr.io/kubeflow/kfp-driver:2.17.0",
+        "ghcr.io/kubeflow/kfp-launcher:2.17.0",
+        "gcr.io/tfx-oss-public/ml_metadata_store_server:1.14.0",
+        "quay.io/argoproj/workflow-controller:v4.0.5",
+        "quay.io/argoproj/argoexec:v4.0.5",
+        "docker.io/library/mysql:8.4",
+        "ghcr.io/chrislusf/seaweedfs:4.34",
+    ),
+    "kube-prometheus-stack": (
+        "quay.io/prometheus-operator/prometheus-operator",
+        "quay.io/prometheus-operator/prometheus-config-reloader",
+        "quay.io/prometheus/prometheus",
+        "quay.io/prometheus/alertmanager",
+        "registry.k8s.io/kube-state-metrics/kube-state-metrics",
+        "docker.io/grafana/grafana",
+        "quay.io/kiwigrid/k8s-sidecar",
+    ),
+}
+"""Images pulled by upstream charts/manifests with our values (disabled parts left out). KFP's list is
+from the 2.17.0 manifests as read, not from a `kustomize build` (impossible offline here).
+kube-prometheus-stack's images follow its chart version and are listed without a tag: ``helm template`` with
+the pinned chart prints the tags (also impossible offline here)."""
+
+# Floors from shared/research/security.md; tests/test_versions.py keeps the table above them.
+FLOORS: dict[str, tuple[int, ...]] = {
+    "mlflow": (3, 17, 0),
+    "kfp-platform-agnostic": (2, 17, 0),
+    "kfp-cluster-scoped-resources": (2, 17, 0),
+    "mlserver": (1, 7, 1),
+}
+
+
+def get(name: str) -> Upstream:
+    """The pinned entry called ``name``.
+
+    Raises:
+        KeyError: naming the unknown entry and the known ones.
+    """
+    for upstream in UPSTREAMS:
+        if upstream.name == name:
+            return upstream
+    raise KeyError(f"no upstream called {name!r}; known: {', '.join(u.name for u in UPSTREAMS)}")
+
+
+def version_tuple(version: str) -> tuple[int, ...]:
+    """``v3.17.2`` or ``3.17.2-bookworm`` -> ``(3, 17, 2)`` for floor comparisons."""
+    core = version.lstrip("v").split("-", 1)[0]
+    return tuple(int(part) for part in core.split(".") if part.isdigit())

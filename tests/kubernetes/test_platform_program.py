@@ -1,0 +1,352 @@
+"""The Pulumi program under mocks: structure, ordering, security defaults, no plaintext secrets."""
+
+# Fixtures come from pulumi_fixtures (see its docstring); pytest resolves them by parameter name.
+# ruff: noqa: F811
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from typing import Any
+
+import pulumi
+import pytest
+from pulumi_fixtures import SEED, config_for, dev_render, model, pulumi_mocks, render_program  # noqa: F401
+
+from platform_components.kubernetes.model import ModelDeployment, ModelDeploymentArgs
+from platform_components.kubernetes.naming import derive_credential
+from platform_components.kubernetes.platform import credentials
+from platform_components.render import clean, kubernetes_objects, placeholder_secret, releases
+from platform_components.settings import ModelDeploymentSettings, load_platform_settings
+
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob"}
+
+
+def pod_spec(obj: dict[str, Any]) -> dict[str, Any] | None:
+    spec = obj.get("spec", {})
+    if obj["kind"] == "CronJob":
+        return spec["jobTemplate"]["spec"]["template"]["spec"]
+    if obj["kind"] in WORKLOAD_KINDS:
+        return spec["template"]["spec"]
+    return None
+
+
+def test_no_object_appears_twice(dev_render: Any) -> None:
+    objects = kubernetes_objects(dev_render.resources)
+    keys = Counter(
+        (o["apiVersion"], o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"]) for o in objects
+    )
+    assert objects, "the program registered no Kubernetes objects"
+    assert [key for key, count in keys.items() if count > 1] == []
+
+
+def test_every_resource_is_a_child_of_the_platform(dev_render: Any) -> None:
+    # Mock URNs carry the immediate parent's type: "<parent type>$<type>".
+    top_level = [r for r in dev_render.resources if r.parent_type in (None, "pulumi:pulumi:Stack")]
+    assert [r.type for r in top_level] == ["mlops:platform:MlopsPlatform"]
+    components = {r.type for r in dev_render.resources if r.type.startswith("mlops:platform:")}
+    assert components == {
+        f"mlops:platform:{kind}"
+        for kind in (
+            "MlopsPlatform",
+            "Cluster",
+            "MlflowServer",
+            "KubeflowPipelines",
+            "SeldonServing",
+            "Monitoring",
+            "ModelDeployment",
+        )
+    }
+    for resource in dev_render.resources:
+        if resource not in top_level:
+            assert resource.parent_type in components, resource.urn
+
+
+def test_names_are_unique_valid_and_short(dev_render: Any) -> None:
+    objects = kubernetes_objects(dev_render.resources)
+    for obj in objects:
+        name = obj["metadata"]["name"]
+        assert len(name) <= 63 and DNS_LABEL.match(name), name
+    pulumi_names = [r.name for r in dev_render.resources]
+    assert len(pulumi_names) == len(set(pulumi_names))
+    assert all(len(name) <= 63 for name in pulumi_names)
+
+
+def test_every_pod_template_is_restricted_with_requests_limits_and_probes(dev_render: Any) -> None:
+    objects = kubernetes_objects(dev_render.resources)
+    workloads = [o for o in objects if pod_spec(o) is not None]
+    assert {o["kind"] for o in workloads} >= {"Deployment", "StatefulSet", "Job"}
+    for obj in workloads:
+        spec = pod_spec(obj)
+        assert spec is not None
+        where = f"{obj['kind']}/{obj['metadata']['name']}"
+        assert spec["securityContext"]["runAsNonRoot"] is True, where
+        assert spec["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault", where
+        assert spec["automountServiceAccountToken"] is False, where
+        assert spec["serviceAccountName"] not in ("", "default"), where
+        for volume in spec.get("volumes", []):
+            assert set(volume) - {"name"} <= {"emptyDir", "secret", "configMap", "persistentVolumeClaim"}, (
+                where
+            )
+        for container in spec["containers"] + spec.get("initContainers", []):
+            context = container["securityContext"]
+            assert context["allowPrivilegeEscalation"] is False, where
+            assert context["readOnlyRootFilesystem"] is True, where
+            assert context["capabilities"] == {"drop": ["ALL"]}, where
+            assert context["runAsUser"] > 0, where
+            assert set(container["resources"]["requests"]) == {"cpu", "memory"}, where
+            assert set(container["resources"]["limits"]) == {"cpu", "memory"}, where
+            assert ":" in container["image"] and not container["image"].endswith(":latest"), where
+            if obj["kind"] in ("Deployment", "StatefulSet"):  # long-running servers; Jobs run to completion
+                assert {"readinessProbe", "livenessProbe"} <= set(container), where
+
+
+def test_no_secret_value_appears_in_plain_text(dev_render: Any) -> None:
+    settings = load_platform_settings(
+        {
+            "mlops:secret_seed": placeholder_secret("mlops:secret_seed"),
+            "mlops:models": [model("credit-default")],
+        }
+    )
+    generated = credentials(settings)
+    secret_values = [
+        placeholder_secret("mlops:secret_seed"),
+        generated.admin_password,
+        generated.flask_secret_key,
+        generated.database_password,
+        generated.store_access_key_id,
+        generated.store_secret_access_key,
+        derive_credential(placeholder_secret("mlops:secret_seed"), "grafana-admin-password"),
+    ]
+    everything = json.dumps([clean(r.inputs) for r in dev_render.resources]) + json.dumps(dev_render.outputs)
+    for value in secret_values:
+        assert value not in everything
+    secrets = [o for o in kubernetes_objects(dev_render.resources) if o["kind"] == "Secret"]
+    assert len(secrets) >= 5
+    for secret in secrets:
+        assert set(secret["stringData"].values()) == {"<redacted>"}, secret["metadata"]["name"]
+    # The unredacted values really are the generated ones: the redaction is not hiding an empty Secret.
+    raw = json.dumps([clean(r.inputs, redact=False) for r in dev_render.resources])
+    assert generated.admin_password in raw
+
+
+def test_no_password_in_env_values_or_config_maps(dev_render: Any) -> None:
+    for obj in kubernetes_objects(dev_render.resources, redact=False):
+        if obj["kind"] == "ConfigMap":
+            assert "password" not in json.dumps(obj.get("data", {})).lower(), obj["metadata"]["name"]
+        spec = pod_spec(obj)
+        for container in (spec or {}).get("containers", []):
+            for variable in container.get("env", []):
+                if re.search("PASSWORD|SECRET|KEY_ID|STORE_URI", variable["name"]):
+                    assert "valueFrom" in variable, (obj["metadata"]["name"], variable["name"])
+
+
+def test_services_are_cluster_ip_and_seldon_load_balancer_is_overridden(dev_render: Any) -> None:
+    services = [o for o in kubernetes_objects(dev_render.resources) if o["kind"] == "Service"]
+    assert services and all(service["spec"]["type"] == "ClusterIP" for service in services)
+    runtime = next(r for r in releases(dev_render.resources) if r["chart"] == "seldon-core-v2-runtime")
+    assert runtime["values"]["envoy"]["serviceType"] == "ClusterIP"
+    assert runtime["values"]["scheduler"]["serviceType"] == "ClusterIP"
+
+
+def test_load_balancer_only_when_asked(render_program: Any) -> None:
+    result = render_program(config_for(allow_load_balancer="true"))
+    runtime = next(r for r in releases(result.resources) if r["chart"] == "seldon-core-v2-runtime")
+    assert runtime["values"]["envoy"]["serviceType"] == "LoadBalancer"
+
+
+def test_custom_resources_depend_on_the_release_installing_their_crds(dev_render: Any) -> None:
+    crd_release = {
+        "mlops.seldon.io": "mlops-serving-crds",
+        "monitoring.coreos.com": "mlops-monitoring-kube-prometheus-stack",
+    }
+    checked = 0
+    for resource in dev_render.resources:
+        group = resource.type.split(":")[1].split("/")[0]
+        if group in crd_release:
+            names = [urn.rsplit("::", 1)[1] for urn in resource.dependencies]
+            assert crd_release[group] in names, (resource.name, names)
+            checked += 1
+    assert checked >= 5
+
+
+def test_kfp_cluster_scoped_resources_come_before_the_overlay(dev_render: Any) -> None:
+    refs = {r["resource"]: r for r in releases(dev_render.resources) if r["kind"] == "kustomize"}
+    assert refs["mlops-pipelines-cluster-scoped"]["directory"].endswith("cluster-scoped-resources?ref=2.17.0")
+    assert refs["mlops-pipelines-platform-agnostic"]["directory"].endswith("env/platform-agnostic?ref=2.17.0")
+    overlay = next(r for r in dev_render.resources if r.name == "mlops-pipelines-platform-agnostic")
+    assert any(urn.endswith("::mlops-pipelines-cluster-scoped") for urn in overlay.dependencies)
+
+
+def test_namespaces_enforce_restricted_and_deny_by_default(dev_render: Any) -> None:
+    objects = kubernetes_objects(dev_render.resources)
+    namespaces = [o for o in objects if o["kind"] == "Namespace"]
+    assert {n["metadata"]["name"] for n in namespaces} == {"mlflow", "seldon", "monitoring"}
+    for namespace in namespaces:
+        assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+        deny = [
+            o
+            for o in objects
+            if o["kind"] == "NetworkPolicy"
+            and o["metadata"]["name"] == "default-deny"
+            and o["metadata"]["namespace"] == namespace["metadata"]["name"]
+        ]
+        assert deny and deny[0]["spec"] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
+        limits = [
+            o
+            for o in objects
+            if o["kind"] == "LimitRange" and o["metadata"]["namespace"] == namespace["metadata"]["name"]
+        ]
+        assert limits and limits[0]["spec"]["limits"][0]["default"]["memory"]
+
+
+def test_each_model_adds_at_most_three_resources(render_program: Any) -> None:
+    ten = render_program(config_for(models=[model(f"m-{i}") for i in range(10)]))
+    twenty = render_program(config_for(models=[model(f"m-{i}") for i in range(20)]))
+    per_model = (len(twenty.resources) - len(ten.resources)) / 10
+    assert per_model <= 3
+    served = [o for o in kubernetes_objects(twenty.resources) if o["kind"] == "Model"]
+    assert sorted(o["metadata"]["name"] for o in served) == sorted(f"m-{i}" for i in range(20))
+    assert served[0]["spec"]["requirements"] == ["mlflow"]
+    assert served[0]["spec"]["storageUri"].startswith("s3://")
+
+
+def test_model_rules_and_dashboards_are_sharded(render_program: Any) -> None:
+    config = config_for(
+        models=[model(f"m-{i}") for i in range(7)],
+        monitoring={"rules_per_object": 3, "grafana": {"dashboards_per_config_map": 4}},
+    )
+    objects = kubernetes_objects(render_program(config).resources)
+    rules = [
+        o for o in objects if o["kind"] == "PrometheusRule" and o["metadata"]["name"].startswith("model-")
+    ]
+    assert [len(r["spec"]["groups"]) for r in rules] == [3, 3, 1]
+    alerts = {rule["alert"] for group in rules[0]["spec"]["groups"] for rule in group["rules"]}
+    assert alerts == {
+        "ModelErrorRateHigh",
+        "ModelLatencyHigh",
+        "ModelFeatureDrift",
+        "ModelFeaturePsiHigh",
+        "ModelAccuracyLow",
+    }
+    dashboards = [
+        o for o in objects if o["kind"] == "ConfigMap" and o["metadata"]["name"].startswith("model-dash")
+    ]
+    assert [len(d["data"]) for d in dashboards] == [4, 3]
+    assert all(d["metadata"]["labels"]["grafana_dashboard"] == "1" for d in dashboards)
+
+
+def test_thresholds_reach_the_alert_expressions(render_program: Any) -> None:
+    config = config_for(models=[model("credit", thresholds={"min_accuracy": 0.83, "max_error_rate": 0.02})])
+    objects = kubernetes_objects(render_program(config).resources)
+    rule = next(
+        o for o in objects if o["kind"] == "PrometheusRule" and o["metadata"]["name"] == "model-rules-000"
+    )
+    expressions = {r["alert"]: r["expr"] for r in rule["spec"]["groups"][0]["rules"]}
+    assert expressions["ModelAccuracyLow"].endswith("< 0.83")
+    assert expressions["ModelErrorRateHigh"].endswith("> 0.02")
+
+
+def test_external_database_and_store_use_configured_secrets(render_program: Any) -> None:
+    config = config_for(
+        mlflow={
+            "database": {"mode": "external"},
+            "artifact_store": {"mode": "external", "endpoint": "https://s3.example.com", "bucket": "acme"},
+        },
+        mlflow_database_url="postgresql+psycopg2://u:p4ss-word-xyz@db.example.com:5432/mlflow",
+        artifact_store_access_key_id="AKIAEXAMPLE000",
+        artifact_store_secret_access_key="very-secret-store-key",
+    )
+    secret_keys = (
+        "mlops:secret_seed",
+        "mlops:mlflow_database_url",
+        "mlops:artifact_store_access_key_id",
+        "mlops:artifact_store_secret_access_key",
+    )
+    result = render_program(config, secret_keys)
+    objects = kubernetes_objects(result.resources)
+    kinds = {(o["kind"], o["metadata"]["name"]) for o in objects}
+    assert ("StatefulSet", "postgres") not in kinds and ("StatefulSet", "seaweedfs") not in kinds
+    text = json.dumps([clean(r.inputs) for r in result.resources])
+    assert (
+        "p4ss-word-xyz" not in text and "very-secret-store-key" not in text and "AKIAEXAMPLE000" not in text
+    )
+    raw = json.dumps([clean(r.inputs, redact=False) for r in result.resources])
+    assert "very-secret-store-key" in raw
+
+
+def test_a_secret_in_plain_text_config_is_refused(render_program: Any) -> None:
+    from platform_components.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"mlops:secret_seed: is a secret but was given in plain text"):
+        render_program(config_for(), secret_keys=())
+
+
+def test_settings_errors_name_the_key_under_the_program(render_program: Any) -> None:
+    from platform_components.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"mlops:mlflow\.replicas: .*got 'many'"):
+        render_program(config_for(mlflow={"replicas": "many"}))
+
+
+def test_model_deployment_component_registers_a_seldon_model(pulumi_mocks: Any) -> None:
+    settings = ModelDeploymentSettings(
+        name="credit-default",
+        registered_model="credit-default",
+        version="3",
+        storage_uri="s3://mlflow-artifacts/1/models/m-1/artifacts",
+    )
+
+    paths: list[str] = []
+
+    @pulumi.runtime.test
+    def build() -> pulumi.Output[Any]:
+        deployment = ModelDeployment("credit", ModelDeploymentArgs(settings, "seldon", "rclone"))
+        paths.append(deployment.inference_path)
+        return deployment.urn  # the decorator awaits this and every outstanding registration
+
+    build()
+    assert paths == ["/v2/models/credit-default/infer"]
+    kinds = sorted(args.typ for args in pulumi_mocks.resources)
+    assert kinds == ["kubernetes:mlops.seldon.io/v1alpha1:Model", "mlops:platform:ModelDeployment"]
+    model_args = next(a for a in pulumi_mocks.resources if a.typ.endswith(":Model"))
+    assert model_args.inputs["spec"]["secretName"] == "rclone"
+    assert model_args.inputs["spec"]["requirements"] == ["mlflow"]
+    assert model_args.inputs["metadata"]["labels"]["mlops.platform/version"] == "3"
+
+
+def test_unhandled_invokes_fail_loudly(render_program: Any) -> None:
+    def program_with_invoke() -> None:
+        pulumi.runtime.invoke("kubernetes:yaml:decode", {"text": "kind: ConfigMap"})
+
+    with pytest.raises(Exception, match="does not handle the invoke 'kubernetes:yaml:decode'"):
+        render_program(config_for(), program=program_with_invoke)
+
+
+def test_the_same_seed_gives_the_same_credentials_and_a_new_seed_rotates_them() -> None:
+    first = credentials(load_platform_settings({"mlops:secret_seed": SEED}))
+    again = credentials(load_platform_settings({"mlops:secret_seed": SEED}))
+    rotated = credentials(load_platform_settings({"mlops:secret_seed": SEED + "-rotated"}))
+    assert first == again
+    assert first.admin_password != rotated.admin_password
+    assert len(first.admin_password) == 32 and first.admin_password != first.database_password
+
+
+def test_settings_are_read_from_the_engine_environment_as_in_pulumi_up(
+    render_program: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`pulumi up` hands config to the language host as PULUMI_CONFIG / PULUMI_CONFIG_SECRET_KEYS."""
+    from platform_components.settings import read_pulumi_config
+
+    monkeypatch.setenv(
+        "PULUMI_CONFIG", json.dumps({"mlops:secret_seed": SEED, "mlops:mlflow": '{"replicas": 3}'})
+    )
+    monkeypatch.setenv("PULUMI_CONFIG_SECRET_KEYS", json.dumps(["mlops:secret_seed"]))
+    seen: list[Any] = []
+    render_program({}, (), program=lambda: seen.append(read_pulumi_config()))
+    assert seen[0].mlflow.replicas == 3
+    monkeypatch.setenv("PULUMI_CONFIG_SECRET_KEYS", "[]")
+    with pytest.raises(Exception, match=r"mlops:secret_seed: is a secret but was given in plain text"):
+        render_program({}, (), program=read_pulumi_config)
