@@ -1,0 +1,1 @@
+"""Sample projects built on the platform's public contract; each has its own README."""

@@ -1,0 +1,59 @@
+"""The credit-default pipeline compiles to the reviewed IR YAML, byte for byte.
+
+The golden file changes only on purpose: ``MLOPS_UPDATE_GOLDEN=1 pytest -k golden`` (or ``make golden``)
+rewrites it; review the diff like code, since it is exactly what a cluster will run.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import yaml
+
+from examples.credit_default import components
+from examples.credit_default.pipeline import credit_default_pipeline
+from platform_components.pipelines import compile_pipeline
+
+GOLDEN = Path(__file__).parent / "golden" / "credit_default_pipeline.yaml"
+
+
+def normalise(text: str) -> str:
+    """Drop what changes without the pipeline changing: the SDK version that compiled it."""
+    return re.sub(r"^sdkVersion: kfp-\S+$", "sdkVersion: kfp-<normalised>", text, flags=re.MULTILINE)
+
+
+def test_pipeline_compiles_to_the_golden_ir(tmp_path: Path) -> None:
+    compiled = normalise(compile_pipeline(credit_default_pipeline, tmp_path / "pipeline.yaml").read_text())
+    if os.environ.get("MLOPS_UPDATE_GOLDEN") == "1":
+        GOLDEN.parent.mkdir(parents=True, exist_ok=True)
+        GOLDEN.write_text(compiled)
+    assert GOLDEN.is_file(), f"{GOLDEN} is missing: run MLOPS_UPDATE_GOLDEN=1 pytest -k golden"
+    assert compiled == GOLDEN.read_text(), (
+        "the compiled pipeline differs from the golden IR; if the change is intended, run "
+        "MLOPS_UPDATE_GOLDEN=1 pytest -k golden and review the diff"
+    )
+
+
+def test_golden_pipeline_runs_every_step_in_the_project_image_without_installing() -> None:
+    spec = yaml.safe_load(GOLDEN.read_text())
+    executors = spec["deploymentSpec"]["executors"]
+    assert {name.removeprefix("exec-") for name in executors} == {
+        "prepare-data",
+        "train-model",
+        "evaluate-models",
+        "register-model",
+        "promote-model",
+    }
+    for name, executor in executors.items():
+        container = executor["container"]
+        assert container["image"] == components.BASE_IMAGE, name
+        # No pip install at run time: the image holds pinned dependencies, and clusters may have no internet.
+        assert "pip install" not in " ".join(container["command"]), name
+    inputs = spec["root"]["inputDefinitions"]["parameters"]
+    assert inputs["promotion_margin"]["defaultValue"] == 0.01
+    assert inputs["model_name"]["defaultValue"] == "credit-default"
+    assert "defaultValue" not in inputs["tracking_uri"]  # required: the caller names its MLflow
+    dag_tasks = spec["root"]["dag"]["tasks"]
+    assert dag_tasks["promote-model"]["dependentTasks"] == ["evaluate-models", "register-model"]

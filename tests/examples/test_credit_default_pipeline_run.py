@@ -1,0 +1,322 @@
+"""The credit-default pipeline end to end on kfp.local against a real MLflow server.
+
+Two full local runs (each 15-35 s), kept few on purpose: a first run on generated days (no champion yet)
+and a retrain from a file of recent, labelled, concept-shifted rows (as the monitor starts it). The promotion
+rule's other branches run the promote step's own code in-process against the same server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import mlflow
+import numpy as np
+import pandas as pd
+import psutil
+import pytest
+from conftest import find_free_port
+from kfp.dsl import Metrics
+from sklearn.metrics import roc_auc_score
+from threadpoolctl import threadpool_limits
+
+from examples.credit_default import components
+from examples.credit_default.data import FEATURES, LABEL, generate_range
+from examples.credit_default.pipeline import credit_default_pipeline
+from platform_components.monitoring.profile import ReferenceProfile
+from platform_components.pipelines import LocalRun, PipelineError, run_local
+
+MODEL = "credit-default"
+SERVER_START_TIMEOUT_SECONDS = 90
+ROWS_PER_DAY = 300
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_openmp_thread() -> Iterator[None]:
+    """HistGradientBoosting's OpenMP threads spin-wait; on the shared 2-core machine that costs 10-30x."""
+    with threadpool_limits(limits=1):
+        yield
+
+
+def stop_process_tree(pid: int, timeout: float = 10.0) -> None:
+    """Stop a process and every descendant, by PID (MLflow's server spawns uvicorn/huey children)."""
+    try:
+        parent = psutil.Process(pid)
+    except psutil.NoSuchProcess:
+        return
+    family = [*parent.children(recursive=True), parent]
+    for process in family:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.terminate()
+    _, alive = psutil.wait_procs(family, timeout=timeout)
+    for process in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.kill()
+    psutil.wait_procs(alive, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Start ``mlflow server`` on 127.0.0.1 (SQLite + local artifacts in a temp dir); yield its URI."""
+    state = tmp_path_factory.mktemp("mlflow")
+    port = find_free_port()
+    log_path = state / "server.log"
+    command = [
+        str(Path(sys.executable).parent / "mlflow"),
+        "server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--backend-store-uri",
+        f"sqlite:///{state / 'mlflow.db'}",
+        "--serve-artifacts",
+        "--artifacts-destination",
+        str(state / "artifacts"),
+    ]
+    # Job execution starts extra huey workers (~1.7 GB, slower start) that the tests do not need.
+    environment = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=environment)
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + SERVER_START_TIMEOUT_SECONDS
+        while True:
+            if process.poll() is not None:
+                pytest.fail(
+                    f"mlflow server exited with {process.returncode}:\n{log_path.read_text()[-3000:]}"
+                )
+            try:
+                if httpx.get(f"{uri}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(
+                    f"mlflow server not healthy after {SERVER_START_TIMEOUT_SECONDS} s:\n"
+                    f"{log_path.read_text()[-3000:]}"
+                )
+            time.sleep(0.5)
+        yield uri
+    finally:
+        stop_process_tree(process.pid)
+        process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def tracking(mlflow_server: str) -> Iterator[mlflow.MlflowClient]:
+    """Point this process's MLflow at the test server for the module, then undo it.
+
+    ``mlflow.set_tracking_uri`` also exports MLFLOW_TRACKING_URI; leaving it set would send later tests (and
+    their subprocesses) to a server that no longer exists.
+    """
+    previous_environment = os.environ.get("MLFLOW_TRACKING_URI")
+    mlflow.set_tracking_uri(mlflow_server)
+    try:
+        yield mlflow.MlflowClient(tracking_uri=mlflow_server)
+    finally:
+        mlflow.set_tracking_uri(None)  # back to "not set": also removes MLFLOW_TRACKING_URI
+        if previous_environment is not None:
+            os.environ["MLFLOW_TRACKING_URI"] = previous_environment
+
+
+@pytest.fixture(scope="module")
+def runs_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("pipeline-root")
+
+
+@pytest.fixture(scope="module")
+def first_run(mlflow_server: str, tracking: mlflow.MlflowClient, runs_root: Path) -> LocalRun:
+    return run_local(
+        credit_default_pipeline,
+        {"tracking_uri": mlflow_server, "rows_per_day": ROWS_PER_DAY},
+        pipeline_root=runs_root,
+    )
+
+
+@pytest.fixture(scope="module")
+def shifted_run(
+    first_run: LocalRun, mlflow_server: str, runs_root: Path, tmp_path_factory: pytest.TempPathFactory
+) -> LocalRun:
+    """A retrain as the monitor starts it: recent labelled production rows (concept-shifted) in a file."""
+    recent = generate_range(10, 17, ROWS_PER_DAY, scenario="concept_shift", drift_start_day=7, seed=2)
+    # Joined production rows carry more than features and label; the pipeline ignores extra columns.
+    recent.insert(0, "request_id", [f"req-{index}" for index in range(len(recent))])
+    labelled = tmp_path_factory.mktemp("labelled") / "recent_labelled.csv"
+    recent.to_csv(labelled, index=False)
+    return run_local(
+        credit_default_pipeline,
+        {"tracking_uri": mlflow_server, "training_data_path": str(labelled), "promotion_margin": 0.01},
+        pipeline_root=runs_root,
+    )
+
+
+def holdout_of(run: LocalRun) -> pd.DataFrame:
+    return pd.read_parquet(run.task_outputs["prepare-data"]["holdout"])
+
+
+def test_first_run_registers_version_1_and_makes_it_champion(
+    first_run: LocalRun, tracking: mlflow.MlflowClient
+) -> None:
+    decision = first_run.output
+    assert decision["challenger_version"] == "1"
+    assert decision["champion_version_before"] == ""
+    assert decision["champion_version_after"] == "1"
+    assert decision["promoted"] is True
+    assert decision["champion_metrics"] == {}
+    assert decision["challenger_metrics"]["roc_auc"] > 0.7
+    assert tracking.get_model_version_by_alias(MODEL, "champion").version == "1"
+    assert tracking.get_model_version_by_alias(MODEL, "challenger").version == "1"
+    version = tracking.get_model_version(MODEL, "1")
+    assert version.tags["promotion.decision"] == "promoted"
+    assert version.tags["pipeline_run"].startswith("credit-default-training-")  # the KFP run that made it
+    assert json.loads(version.tags["promotion.evidence"])["champion_version_after"] == "1"
+    assert (
+        first_run.task_outputs["prepare-data"]["train_rows"]
+        + first_run.task_outputs["prepare-data"]["holdout_rows"]
+        == 7 * ROWS_PER_DAY
+    )
+
+
+def test_logged_model_has_signature_example_metrics_and_reference_profile(
+    first_run: LocalRun, tracking: mlflow.MlflowClient
+) -> None:
+    version = tracking.get_model_version(MODEL, "1")
+    info = mlflow.models.get_model_info(f"models:/{MODEL}/1")
+    assert info.signature is not None
+    assert info.signature.inputs.input_names() == list(FEATURES)
+    assert info.saved_input_example_info is not None
+    assert info.flavors["sklearn"]["serialization_format"] == "skops"
+    assert info.flavors["python_function"]["predict_fn"] == "predict_proba"
+    run = tracking.get_run(version.run_id)
+    assert run.data.metrics["holdout_roc_auc"] == pytest.approx(
+        first_run.output["challenger_metrics"]["roc_auc"]
+    )
+    assert {"holdout_accuracy", "holdout_log_loss"} <= set(run.data.metrics)
+    assert run.data.params["classifier"] == "HistGradientBoostingClassifier"
+    profile_text = mlflow.artifacts.load_text(f"runs:/{version.run_id}/monitoring/reference_profile.json")
+    profile = ReferenceProfile.from_json(profile_text)
+    assert set(profile.features) >= set(FEATURES)
+    assert profile.prediction is not None
+
+
+def test_concept_shifted_run_beats_the_champion_on_the_same_holdout_and_is_promoted(
+    shifted_run: LocalRun, tracking: mlflow.MlflowClient
+) -> None:
+    decision = shifted_run.output
+    assert decision["challenger_version"] == "2"
+    assert decision["champion_version_before"] == "1"
+    assert shifted_run.task_outputs["prepare-data"]["source"].startswith("file:")
+    holdout = holdout_of(shifted_run)
+    # Recompute both sides on the run's holdout: the champion was judged on exactly these rows.
+    champion = mlflow.pyfunc.load_model(f"models:/{MODEL}/1")
+    champion_scores = np.asarray(champion.predict(holdout[list(FEATURES)]))[:, 1]
+    assert decision["champion_metrics"]["roc_auc"] == pytest.approx(
+        roc_auc_score(holdout[LABEL], champion_scores)
+    )
+    challenger = mlflow.pyfunc.load_model(f"models:/{MODEL}/2")
+    challenger_scores = np.asarray(challenger.predict(holdout[list(FEATURES)]))[:, 1]
+    assert decision["challenger_metrics"]["roc_auc"] == pytest.approx(
+        roc_auc_score(holdout[LABEL], challenger_scores)
+    )
+    improvement = decision["challenger_metrics"]["roc_auc"] - decision["champion_metrics"]["roc_auc"]
+    assert decision["roc_auc_improvement"] == pytest.approx(improvement)
+    assert improvement > 0.1  # the old model lost the relation; the retrained one learned the new one
+    assert decision["promoted"] is (improvement >= decision["promotion_margin"])
+    assert decision["champion_version_after"] == "2"
+    assert tracking.get_model_version_by_alias(MODEL, "champion").version == "2"
+    assert "Promoted to champion" in tracking.get_model_version(MODEL, "2").description
+
+
+def test_champion_alias_loads_and_predicts_probabilities(shifted_run: LocalRun) -> None:
+    model = mlflow.pyfunc.load_model(f"models:/{MODEL}@champion")
+    rows = generate_range(20, 21, 50, scenario="concept_shift", drift_start_day=7, seed=5)[list(FEATURES)]
+    probabilities = np.asarray(model.predict(rows))
+    assert probabilities.shape == (50, 2)
+    assert np.all((probabilities >= 0) & (probabilities <= 1))
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0)
+
+
+@pytest.fixture
+def promotion_model(
+    shifted_run: LocalRun, tracking: mlflow.MlflowClient, request: pytest.FixtureRequest
+) -> str:
+    """A separate registered model with two versions (copies of v1 and v2) and v1 as champion."""
+    name = f"promotion-{request.node.name[-40:]}".replace("[", "-").replace("]", "")
+    for source_version in ("1", "2"):
+        mlflow.register_model(tracking.get_model_version(MODEL, source_version).source, name)
+    tracking.set_registered_model_alias(name, "champion", "1")
+    return name
+
+
+def promote(name: str, tmp_path: Path, *, challenger_auc: float, champion_auc: float, margin: float) -> dict:
+    """Run the promote step's own code in this process, against the real MLflow server."""
+    return components.promote_model.python_func(
+        tracking_uri=mlflow.get_tracking_uri(),
+        model_name=name,
+        challenger_version="2",
+        challenger_metrics={"roc_auc": challenger_auc, "accuracy": 0.8, "log_loss": 0.4},
+        champion_metrics={"roc_auc": champion_auc, "accuracy": 0.8, "log_loss": 0.4},
+        champion_version="1",
+        promotion_margin=margin,
+        decision_metrics=Metrics(name="decision_metrics", uri=str(tmp_path / "decision_metrics")),
+    )
+
+
+def test_a_challenger_below_the_margin_is_rejected_and_the_champion_stays(
+    promotion_model: str, tracking: mlflow.MlflowClient, tmp_path: Path
+) -> None:
+    decision = promote(promotion_model, tmp_path, challenger_auc=0.805, champion_auc=0.80, margin=0.01)
+    assert decision["promoted"] is False
+    assert decision["champion_version_after"] == "1"
+    assert "improvement +0.0050 is below the margin 0.0100" in decision["reason"]
+    assert tracking.get_model_version_by_alias(promotion_model, "champion").version == "1"
+    version = tracking.get_model_version(promotion_model, "2")
+    assert version.tags["promotion.decision"] == "rejected"
+    assert json.loads(version.tags["promotion.evidence"])["champion_metrics"]["roc_auc"] == 0.80
+    assert version.description.startswith("Not promoted")
+
+
+def test_a_challenger_at_the_margin_is_promoted(
+    promotion_model: str, tracking: mlflow.MlflowClient, tmp_path: Path
+) -> None:
+    decision = promote(promotion_model, tmp_path, challenger_auc=0.8125, champion_auc=0.80, margin=0.0125)
+    assert decision["promoted"] is True
+    assert tracking.get_model_version_by_alias(promotion_model, "champion").version == "2"
+
+
+def test_no_promotion_when_the_champion_moved_during_the_run(
+    promotion_model: str, tracking: mlflow.MlflowClient, tmp_path: Path
+) -> None:
+    mlflow.register_model(tracking.get_model_version(MODEL, "1").source, promotion_model)  # version 3
+    tracking.set_registered_model_alias(promotion_model, "champion", "3")  # another run promoted meanwhile
+    decision = promote(promotion_model, tmp_path, challenger_auc=0.9, champion_auc=0.7, margin=0.01)
+    assert decision["promoted"] is False
+    assert "champion moved from v1 to v3 during this run" in decision["reason"]
+    assert tracking.get_model_version_by_alias(promotion_model, "champion").version == "3"
+
+
+def test_a_training_file_without_the_label_fails_in_prepare_with_the_missing_column(
+    mlflow_server: str, runs_root: Path, tmp_path: Path
+) -> None:
+    unlabelled = tmp_path / "unlabelled.csv"
+    generate_range(0, 1, 20).drop(columns=[LABEL]).to_csv(unlabelled, index=False)
+    with pytest.raises(
+        PipelineError, match=r"failed in step prepare-data: ValueError: .*lacks columns \['default'\]"
+    ):
+        run_local(
+            credit_default_pipeline,
+            {"tracking_uri": mlflow_server, "training_data_path": str(unlabelled)},
+            pipeline_root=runs_root,
+        )
