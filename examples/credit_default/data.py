@@ -20,6 +20,9 @@ Scenarios start at ``drift_start_day`` and ramp linearly to full strength over `
   before the shift loses ranking quality and a model retrained on shifted data recovers it.
 - ``label_prior_shift``: the default rate rises from about 15 % to 40 % while the feature distribution
   within each class stays the same (rows are resampled by class).
+- ``market_downturn``: both at once, as a real downturn arrives: the covariates move as in
+  ``covariate_shift`` and the relation changes as in ``concept_shift``. The features drift (a monitor sees it
+  before any label arrives) and the old model's ranking quality falls once labels come in. The demo uses it.
 - ``broken_feature``: an upstream system breaks: ``annual_income`` arrives in thousands instead of units
   and ``debt_to_income`` arrives missing (NaN) for a growing share of rows; the true default risk is
   unchanged. This is the only scenario that produces NaN.
@@ -44,7 +47,13 @@ CATEGORICAL_FEATURES: tuple[str, ...] = ("home_ownership", "loan_purpose", "empl
 FEATURES: tuple[str, ...] = NUMERIC_FEATURES + CATEGORICAL_FEATURES
 LABEL = "default"
 
-SCENARIOS: tuple[str, ...] = ("covariate_shift", "concept_shift", "label_prior_shift", "broken_feature")
+SCENARIOS: tuple[str, ...] = (
+    "covariate_shift",
+    "concept_shift",
+    "label_prior_shift",
+    "broken_feature",
+    "market_downturn",
+)
 DEFAULT_DRIFT_START_DAY = 7
 DEFAULT_RAMP_DAYS = 3
 
@@ -117,6 +126,9 @@ def generate_day(
         frame = _shift_covariates(frame, scenario_rng, intensity)
         frame[LABEL] = _labels(frame, label_uniform, concept=0.0)
     elif scenario == "concept_shift":
+        frame[LABEL] = _labels(frame, label_uniform, concept=intensity)
+    elif scenario == "market_downturn":
+        frame = _shift_covariates(frame, scenario_rng, intensity)
         frame[LABEL] = _labels(frame, label_uniform, concept=intensity)
     elif scenario == "label_prior_shift":
         frame = _shift_label_prior(frame, label_uniform, scenario_rng, intensity, rows)

@@ -110,7 +110,9 @@ def test_drift_ramps_from_the_start_day_and_never_starts_when_negative() -> None
     assert drift_intensity(100, -1) == 0.0
 
 
-@pytest.mark.parametrize("scenario", [None, "covariate_shift", "concept_shift", "label_prior_shift"])
+@pytest.mark.parametrize(
+    "scenario", [None, "covariate_shift", "concept_shift", "label_prior_shift", "market_downturn"]
+)
 def test_no_missing_values_unless_the_scenario_breaks_a_feature(scenario: str | None) -> None:
     frame = generate_range(0, 12, 200, scenario=scenario, drift_start_day=DRIFT_START)
     assert not frame.isna().any().any()
@@ -176,3 +178,17 @@ def test_bad_arguments_are_named_in_the_error(arguments: dict, message: str) -> 
 def test_an_empty_range_is_refused() -> None:
     with pytest.raises(ValueError, match=r"end_day=3 must be greater than start_day=3"):
         generate_range(3, 3, 10)
+
+
+def test_market_downturn_moves_the_features_and_defeats_an_old_model(day0_model: Pipeline) -> None:
+    base, downturn = shifted(None), shifted("market_downturn")
+    # Visible before any label arrives: the covariates move as in covariate_shift ...
+    assert downturn["annual_income"].median() < 0.8 * base["annual_income"].median()
+    assert downturn["interest_rate"].mean() > base["interest_rate"].mean() + 2.0
+    # ... and the relation changes as in concept_shift, so the old model loses and a retrained one recovers.
+    assert auc(day0_model, downturn) < auc(day0_model, base) - 0.15
+    retrained = fit_model(
+        generate_range(9, 14, 800, scenario="market_downturn", drift_start_day=DRIFT_START, seed=1)
+    )
+    later = generate_range(14, 16, 1000, scenario="market_downturn", drift_start_day=DRIFT_START)
+    assert auc(retrained, later) > auc(day0_model, later) + 0.15
