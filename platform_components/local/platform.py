@@ -391,7 +391,10 @@ class LocalPlatform:
                 metrics_port=settings.serving_metrics_port,
             )
             argv = list(launch.server_command(state.serving_repo))
-            return ProcessSpec(argv=argv, env={"MLFLOW_TRACKING_URI": settings.tracking_uri}, **common)
+            # One OpenMP thread: on a shared 2-core machine a threaded one-row predict of a gradient-boosted
+            # model took p95 138 ms instead of 9 ms (oversubscription); results are identical.
+            env = {"MLFLOW_TRACKING_URI": settings.tracking_uri, "OMP_NUM_THREADS": "1"}
+            return ProcessSpec(argv=argv, env=env, **common)
         service = _import_component("platform_components.monitoring.service", "monitor")
         argv = list(
             service.service_command(

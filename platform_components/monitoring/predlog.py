@@ -197,7 +197,13 @@ class PredictionLog:
         self.directory = Path(directory)
         self.segment_bytes = segment_bytes
         self.retention_bytes = retention_bytes
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards the index, the pending queue and segment bookkeeping
+        self._flush_lock = threading.Lock()  # one thread writes and syncs at a time
+        self._pending: list[tuple[str, bytes, int]] = []  # (request id, line, ticket) not yet written
+        self._pending_ids: dict[str, int] = {}
+        self._enqueued = 0  # last ticket handed out
+        self._durable = 0  # every ticket up to this one is on disk (or failed)
+        self._failed: dict[int, OSError] = {}
         self.directory.mkdir(parents=True, exist_ok=True)
         self._lock_descriptor = self._acquire_writer_lock()
         # request id -> segment sequence, and the ids per segment, so retention can forget them.
@@ -311,6 +317,10 @@ class PredictionLog:
     def append(self, record: PredictionRecord) -> bool:
         """Append one record durably (written and ``fdatasync``'d before returning).
 
+        Concurrent callers share one ``fdatasync`` (group commit): a caller's line is written by whichever
+        thread flushes next, and every caller returns only once its own line is on disk. A concurrent
+        duplicate of a request id still waits until the first copy is durable.
+
         Returns:
             True when written; False (nothing written) when ``record.request_id`` is already in the log.
 
@@ -318,41 +328,92 @@ class PredictionLog:
             PredictionLogError: the log is closed or the write failed (the caller must fail the request).
         """
         line = (record.to_json() + "\n").encode("utf-8")
+        request_id = record.request_id
         with self._lock:
             if self._descriptor is None:
                 raise PredictionLogError(f"prediction log {self.directory} is closed")
-            if record.request_id in self._index:
+            if request_id in self._index:
                 return False
-            if self._size > 0 and self._size + len(line) > self.segment_bytes:
-                self._rotate()
-            self._write_durably(line)
-            self._index[record.request_id] = self._sequence
-            self._segment_ids[self._sequence].append(record.request_id)
-            return True
+            duplicate = request_id in self._pending_ids
+            if duplicate:
+                ticket = self._pending_ids[request_id]
+            else:
+                self._enqueued += 1
+                ticket = self._enqueued
+                self._pending.append((request_id, line, ticket))
+                self._pending_ids[request_id] = ticket
+        self._wait_until_durable(ticket)
+        return not duplicate
 
-    def _write_durably(self, line: bytes) -> None:
-        assert self._descriptor is not None
+    def _wait_until_durable(self, ticket: int) -> None:
+        with self._flush_lock:
+            if self._durable < ticket:
+                self._flush()
+            with self._lock:
+                error = self._failed.pop(ticket, None)
+        if error is not None:
+            raise PredictionLogError(
+                f"could not append to prediction log {self.directory}: {error}; the prediction is not "
+                "acknowledged"
+            ) from error
+
+    def _flush(self) -> None:
+        """Write every pending line and ``fdatasync`` once (caller holds ``_flush_lock``)."""
+        with self._lock:
+            batch, self._pending = self._pending, []
+        if not batch:
+            return
+        placed: list[tuple[str, int]] = []
+        chunk = bytearray()
         start_size = self._size
         try:
-            view = memoryview(line)
-            while view:
-                written = os.write(self._descriptor, view)
-                view = view[written:]
+            for request_id, line, _ in batch:
+                if self._size + len(chunk) > 0 and self._size + len(chunk) + len(line) > self.segment_bytes:
+                    self._write_all(chunk)
+                    chunk = bytearray()
+                    with self._lock:
+                        self._rotate()  # syncs the closed segment
+                    start_size = 0
+                chunk += line
+                placed.append((request_id, self._sequence))
+            self._write_all(chunk)
+            assert self._descriptor is not None
             os.fdatasync(self._descriptor)
         except OSError as error:
-            # Cut a partial line off so the next append starts on a line boundary.
-            try:
-                os.ftruncate(self._descriptor, start_size)
-            except OSError:
-                logger.exception("could not truncate %s after a failed append", self.directory)
-            raise PredictionLogError(
-                f"could not append to prediction log {self.directory}: {error}"
-            ) from error
-        self._size = start_size + len(line)
+            # Cut a partial batch off so the next append starts on a line boundary.
+            if self._descriptor is not None:
+                try:
+                    os.ftruncate(self._descriptor, start_size)
+                    self._size = start_size
+                except OSError:
+                    logger.exception("could not truncate %s after a failed append", self.directory)
+            with self._lock:
+                for request_id, _, ticket in batch:
+                    self._pending_ids.pop(request_id, None)
+                    self._failed[ticket] = error
+                self._durable = batch[-1][2]
+            return
+        with self._lock:
+            for request_id, sequence in placed:
+                self._index[request_id] = sequence
+                self._segment_ids.setdefault(sequence, []).append(request_id)
+            for request_id, _, _ in batch:
+                self._pending_ids.pop(request_id, None)
+            self._segment_sizes[self._sequence] = self._size
+            self._durable = batch[-1][2]
+
+    def _write_all(self, data: bytearray | bytes) -> None:
+        assert self._descriptor is not None
+        view = memoryview(data)
+        while view:
+            written = os.write(self._descriptor, view)
+            view = view[written:]
+            self._size += written
         self._segment_sizes[self._sequence] = self._size
 
     def _rotate(self) -> None:
         assert self._descriptor is not None
+        os.fdatasync(self._descriptor)
         os.close(self._descriptor)
         self._descriptor = None
         self._open_segment(self._sequence + 1)
@@ -383,7 +444,7 @@ class PredictionLog:
 
     def close(self) -> None:
         """Close the active segment and release the writer lock (idempotent)."""
-        with self._lock:
+        with self._flush_lock, self._lock:
             if self._descriptor is not None:
                 os.close(self._descriptor)
                 self._descriptor = None
