@@ -1,0 +1,84 @@
+"""Process-wide state of the serving runtime: the open prediction logs and the Prometheus metrics.
+
+This lives outside ``runtime.py`` on purpose: MLServer re-imports (``importlib.reload``) a model's
+implementation module on every load, which would reset module globals there, opening a second writer
+on the same prediction log and registering the metrics twice.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import Counter, Histogram
+
+from platform_components.monitoring.predlog import PredictionLog
+
+# Few buckets on purpose: <= ~15 series per model version (Prometheus cardinality budget).
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+
+_metrics_lock = threading.Lock()
+_metrics: dict[str, Any] = {}
+
+
+def serving_metrics() -> dict[str, Any]:
+    """The runtime's Prometheus metrics, created once per process (lazily: nothing runs at import)."""
+    with _metrics_lock:
+        if not _metrics:
+            labels = ["model", "version"]
+            _metrics["requests"] = Counter(
+                "mlops_serving_requests_total", "Inference requests answered successfully.", labels
+            )
+            _metrics["rows"] = Counter("mlops_serving_rows_total", "Rows predicted.", labels)
+            _metrics["client_errors"] = Counter(
+                "mlops_serving_client_errors_total", "Requests rejected with a 4xx (validation).", labels
+            )
+            _metrics["server_errors"] = Counter(
+                "mlops_serving_server_errors_total", "Requests that failed inside the model (5xx).", labels
+            )
+            _metrics["log_failures"] = Counter(
+                "mlops_serving_prediction_log_failures_total",
+                "Requests failed because the prediction log could not be written (never silently dropped).",
+                labels,
+            )
+            _metrics["latency"] = Histogram(
+                "mlops_serving_request_duration_seconds",
+                "Validation + prediction + durable log, per request.",
+                labels,
+                buckets=LATENCY_BUCKETS,
+            )
+        return _metrics
+
+
+# One PredictionLog per directory per process: a reload creates a second runtime instance for the same
+# model while the first still serves, and both must share the writer (and its idempotency index).
+_logs_lock = threading.Lock()
+_open_logs: dict[Path, tuple[PredictionLog, int]] = {}
+
+
+def acquire_prediction_log(directory: Path) -> PredictionLog:
+    """The process-wide log for ``directory`` (opened on first use, reference-counted)."""
+    key = Path(directory).resolve()
+    with _logs_lock:
+        if key in _open_logs:
+            log, users = _open_logs[key]
+            _open_logs[key] = (log, users + 1)
+            return log
+        log = PredictionLog(key)
+        _open_logs[key] = (log, 1)
+        return log
+
+
+def release_prediction_log(directory: Path) -> None:
+    """Drop one reference; close the log when the last user is gone."""
+    key = Path(directory).resolve()
+    with _logs_lock:
+        if key not in _open_logs:
+            return
+        log, users = _open_logs[key]
+        if users <= 1:
+            del _open_logs[key]
+            log.close()
+        else:
+            _open_logs[key] = (log, users - 1)
