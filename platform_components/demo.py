@@ -1,0 +1,677 @@
+"""`mlops demo`: the whole loop on the local target, from nothing to a retrained champion.
+
+The demo starts the local platform, trains the example project's first champion with its Kubeflow pipeline
+(``kfp.local``), serves it on MLServer, then simulates days of production traffic with a drift scenario:
+predictions flow through the V2 client, ground-truth labels arrive a day late through the feedback endpoint,
+the monitor checks every day, and the retrain policy decides. When it retrains, the pipeline runs on recent
+labelled production rows, the challenger is compared with the champion on the same holdout, and the champion
+alias moves only when the challenger is better; serving then rolls over to the new version.
+
+Everything runs on real processes; the only simulated thing is the calendar: a "day" is one batch of traffic,
+so windows, cool-down and look-back are set in seconds of the demo's own pace.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import html
+import importlib.util
+import io
+import json
+import logging
+import shutil
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import click
+
+from platform_components.errors import PlatformError
+from platform_components.settings import LocalSettings
+
+logger = logging.getLogger(__name__)
+
+MODEL_NAME = "credit-default"
+DEFAULT_PROJECT = Path("examples/credit_default")
+EVENT_ORDER = ("deploy", "drift", "accuracy", "retrain", "no-promotion", "promotion", "recovered")
+
+
+@dataclass
+class DemoOptions:
+    """What the demo simulates.
+
+    Attributes:
+        state_dir: the local target's state folder (the demo uses its own, wiped at start unless ``resume``).
+        project_dir: the example project (``data.py`` and ``pipeline.py``).
+        scenario: drift scenario of the example's data generator.
+        first_day: first simulated production day (the first champion trains on days before it).
+        days: simulated production days.
+        drift_day: the day the scenario starts.
+        ramp_days: days the scenario takes to reach full strength (a downturn arrives fast).
+        rows_per_day: production rows per day.
+        batch_rows: rows per inference request.
+        label_delay_days: labels of day d arrive on day d + delay.
+        seed: seed of the data generator and the pipeline.
+        keep: leave the platform running at the end.
+        resume: keep the state folder from an earlier run instead of starting clean.
+    """
+
+    state_dir: Path = Path(".mlops/demo")
+    project_dir: Path = DEFAULT_PROJECT
+    scenario: str = "market_downturn"
+    first_day: int = 7
+    days: int = 10
+    drift_day: int = 10
+    ramp_days: int = 1
+    rows_per_day: int = 600
+    batch_rows: int = 10
+    label_delay_days: int = 1
+    seed: int = 0
+    keep: bool = False
+    resume: bool = False
+
+
+@dataclass
+class DayRecord:
+    """What happened on one simulated day."""
+
+    day: int
+    version: str
+    requests: int
+    rows: int
+    labels_submitted: int
+    drift_share: float | None = None
+    drifted_features: list[str] = field(default_factory=list)
+    feature_psi: dict[str, float] = field(default_factory=dict)
+    accuracy: float | None = None
+    roc_auc: float | None = None
+    labelled_rows: int = 0
+    decision: str = "none"
+    reasons: list[str] = field(default_factory=list)
+    outcome: str | None = None
+    seconds: float = 0.0
+
+
+@dataclass
+class Event:
+    """One line of the timeline."""
+
+    day: int
+    kind: str
+    text: str
+
+
+@dataclass
+class DemoResult:
+    """What the demo did and where its time went."""
+
+    days: list[DayRecord]
+    events: list[Event]
+    versions: list[dict[str, Any]]
+    endpoints: dict[str, str]
+    timings: dict[str, float]
+    report_path: str
+    champion_version: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class _Stopwatch:
+    """Accumulates wall time per stage, for "where time goes"."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
+
+
+def _load_module(path: Path, name: str) -> ModuleType:
+    """Import a project file by path: the example is a folder a team copies, not a package of ours."""
+    if not path.is_file():
+        raise PlatformError(
+            f"project file {path} not found; pass --project pointing at examples/credit_default"
+        )
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise PlatformError(f"cannot import {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_demo(options: DemoOptions, *, say: Callable[[str], None] = print) -> DemoResult:
+    """Run the loop; see the module docstring. Returns what happened; writes the HTML report."""
+    from platform_components.local.platform import LocalPlatform
+    from platform_components.monitoring.feedback import FeedbackClient
+    from platform_components.monitoring.policy import PolicyConfig, RetrainController, RetrainRequest
+    from platform_components.monitoring.runner import check_model
+    from platform_components.monitoring.store import MonitorStore
+    from platform_components.pipelines.runner import load_pipeline, run_local
+    from platform_components.serving.client import InferenceClient
+
+    watch = _Stopwatch()
+    project = options.project_dir.resolve()
+    data = _load_module(project / "data.py", "credit_default_demo_data")
+    pipeline = load_pipeline(f"{project / 'pipeline.py'}:credit_default_pipeline")
+    state_dir = options.state_dir.resolve()
+
+    settings = LocalSettings.from_env(state_dir=state_dir)
+    platform = LocalPlatform(settings, progress=lambda line: say(f"  {line}"))
+    if not options.resume and state_dir.exists():
+        with watch.stage("clean state"):
+            say(f"starting clean: stopping anything running in {state_dir} and removing it")
+            platform.down()
+            shutil.rmtree(state_dir)
+
+    say(f"[1/5] starting the local platform in {state_dir}")
+    with watch.stage("platform up"):
+        platform.up()
+    endpoints = platform.endpoints()
+    tracking_uri = endpoints.tracking_uri
+    pipeline_root = state_dir / "pipelines"
+    versions: list[dict[str, Any]] = []
+    days: list[DayRecord] = []
+    events: list[Event] = []
+    current = {"version": ""}
+    # The serving champion's own holdout ROC AUC at training time: "accuracy falling" is measured against it.
+    champion_baseline: dict[str, float | None] = {"roc_auc": None}
+
+    def run_pipeline(arguments: dict[str, Any], why: str) -> dict[str, Any]:
+        with watch.stage("pipeline runs"):
+            run = run_local(
+                pipeline,
+                {"tracking_uri": tracking_uri, "seed": options.seed, **arguments},
+                pipeline_root=pipeline_root,
+            )
+        output = dict(run.output)
+        summary = {
+            "challenger_version": str(output["challenger_version"]),
+            "champion_version": str(output["champion_version_after"]),
+            "promoted": bool(output["promoted"]),
+            "challenger_roc_auc": (output.get("challenger_metrics") or {}).get("roc_auc"),
+            "champion_roc_auc": (output.get("champion_metrics") or {}).get("roc_auc"),
+            "reason": output.get("reason", ""),
+        }
+        summary["why"] = why
+        summary["seconds"] = round(run.duration_seconds, 1)
+        versions.append(summary)
+        return summary
+
+    try:
+        say(
+            "[2/5] training the first champion with the Kubeflow pipeline "
+            f"(kfp.local, days 0-{options.first_day - 1})"
+        )
+        first = run_pipeline(
+            {"train_start_day": 0, "train_end_day": options.first_day, "rows_per_day": options.rows_per_day},
+            why="initial training",
+        )
+        say(
+            f"  registered version {first['challenger_version']}; "
+            f"champion is now version {first['champion_version']}"
+        )
+
+        say(f"[3/5] deploying {MODEL_NAME}@champion on MLServer")
+        with watch.stage("deploys"):
+            deployment = platform.deploy(MODEL_NAME, "champion")
+        current["version"] = deployment.version
+        champion_baseline["roc_auc"] = first["challenger_roc_auc"]
+        events.append(
+            Event(options.first_day, "deploy", f"version {deployment.version} serving at {deployment.url}")
+        )
+
+        store = MonitorStore.for_state_dir(state_dir)
+        today = {"day": options.first_day}
+        drift_seen: dict[str, float | None] = {"since": None}
+        day_started: dict[int, float] = {}
+        labels_due: dict[int, list[tuple[str, list[int]]]] = {}
+
+        def retrain(request: RetrainRequest) -> Mapping[str, Any]:
+            day = today["day"]
+            rows = request.labelled_rows
+            if drift_seen["since"] is not None:
+                # After a detected change, "recent" means since the change: older rows describe a world
+                # that is gone, and mixing them in makes a challenger that fits neither.
+                rows = rows[rows["timestamp"] >= drift_seen["since"]]
+            rows = rows.drop(columns=["timestamp"], errors="ignore")
+            rows = rows.rename(columns={"label": data.LABEL})
+            rows[data.LABEL] = rows[data.LABEL].astype(float).astype(int)
+            path = pipeline_root / f"retrain-{request.decision_id}.csv"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            rows.to_csv(path, index=False)
+            say(f"  retraining on {len(rows)} recent labelled production rows ({', '.join(request.reasons)})")
+            summary = run_pipeline(
+                {"training_data_path": str(path)}, why=f"retrain: {', '.join(request.reasons)}"
+            )
+            events.append(
+                Event(
+                    day,
+                    "retrain",
+                    f"retrain triggered by {', '.join(request.reasons)}; "
+                    f"challenger version {summary['challenger_version']}",
+                )
+            )
+            if summary.get("promoted"):
+                with watch.stage("deploys"):
+                    rolled = platform.deploy(MODEL_NAME, "champion")
+                current["version"] = rolled.version
+                champion_baseline["roc_auc"] = summary["challenger_roc_auc"]
+                events.append(
+                    Event(
+                        day,
+                        "promotion",
+                        f"version {rolled.version} is the new champion "
+                        f"(ROC AUC {summary.get('challenger_roc_auc', float('nan')):.3f} vs "
+                        f"{summary.get('champion_roc_auc', float('nan')):.3f} on the same holdout); "
+                        "serving rolled over",
+                    )
+                )
+                return {"outcome": "promoted", **_plain(summary)}
+            events.append(
+                Event(
+                    day,
+                    "no-promotion",
+                    f"challenger {summary['challenger_version']} was not better by the margin; champion kept",
+                )
+            )
+            return {"outcome": "not_promoted", **_plain(summary)}
+
+        policy = PolicyConfig(
+            drift_share_threshold=0.2,
+            drift_checks_required=3,
+            min_labels=150,
+            performance_metric="roc_auc",
+            max_performance_drop=0.05,
+            max_model_age_seconds=None,
+            cooldown_seconds=0.0,  # one simulated day, set per day below in the demo's own pace
+            drift_lookback_seconds=3600.0,
+        )
+        controller = RetrainController(store, retrain, config=policy)
+
+        say(
+            f"[4/5] simulating {options.days} days of traffic, scenario '{options.scenario}' from day "
+            f"{options.drift_day}; labels arrive {options.label_delay_days} day(s) late"
+        )
+        inference = InferenceClient(endpoints.inference_url)
+        feedback = FeedbackClient(endpoints.monitor_url)
+        seen_drift = seen_drop = False
+        try:
+            for day in range(options.first_day, options.first_day + options.days):
+                started = time.perf_counter()
+                today["day"] = day
+                day_started[day] = time.time()
+                frame = data.generate_day(
+                    day,
+                    options.rows_per_day,
+                    scenario=options.scenario,
+                    drift_start_day=options.drift_day,
+                    ramp_days=options.ramp_days,
+                    seed=options.seed,
+                )
+                features = frame.drop(columns=[data.LABEL])
+                labels = frame[data.LABEL].astype(int).tolist()
+                sent: list[tuple[str, list[int]]] = []
+                with watch.stage("traffic"):
+                    for start in range(0, len(frame), options.batch_rows):
+                        batch = features.iloc[start : start + options.batch_rows]
+                        result = inference.infer(MODEL_NAME, batch)
+                        sent.append((result.request_id, labels[start : start + options.batch_rows]))
+                labels_due.setdefault(day + options.label_delay_days, []).extend(sent)
+                submitted = 0
+                with watch.stage("labels"):
+                    for due_day in sorted(d for d in labels_due if d <= day):
+                        for request_id, request_labels in labels_due.pop(due_day):
+                            submitted += feedback.submit(request_id, request_labels)
+                # The window covers yesterday and today: today's traffic and yesterday's labelled rows.
+                window_start = day_started.get(day - 1, day_started[day])
+                now = time.time()
+                controller.config = _with(policy, cooldown_seconds=_pace(days))
+                controller.training_window_seconds = now - day_started[options.first_day]
+                baseline = champion_baseline["roc_auc"]  # before a retrain may replace the champion
+                record = DayRecord(
+                    day=day,
+                    version=current["version"],
+                    requests=len(sent),
+                    rows=len(frame),
+                    labels_submitted=submitted,
+                )
+                with watch.stage("monitor checks"):
+                    outcome = check_model(
+                        store,
+                        MODEL_NAME,
+                        state_dir=state_dir,
+                        tracking_uri=tracking_uri,
+                        version=current["version"],
+                        window_seconds=now - window_start,
+                        controller=controller,
+                        now=now,
+                    )
+                _fill(record, outcome)
+                record.seconds = round(time.perf_counter() - started, 2)
+                days.append(record)
+                if record.drifted_features and not seen_drift:
+                    seen_drift = True
+                    drift_seen["since"] = day_started[day]
+                    events.append(
+                        Event(
+                            day,
+                            "drift",
+                            f"drift detected on version {record.version}: "
+                            f"{', '.join(record.drifted_features)}",
+                        )
+                    )
+                if (
+                    record.roc_auc is not None
+                    and not seen_drop
+                    and baseline is not None
+                    and record.roc_auc < float(baseline) - policy.max_performance_drop
+                ):
+                    seen_drop = True
+                    events.append(
+                        Event(
+                            day,
+                            "accuracy",
+                            f"ROC AUC fell to {record.roc_auc:.3f} on "
+                            f"{record.labelled_rows} labelled rows (training holdout {float(baseline):.3f})",
+                        )
+                    )
+                say(_day_line(record))
+        finally:
+            inference.close()
+            feedback.close()
+            store.close()
+        baseline = champion_baseline["roc_auc"]
+        recovered = [
+            d
+            for d in days
+            if d.version == current["version"] != days[0].version
+            and d.roc_auc is not None
+            and baseline is not None
+            and d.roc_auc >= float(baseline) - policy.max_performance_drop
+        ]
+        if recovered:
+            events.append(
+                Event(
+                    recovered[0].day,
+                    "recovered",
+                    f"ROC AUC {recovered[0].roc_auc:.3f} on version {recovered[0].version} "
+                    f"(its training holdout: {float(baseline):.3f})",
+                )
+            )
+    finally:
+        if not options.keep:
+            say("[5/5] stopping the local platform (use --keep to leave it running)")
+            with watch.stage("platform down"):
+                platform.down()
+        else:
+            say(
+                "[5/5] leaving the platform running (--keep); stop it with "
+                f"`mlops down --local --state-dir {state_dir}`"
+            )
+
+    # Within a day, the story's order: what was seen, then what was done about it.
+    events.sort(key=lambda event: (event.day, EVENT_ORDER.index(event.kind)))
+    report = state_dir / "reports" / "demo.html"
+    write_report(report, days, events, versions)
+    return DemoResult(
+        days=days,
+        events=events,
+        versions=[_plain(version) for version in versions],
+        endpoints=asdict(endpoints),
+        timings={name: round(seconds, 1) for name, seconds in watch.seconds.items()},
+        report_path=str(report),
+        champion_version=current["version"],
+    )
+
+
+def _with(config: Any, **changes: Any) -> Any:
+    from dataclasses import replace
+
+    return replace(config, **changes)
+
+
+def _pace(days: list[DayRecord]) -> float:
+    """Wall seconds of one simulated day: the median of the days so far without a retrain (at least 1 s)."""
+    import statistics
+
+    plain = [record.seconds for record in days if record.decision != "retrain"]
+    return max(1.0, statistics.median(plain)) if plain else 60.0
+
+
+def _plain(value: Any) -> Any:
+    """JSON-able copy (numpy numbers and paths become plain values)."""
+    return json.loads(
+        json.dumps(value, default=lambda item: item.item() if hasattr(item, "item") else str(item))
+    )
+
+
+def _fill(record: DayRecord, outcome: Any) -> None:
+    result = outcome.result.to_dict()
+    record.drift_share = result.get("drift_share")
+    record.drifted_features = list(result.get("drifted_features") or [])
+    for name, feature in (result.get("features") or {}).items():
+        if feature.get("psi") is not None:
+            record.feature_psi[name] = float(feature["psi"])
+    performance = result.get("performance") or {}
+    record.accuracy = performance.get("accuracy")
+    record.roc_auc = performance.get("roc_auc")
+    record.labelled_rows = int(result.get("labelled_rows") or 0)
+    if outcome.decision is not None:
+        record.decision = outcome.decision.action.value
+        record.reasons = list(outcome.decision.reasons)
+        record.outcome = outcome.decision.blocked_by
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    return "  -  " if value is None else f"{value:.{digits}f}"
+
+
+def _day_line(record: DayRecord) -> str:
+    drifted = ",".join(record.drifted_features[:3]) + ("..." if len(record.drifted_features) > 3 else "")
+    decision = record.decision if not record.reasons else f"{record.decision} ({'+'.join(record.reasons)})"
+    return (
+        f"  day {record.day:>2}  v{record.version:<2} {record.requests:>4} req  "
+        f"{record.labels_submitted:>4} labels  "
+        f"drift {_fmt(record.drift_share, 2)} [{drifted or '-'}]  acc {_fmt(record.accuracy)}  "
+        f"auc {_fmt(record.roc_auc)}  ({record.labelled_rows} labelled)  policy: {decision}"
+    )
+
+
+def _figure_png(draw: Callable[[Any], None], *, width: float = 9, height: float = 3.4) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(width, height))
+    draw(axis)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    plt.close(figure)
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def write_report(
+    path: Path, days: list[DayRecord], events: list[Event], versions: list[dict[str, Any]]
+) -> Path:
+    """A single HTML file with the plots (performance over time, drift per feature) and the timeline."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    day_numbers = [record.day for record in days]
+
+    def performance(axis: Any) -> None:
+        for name in ("roc_auc", "accuracy"):
+            values = [getattr(record, name) for record in days]
+            axis.plot(day_numbers, [float("nan") if v is None else v for v in values], marker="o", label=name)
+        for event in events:
+            if event.kind in {"drift", "promotion"}:
+                axis.axvline(event.day, linestyle="--", color="grey" if event.kind == "drift" else "green")
+                axis.annotate(event.kind, (event.day, axis.get_ylim()[0]), rotation=90, fontsize=8)
+        axis.set_xlabel("day")
+        axis.set_ylabel("on labelled rows")
+        axis.set_title("Performance over time (labels arrive late)")
+        axis.legend(loc="lower left")
+
+    features = sorted({name for record in days for name in record.feature_psi})
+
+    def drift(axis: Any) -> None:
+        import numpy as np
+
+        matrix = np.array([[record.feature_psi.get(name, np.nan) for record in days] for name in features])
+        image = axis.imshow(matrix if matrix.size else np.zeros((1, 1)), aspect="auto", cmap="magma_r")
+        axis.set_yticks(range(len(features)), features, fontsize=8)
+        axis.set_xticks(range(len(days)), day_numbers, fontsize=8)
+        axis.set_xlabel("day")
+        axis.set_title("Drift per feature (PSI against the serving version's reference profile)")
+        axis.figure.colorbar(image, ax=axis)
+
+    plots = [_figure_png(performance), _figure_png(drift, height=max(3.0, 0.3 * len(features) + 1.5))]
+    rows = "".join(
+        f"<tr><td>{r.day}</td><td>{html.escape(r.version)}</td><td>{r.requests}</td><td>{r.labels_submitted}</td>"
+        f"<td>{_fmt(r.drift_share, 2)}</td><td>{html.escape(', '.join(r.drifted_features))}</td>"
+        f"<td>{_fmt(r.accuracy)}</td><td>{_fmt(r.roc_auc)}</td><td>{r.labelled_rows}</td>"
+        f"<td>{html.escape(r.decision)} {html.escape('+'.join(r.reasons))}</td></tr>"
+        for r in days
+    )
+    timeline = "".join(
+        f"<li><b>day {e.day}</b> [{html.escape(e.kind)}] {html.escape(e.text)}</li>" for e in events
+    )
+    version_rows = "".join(
+        f"<tr><td>{html.escape(str(v.get('challenger_version')))}</td><td>{html.escape(str(v.get('why')))}</td>"
+        f"<td>{_fmt(v.get('challenger_roc_auc'))}</td><td>{_fmt(v.get('champion_roc_auc'))}</td>"
+        f"<td>{'yes' if v.get('promoted') else 'no'}</td><td>{v.get('seconds')}</td></tr>"
+        for v in versions
+    )
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>mlops-platform demo</title>
+<style>body{{font-family:sans-serif;max-width:1000px;margin:2em auto}}table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:2px 6px;font-size:13px}}</style></head><body>
+<h1>mlops-platform demo: the loop on the local target</h1>
+<h2>Timeline</h2><ol>{timeline}</ol>
+<img src="data:image/png;base64,{plots[0]}" alt="performance over time">
+<img src="data:image/png;base64,{plots[1]}" alt="drift per feature">
+<h2>Model versions</h2><table><tr><th>version</th><th>why</th><th>challenger ROC AUC</th>
+<th>champion ROC AUC (same holdout)</th><th>promoted</th><th>pipeline s</th></tr>{version_rows}</table>
+<h2>Days</h2><table><tr><th>day</th><th>version</th><th>requests</th><th>labels</th><th>drift share</th>
+<th>drifted features</th><th>accuracy</th><th>ROC AUC</th><th>labelled rows</th><th>policy</th></tr>
+{rows}</table>
+</body></html>"""
+    path.write_text(page, encoding="utf-8")
+    return path
+
+
+def print_summary(result: DemoResult, say: Callable[[str], None] = print) -> None:
+    say("")
+    say("Timeline")
+    for event in result.events:
+        say(f"  day {event.day:>2}  {event.kind:<13} {event.text}")
+    say("")
+    say("Model versions")
+    for version in result.versions:
+        say(
+            f"  v{version.get('challenger_version')}: {version.get('why')}; challenger ROC AUC "
+            f"{_fmt(version.get('challenger_roc_auc'))}, champion {_fmt(version.get('champion_roc_auc'))}, "
+            f"promoted: {'yes' if version.get('promoted') else 'no'}"
+        )
+    say(f"  champion now: version {result.champion_version}")
+    say("")
+    say("Endpoints")
+    say(f"  MLflow UI        {result.endpoints['mlflow_ui_url']}")
+    say(f"  V2 inference     {result.endpoints['inference_url']}/v2/models/{MODEL_NAME}/infer")
+    say(f"  feedback         {result.endpoints['monitor_url']}/v2/feedback")
+    say(f"  metrics          {result.endpoints['monitor_url']}/metrics")
+    say("")
+    say("Where time went (s): " + ", ".join(f"{name} {seconds}" for name, seconds in result.timings.items()))
+    say(f"Report: {result.report_path}")
+
+
+@click.command("demo")
+@click.option(
+    "--state-dir",
+    type=click.Path(path_type=Path),
+    default=DemoOptions.state_dir,
+    show_default=True,
+    help="State folder for the demo's platform (wiped at start unless --resume).",
+)
+@click.option(
+    "--project",
+    "project_dir",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    default=DEFAULT_PROJECT,
+    show_default=True,
+    help="The example project folder.",
+)
+@click.option(
+    "--scenario", default=DemoOptions.scenario, show_default=True, help="Drift scenario of the data."
+)
+@click.option(
+    "--days",
+    type=click.IntRange(3, 60),
+    default=DemoOptions.days,
+    show_default=True,
+    help="Simulated production days.",
+)
+@click.option(
+    "--drift-day",
+    type=int,
+    default=DemoOptions.drift_day,
+    show_default=True,
+    help="Day the drift scenario starts.",
+)
+@click.option(
+    "--rows-per-day",
+    type=click.IntRange(50, 100_000),
+    default=DemoOptions.rows_per_day,
+    show_default=True,
+    help="Production rows per simulated day.",
+)
+@click.option(
+    "--seed", type=click.IntRange(0), default=0, show_default=True, help="Seed of data and training."
+)
+@click.option("--keep", is_flag=True, help="Leave the platform running at the end, for exploring.")
+@click.option("--resume", is_flag=True, help="Keep the state folder from an earlier run.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (progress goes to stderr).")
+def demo_command(
+    state_dir: Path,
+    project_dir: Path,
+    scenario: str,
+    days: int,
+    drift_day: int,
+    rows_per_day: int,
+    seed: int,
+    keep: bool,
+    resume: bool,
+    as_json: bool,
+) -> None:
+    """Run the whole loop on the local target: train, register, deploy, monitor, retrain, promote."""
+    options = DemoOptions(
+        state_dir=state_dir,
+        project_dir=project_dir,
+        scenario=scenario,
+        days=days,
+        drift_day=drift_day,
+        rows_per_day=rows_per_day,
+        seed=seed,
+        keep=keep,
+        resume=resume,
+    )
+    say = (lambda line: click.echo(line, err=True)) if as_json else click.echo
+    started = time.perf_counter()
+    result = run_demo(options, say=say)
+    result.timings["total"] = round(time.perf_counter() - started, 1)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+    else:
+        print_summary(result, say)
