@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import sys
+from collections.abc import Iterator
 
 import pytest
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--run-cluster", action="store_true", help="run tests that need a real Kubernetes cluster")
+    parser.addoption(
+        "--run-cluster", action="store_true", help="run tests that need a real Kubernetes cluster"
+    )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -30,3 +35,36 @@ def find_free_port() -> int:
 @pytest.fixture
 def free_port() -> int:
     return find_free_port()
+
+
+_MLFLOW_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN_ID")
+# What the environment held when the session started: the clean state every test hands on.
+_MLFLOW_BASELINE = {name: os.environ.get(name) for name in _MLFLOW_VARIABLES}
+
+
+@pytest.fixture(autouse=True)
+def isolate_mlflow_globals() -> Iterator[None]:
+    """Hand the next test a clean MLflow: no tracking URI, no active experiment, no open run.
+
+    MLflow keeps the tracking URI and the active experiment in process globals and environment variables. A
+    test (or a module fixture) that calls ``mlflow.set_experiment`` against its own server leaks experiment id
+    1 into every later test talking to another server ("No Experiment with id=1 exists"). A run left open
+    fails the test that left it.
+    """
+    yield
+    fluent = sys.modules.get("mlflow.tracking.fluent")
+    leaked_run = fluent.active_run() if fluent is not None else None
+    if fluent is not None:
+        if leaked_run is not None:
+            fluent.end_run()
+        fluent._active_experiment_id = None
+    uri_module = sys.modules.get("mlflow.tracking._tracking_service.utils")
+    if uri_module is not None and hasattr(uri_module, "_tracking_uri"):
+        uri_module._tracking_uri = None
+    for name, value in _MLFLOW_BASELINE.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    if leaked_run is not None:
+        pytest.fail(f"the test left MLflow run {leaked_run.info.run_id} open; use `with mlflow.start_run():`")
