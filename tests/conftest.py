@@ -42,21 +42,9 @@ _MLFLOW_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPE
 _MLFLOW_BASELINE = {name: os.environ.get(name) for name in _MLFLOW_VARIABLES}
 
 
-@pytest.fixture(autouse=True)
-def isolate_mlflow_globals() -> Iterator[None]:
-    """Hand the next test a clean MLflow: no tracking URI, no active experiment, no open run.
-
-    MLflow keeps the tracking URI and the active experiment in process globals and environment variables. A
-    test (or a module fixture) that calls ``mlflow.set_experiment`` against its own server leaks experiment id
-    1 into every later test talking to another server ("No Experiment with id=1 exists"). A run left open
-    fails the test that left it.
-    """
-    yield
+def _reset_mlflow_globals() -> None:
     fluent = sys.modules.get("mlflow.tracking.fluent")
-    leaked_run = fluent.active_run() if fluent is not None else None
     if fluent is not None:
-        if leaked_run is not None:
-            fluent.end_run()
         fluent._active_experiment_id = None
     uri_module = sys.modules.get("mlflow.tracking._tracking_service.utils")
     if uri_module is not None and hasattr(uri_module, "_tracking_uri"):
@@ -66,5 +54,27 @@ def isolate_mlflow_globals() -> Iterator[None]:
             os.environ.pop(name, None)
         else:
             os.environ[name] = value
+
+
+@pytest.fixture(scope="module", autouse=True)
+def isolate_mlflow_globals() -> Iterator[None]:
+    """Hand the next test module a clean MLflow: no tracking URI, no active experiment.
+
+    MLflow keeps the tracking URI and the active experiment in process globals and environment variables. A
+    module whose fixtures call ``mlflow.set_experiment`` against their own server leak experiment id 1 into
+    every later module talking to another server ("No Experiment with id=1 exists"). Within a module, tests
+    may share what their module fixtures set.
+    """
+    yield
+    _reset_mlflow_globals()
+
+
+@pytest.fixture(autouse=True)
+def no_mlflow_run_left_open() -> Iterator[None]:
+    """A run left open would swallow the next test's logging: end it and fail the test that left it."""
+    yield
+    fluent = sys.modules.get("mlflow.tracking.fluent")
+    leaked_run = fluent.active_run() if fluent is not None else None
     if leaked_run is not None:
+        fluent.end_run()
         pytest.fail(f"the test left MLflow run {leaked_run.info.run_id} open; use `with mlflow.start_run():`")
