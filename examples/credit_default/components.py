@@ -36,9 +36,17 @@ def prepare_data(
     train: Output[Dataset],
     holdout: Output[Dataset],
     holdout_fraction: float = 0.25,
+    tracking_uri: str = "",
 ) -> NamedTuple("PrepareOutputs", [("train_rows", int), ("holdout_rows", int), ("source", str)]):
-    """Load labelled rows (a file, or generated days) and split them into train and holdout by seed."""
+    """Load labelled rows (a file, or generated days) and split them into train and holdout by seed.
+
+    ``training_data_path`` is a local CSV or Parquet file, or an MLflow artifact URI
+    (``runs:/<run_id>/<path>`` or ``mlflow-artifacts:/...``, e.g. the rows the cluster's monitor uploads
+    for a retrain, labels in ``default`` or ``label``), downloaded from ``tracking_uri`` (empty:
+    ``MLFLOW_TRACKING_URI``).
+    """
     import collections
+    import tempfile
     from pathlib import Path
 
     import numpy as np
@@ -55,8 +63,33 @@ def prepare_data(
 
     if not 0.05 <= holdout_fraction <= 0.5:
         raise ValueError(f"holdout_fraction={holdout_fraction} must be between 0.05 and 0.5")
-    if training_data_path:
+    if training_data_path.startswith(("runs:/", "mlflow-artifacts:", "models:/")):
+        import mlflow
+
+        # A pod cannot read the monitor's disk: the rows travel as an MLflow artifact.
+        download_dir = tempfile.mkdtemp(prefix="training-data-")
+        try:
+            local = mlflow.artifacts.download_artifacts(
+                artifact_uri=training_data_path, dst_path=download_dir, tracking_uri=tracking_uri or None
+            )
+        except Exception as error:
+            raise ValueError(
+                f"training_data_path={training_data_path!r} could not be downloaded from MLflow at "
+                f"{tracking_uri or 'MLFLOW_TRACKING_URI'} ({type(error).__name__}: {error}); pass an "
+                "existing artifact URI such as runs:/<run_id>/retrain_data/labelled_rows.csv"
+            ) from None
+        path = Path(local)
+        if path.is_dir():
+            files = sorted(p for p in path.rglob("*") if p.suffix.lower() in (".csv", ".parquet"))
+            if len(files) != 1:
+                raise ValueError(
+                    f"training_data_path={training_data_path!r} is a folder with {len(files)} CSV/Parquet "
+                    "files; point it at one file"
+                )
+            path = files[0]
+    elif training_data_path:
         path = Path(training_data_path)
+    if training_data_path:
         if not path.is_file():
             raise ValueError(
                 f"training_data_path={training_data_path!r} is not a file; pass a CSV or Parquet file with "
@@ -70,6 +103,9 @@ def prepare_data(
             raise ValueError(
                 f"training_data_path={training_data_path!r} has suffix {path.suffix!r}; use .csv or .parquet"
             )
+        if LABEL not in frame.columns and "label" in frame.columns:
+            # The platform's monitor exports production rows with their ground truth as `label`.
+            frame = frame.rename(columns={"label": LABEL})
         missing = [column for column in (*FEATURES, LABEL) if column not in frame.columns]
         if missing:
             raise ValueError(
@@ -81,7 +117,7 @@ def prepare_data(
         if not labels.isin([0, 1, True, False]).all():
             bad = sorted({repr(value) for value in labels[~labels.isin([0, 1, True, False])]})[:5]
             raise ValueError(f"column {LABEL!r} must hold 0 or 1; found {', '.join(bad)}")
-        source = f"file:{path}"
+        source = f"file:{path}" if path == Path(training_data_path) else training_data_path
     else:
         if scenario and scenario not in SCENARIOS:
             raise ValueError(f"scenario={scenario!r} is unknown; use '' or one of {', '.join(SCENARIOS)}")

@@ -51,7 +51,8 @@ def credit_default_pipeline(
         train_end_day: End of the generated days, exclusive.
         rows_per_day: Generated rows per day.
         training_data_path: A CSV or Parquet file of labelled rows (features + ``default``), e.g. recent
-            production rows joined with their labels; empty means generate days instead.
+            production rows joined with their labels, as a local path or an MLflow artifact URI
+            (``runs:/<run_id>/<path>``); empty means generate days instead.
         scenario: Drift scenario for generated days ('' for none; see ``data.SCENARIOS``).
         drift_start_day: Day the scenario starts; -1 means never.
         promotion_margin: Minimum ROC AUC improvement over the champion, on the same holdout, to promote.
@@ -65,6 +66,7 @@ def credit_default_pipeline(
         scenario=scenario,
         drift_start_day=drift_start_day,
         seed=seed,
+        tracking_uri=tracking_uri,
     )
     train = train_model(train=prepare.outputs["train"], seed=seed)
     evaluate = evaluate_models(

@@ -182,7 +182,12 @@ def dashboard(settings: ModelDeploymentSettings) -> dict[str, Any]:
 
 
 def monitor_entry(settings: ModelDeploymentSettings) -> dict[str, Any]:
-    """What the shared monitor CronJob needs to know about one model."""
+    """One entry of the monitor's ``models.json``: served name, registered model, alias, thresholds.
+
+    The service parses it with ``platform_components.monitoring.fleet.MonitoredModel`` (the schema and how
+    each threshold maps onto the check and the retrain policy); tests/monitoring/test_fleet.py feeds the
+    rendered ConfigMap to the service, so the two sides cannot drift apart.
+    """
     return {
         "name": settings.name,
         "registered_model": settings.registered_model,

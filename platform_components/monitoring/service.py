@@ -12,6 +12,13 @@ Endpoints:
   and nothing is stored. An id not yet in the store triggers one ingestion of the prediction log first.
 - ``GET /metrics`` -> Prometheus text from the store: per model (the version of its latest check) at most
   20 series, labels ``{model, version}`` or ``{model}`` only.
+
+Periodic checks (``--check-interval``): with a models file (``--models`` or ``MLOPS_MONITOR_MODELS``, schema
+in ``fleet.py``) every listed model is checked at the version behind its alias, with its own thresholds,
+and the retrain policy is applied; a retrain uploads the labelled rows to MLflow and submits ``--pipeline``
+to ``--kfp-host`` (without ``--kfp-host`` the decision is recorded as "no pipeline runner configured").
+Without a models file every model in the store is checked at its most recently predicted version and no
+policy runs. A bad models file or pipeline stops start-up with exit code 2 and a message naming the field.
 """
 
 # No `from __future__ import annotations` here: FastAPI must see the real `Request` class of the
@@ -19,15 +26,19 @@ Endpoints:
 import argparse
 import json
 import logging
+import os
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from platform_components.monitoring.errors import InvalidInput, MonitoringError
 from platform_components.monitoring.store import MonitorStore
+
+if TYPE_CHECKING:
+    from platform_components.monitoring.fleet import Fleet, MonitoredModel, PipelineTarget
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +78,10 @@ def service_command(
     tracking_uri: str,
     check_interval_seconds: float | None = None,
     window_seconds: float | None = None,
+    models_path: Path | None = None,
+    kfp_host: str | None = None,
+    pipeline: str | None = None,
+    experiment: str | None = None,
 ) -> list[str]:
     """The argv that starts the monitor service (run it with the platform's environment).
 
@@ -77,6 +92,8 @@ def service_command(
         tracking_uri: MLflow, for reference profiles and logging periodic checks.
         check_interval_seconds: run a check of every model this often (None: only on demand).
         window_seconds: window of the periodic checks (default one day).
+        models_path: the models file (default: ``MLOPS_MONITOR_MODELS`` from the environment, if set).
+        kfp_host / pipeline / experiment: where and what the policy's retrains submit.
     """
     argv = [
         sys.executable,
@@ -95,6 +112,14 @@ def service_command(
         argv += ["--check-interval", str(check_interval_seconds)]
     if window_seconds is not None:
         argv += ["--window-seconds", str(window_seconds)]
+    for flag, value in (
+        ("--models", models_path),
+        ("--kfp-host", kfp_host),
+        ("--pipeline", pipeline),
+        ("--experiment", experiment),
+    ):
+        if value is not None:
+            argv += [flag, str(value)]
     return argv
 
 
@@ -199,13 +224,23 @@ def parse_feedback(body: bytes) -> tuple[str, list[Any]]:
 
 
 class _PeriodicChecks:
-    """Background thread: ingest the prediction logs and check every model each interval."""
+    """Background thread: ingest the prediction logs and check every model each interval.
+
+    With a ``Fleet`` (the models file) it checks the listed models and applies their policies; without,
+    every model in the store at its most recently predicted version.
+    """
 
     def __init__(
-        self, store: MonitorStore, state_dir: Path, tracking_uri: str, interval: float, window: float
+        self,
+        store: MonitorStore,
+        state_dir: Path,
+        tracking_uri: str,
+        interval: float,
+        window: float,
+        fleet: "Fleet | None" = None,
     ):
         self.store, self.state_dir, self.tracking_uri = store, state_dir, tracking_uri
-        self.interval, self.window = interval, window
+        self.interval, self.window, self.fleet = interval, window, fleet
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="monitor-checks", daemon=True)
 
@@ -222,6 +257,9 @@ class _PeriodicChecks:
         while not self._stop.wait(self.interval):
             try:
                 self.store.ingest_state_dir(self.state_dir)
+                if self.fleet is not None:
+                    self.fleet.check_all()
+                    continue
                 for model in self.store.models():
                     check_model(
                         self.store,
@@ -240,8 +278,19 @@ def create_app(
     tracking_uri: str | None = None,
     check_interval_seconds: float | None = None,
     window_seconds: float = 24 * 3600.0,
+    models: "Sequence[MonitoredModel] | None" = None,
+    target: "PipelineTarget | None" = None,
 ):
-    """The FastAPI application (one store, one collector registry of its own)."""
+    """The FastAPI application (one store, one collector registry of its own).
+
+    Args:
+        state_dir: the state dir (store, prediction logs).
+        tracking_uri: MLflow; needed for periodic checks.
+        check_interval_seconds: check every this many seconds (None or 0: never).
+        window_seconds: window of each periodic check.
+        models: the models file's entries: check these with their thresholds and policies.
+        target: where the policy's retrains run (KFP); None records "no pipeline runner configured".
+    """
     from fastapi import FastAPI, Request
     from fastapi.responses import Response
     from prometheus_client import CollectorRegistry
@@ -253,8 +302,15 @@ def create_app(
     registry.register(StoreCollector(store))
     ingest_lock = threading.Lock()
     periodic = None
+    fleet = None
+    if models is not None and tracking_uri:
+        from platform_components.monitoring.fleet import Fleet
+
+        fleet = Fleet(store, models, tracking_uri=tracking_uri, target=target, window_seconds=window_seconds)
     if check_interval_seconds and tracking_uri:
-        periodic = _PeriodicChecks(store, state_dir, tracking_uri, check_interval_seconds, window_seconds)
+        periodic = _PeriodicChecks(
+            store, state_dir, tracking_uri, check_interval_seconds, window_seconds, fleet
+        )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
@@ -300,6 +356,7 @@ def create_app(
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     app.state.store = store
+    app.state.fleet = fleet
     return app
 
 
@@ -312,10 +369,57 @@ def _store_labels(store: MonitorStore, state_dir: Path, lock: threading.Lock, re
     return store.add_labels(request_id, labels)
 
 
+def _startup_config(arguments: argparse.Namespace) -> tuple[Any, Any]:
+    """The models file's entries and the retrain target from the flags; ConfigError on anything wrong."""
+    from platform_components.errors import ConfigError
+    from platform_components.monitoring.fleet import (
+        MODELS_ENV,
+        PipelineTarget,
+        check_pipeline_inputs,
+        load_models,
+    )
+
+    models = None
+    models_path = arguments.models or os.environ.get(MODELS_ENV) or None
+    if models_path:
+        models = load_models(models_path)
+        if not arguments.tracking_uri:
+            raise ConfigError(
+                f"--tracking-uri: missing; the models file {models_path!r} needs MLflow to resolve aliases"
+            )
+        logger.info("monitoring %d model(s) from %s", len(models), models_path)
+    if arguments.kfp_host and not arguments.pipeline:
+        raise ConfigError(
+            f"--pipeline: missing with --kfp-host {arguments.kfp_host!r}; pass the pipeline to submit, "
+            "e.g. --pipeline examples/credit_default/pipeline.py:credit_default_pipeline"
+        )
+    if arguments.kfp_host and not arguments.kfp_host.startswith(("http://", "https://")):
+        raise ConfigError(
+            f"--kfp-host: {arguments.kfp_host!r} is not a URL; "
+            "use e.g. http://ml-pipeline.kubeflow.svc.cluster.local:8888"
+        )
+    target = None
+    if arguments.pipeline:
+        from platform_components.pipelines.runner import PipelineError, load_pipeline
+
+        try:
+            pipeline_func = load_pipeline(arguments.pipeline)
+        except PipelineError as error:
+            raise ConfigError(f"--pipeline: {error}") from None
+        check_pipeline_inputs(pipeline_func)
+        if arguments.kfp_host:
+            target = PipelineTarget(
+                arguments.kfp_host, pipeline_func, arguments.experiment, arguments.kfp_namespace
+            )
+    return models, target
+
+
 def main(argv: list[str] | None = None) -> None:
     """Start the service (see the module docstring)."""
     parser = argparse.ArgumentParser(
-        prog="python -m platform_components.monitoring.service", description=__doc__
+        prog="python -m platform_components.monitoring.service",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--state-dir", type=Path, required=True, help="local state dir, e.g. .mlops")
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
@@ -323,16 +427,34 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tracking-uri", default=None, help="MLflow tracking URI")
     parser.add_argument("--check-interval", type=float, default=None, help="seconds between periodic checks")
     parser.add_argument("--window-seconds", type=float, default=24 * 3600.0, help="window of periodic checks")
+    parser.add_argument(
+        "--models",
+        default=None,
+        help="models file (JSON list, schema in platform_components/monitoring/fleet.py); "
+        "default: $MLOPS_MONITOR_MODELS",
+    )
+    parser.add_argument("--kfp-host", default=None, help="KFP API URL retrains are submitted to")
+    parser.add_argument("--pipeline", default=None, help="pipeline to submit: path/to/pipeline.py:function")
+    parser.add_argument("--experiment", default="mlops-retrain", help="KFP experiment of retrain runs")
+    parser.add_argument("--kfp-namespace", default=None, help="KFP namespace (multi-user installs)")
     parser.add_argument("--log-level", default="info", help="uvicorn log level")
     arguments = parser.parse_args(argv)
-    import uvicorn
+    from platform_components.errors import ConfigError
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        models, target = _startup_config(arguments)
+    except ConfigError as error:
+        parser.exit(2, f"error: {error}\n")
+    import uvicorn
+
     app = create_app(
         arguments.state_dir,
         tracking_uri=arguments.tracking_uri,
         check_interval_seconds=arguments.check_interval,
         window_seconds=arguments.window_seconds,
+        models=models,
+        target=target,
     )
     uvicorn.run(
         app, host=arguments.host, port=arguments.port, log_level=arguments.log_level, access_log=False
