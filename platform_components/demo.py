@@ -38,6 +38,7 @@ logger = logging.getLogger(__name__)
 
 MODEL_NAME = "credit-default"
 DEFAULT_PROJECT = Path("examples/credit_default")
+DEMO_MARKER = ".mlops-demo"
 EVENT_ORDER = ("deploy", "drift", "accuracy", "retrain", "no-promotion", "promotion", "recovered")
 
 
@@ -171,10 +172,13 @@ def run_demo(options: DemoOptions, *, say: Callable[[str], None] = print) -> Dem
     settings = LocalSettings.from_env(state_dir=state_dir)
     platform = LocalPlatform(settings, progress=lambda line: say(f"  {line}"))
     if not options.resume and state_dir.exists():
+        _check_wipeable(state_dir)
         with watch.stage("clean state"):
             say(f"starting clean: stopping anything running in {state_dir} and removing it")
             platform.down()
             shutil.rmtree(state_dir)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    (state_dir / DEMO_MARKER).write_text("made by `mlops demo`; the next demo run may wipe this folder\n")
 
     say(f"[1/5] starting the local platform in {state_dir}")
     with watch.stage("platform up"):
@@ -434,6 +438,17 @@ def run_demo(options: DemoOptions, *, say: Callable[[str], None] = print) -> Dem
         timings={name: round(seconds, 1) for name, seconds in watch.seconds.items()},
         report_path=str(report),
         champion_version=current["version"],
+    )
+
+
+def _check_wipeable(state_dir: Path) -> None:
+    """Refuse to wipe a folder the demo did not make: `--state-dir .mlops` would delete a user's registry."""
+    if (state_dir / DEMO_MARKER).is_file() or not any(state_dir.iterdir()):
+        return
+    raise PlatformError(
+        f"--state-dir {state_dir} exists and was not made by `mlops demo`; the demo starts by wiping its "
+        "state folder, so it will not touch this one. Pass a new folder (default .mlops/demo), or --resume "
+        "to run on top of it"
     )
 
 

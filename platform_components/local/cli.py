@@ -18,8 +18,9 @@ from platform_components.local.platform import (
 from platform_components.settings import LocalSettings
 
 KUBERNETES_HINT = (
-    "The kubernetes target is driven by Pulumi: run `pulumi up` in infra/ for your stack (see README, "
-    "'Kubernetes target'). For the local target on this machine, pass --local."
+    "The kubernetes target is driven by Pulumi: run `pulumi preview` / `pulumi up` from the repository root "
+    "for your stack (see README, 'The cluster path (Pulumi)'). For the local target on this machine, pass "
+    "--local."
 )
 
 

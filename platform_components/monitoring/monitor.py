@@ -330,6 +330,12 @@ def _performance(labelled: pd.DataFrame, config: MonitorConfig) -> dict[str, Any
     labels = pd.to_numeric(labelled[LABEL_COLUMN], errors="coerce").to_numpy(dtype=np.float64)
     scores = labelled[SCORE_COLUMN].to_numpy(dtype=np.float64)
     usable = ~np.isnan(labels) & ~np.isnan(scores)
+    if config.task != "regression":
+        # A label outside {0, 1} cannot be scored; one bad label must not blind the whole window.
+        invalid = usable & ~np.isin(labels, (0.0, 1.0))
+        if invalid.any():
+            logger.warning("ignoring %d labelled rows whose label is not 0 or 1", int(invalid.sum()))
+            usable &= ~invalid
     if usable.sum() < config.min_labels:
         return None
     if config.task == "regression":
@@ -434,7 +440,8 @@ def _performance_over_time(window: pd.DataFrame, config: MonitorConfig, buckets:
     if len(labelled) < config.min_labels:
         return []
     times = labelled[TIMESTAMP_COLUMN].to_numpy()
-    edges = np.linspace(times.min(), times.max() + 1e-9, buckets + 1)
+    # nextafter, not + 1e-9: at Unix-time magnitudes t + 1e-9 == t, which dropped the newest rows.
+    edges = np.linspace(times.min(), np.nextafter(times.max(), np.inf), buckets + 1)
     slices = []
     for left, right in zip(edges[:-1], edges[1:], strict=True):
         part = labelled[(times >= left) & (times < right)]

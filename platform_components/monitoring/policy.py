@@ -46,6 +46,11 @@ HIGHER_IS_BETTER = {
 }
 
 
+# Retrain outcomes that started nothing: they must not start the cool-down (a KFP API that was briefly down
+# would otherwise block retraining for a whole cool-down).
+NOTHING_STARTED = frozenset({"refused", "submit_failed", "no pipeline runner configured", "no labelled rows"})
+
+
 class Action(StrEnum):
     """What the policy decided."""
 
@@ -315,7 +320,7 @@ class RetrainController:
         started = [
             decision.decided_at
             for decision in self.store.decisions(model)
-            if decision.action == Action.RETRAIN.value and decision.outcome != "refused"
+            if decision.action == Action.RETRAIN.value and decision.outcome not in NOTHING_STARTED
         ]
         holder = self.store.lease_holder(model, now=now)
         return PolicyState(

@@ -246,3 +246,19 @@ def test_export_labelled_rows_keeps_only_labelled_rows_since(store: MonitorStore
     frame = export_labelled_rows(store, "credit-default", NOW - DAY + 2, label_column="default")
     assert frame["income"].tolist() == [2, 3, 4, 5]
     assert frame["default"].tolist() == [0, 1, 0, 1]
+
+
+def test_a_retrain_that_started_nothing_does_not_start_the_cool_down(store: MonitorStore) -> None:
+    outcomes = iter([{"outcome": "submit_failed", "error": "KFP API unreachable"}, {"outcome": "submitted"}])
+    controller = RetrainController(store, lambda request: next(outcomes), config=CONFIG)
+    first = controller.evaluate("credit-default", "3", now=NOW)
+    # The KFP API was down: nothing ran, so the same signals still count and no cool-down blocks the retry.
+    second = controller.evaluate("credit-default", "3", now=NOW + HOUR)
+    third = controller.evaluate("credit-default", "3", now=NOW + 2 * HOUR)
+    assert (first.action, second.action) == (Action.RETRAIN, Action.RETRAIN)
+    # Once a run was submitted, its signals were acted upon.
+    assert third.action is Action.NONE
+    assert [decision.outcome for decision in store.decisions("credit-default")] == [
+        "submit_failed",
+        "submitted",
+    ]
