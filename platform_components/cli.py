@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "down": ("platform_components.local.cli", "down_command", "Stop the local platform."),
     "status": ("platform_components.local.cli", "status_command", "Show the local platform's processes."),
     "deploy": ("platform_components.local.cli", "deploy_command", "Serve a registered model's alias."),
+    "loop": ("platform_components.local.cli", "loop_command", "Watch a served model: check, retrain, roll over."),
     "pipeline": ("platform_components.pipelines.cli", "pipeline_group", "Compile or run a project's pipeline."),
     "monitor": ("platform_components.monitoring.cli", "monitor_command", "Run a monitoring check for a model."),
     "decisions": ("platform_components.monitoring.cli", "decisions_command", "List retrain decisions."),

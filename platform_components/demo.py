@@ -155,12 +155,12 @@ def _load_module(path: Path, name: str) -> ModuleType:
 
 def run_demo(options: DemoOptions, *, say: Callable[[str], None] = print) -> DemoResult:
     """Run the loop; see the module docstring. Returns what happened; writes the HTML report."""
+    from platform_components.local.loop import LocalRetrain, run_round
     from platform_components.local.platform import LocalPlatform
     from platform_components.monitoring.feedback import FeedbackClient
     from platform_components.monitoring.policy import PolicyConfig, RetrainController, RetrainRequest
-    from platform_components.monitoring.runner import check_model
     from platform_components.monitoring.store import MonitorStore
-    from platform_components.pipelines.runner import load_pipeline, run_local
+    from platform_components.pipelines.runner import load_pipeline
     from platform_components.serving.client import InferenceClient
 
     watch = _Stopwatch()
@@ -184,45 +184,40 @@ def run_demo(options: DemoOptions, *, say: Callable[[str], None] = print) -> Dem
     with watch.stage("platform up"):
         platform.up()
     endpoints = platform.endpoints()
-    tracking_uri = endpoints.tracking_uri
     pipeline_root = state_dir / "pipelines"
-    versions: list[dict[str, Any]] = []
     days: list[DayRecord] = []
     events: list[Event] = []
     current = {"version": ""}
     # The serving champion's own holdout ROC AUC at training time: "accuracy falling" is measured against it.
     champion_baseline: dict[str, float | None] = {"roc_auc": None}
 
-    def run_pipeline(arguments: dict[str, Any], why: str) -> dict[str, Any]:
-        with watch.stage("pipeline runs"):
-            run = run_local(
-                pipeline,
-                {"tracking_uri": tracking_uri, "seed": options.seed, **arguments},
-                pipeline_root=pipeline_root,
-            )
-        output = dict(run.output)
-        summary = {
-            "challenger_version": str(output["challenger_version"]),
-            "champion_version": str(output["champion_version_after"]),
-            "promoted": bool(output["promoted"]),
-            "challenger_roc_auc": (output.get("challenger_metrics") or {}).get("roc_auc"),
-            "champion_roc_auc": (output.get("champion_metrics") or {}).get("roc_auc"),
-            "reason": output.get("reason", ""),
-        }
-        summary["why"] = why
-        summary["seconds"] = round(run.duration_seconds, 1)
-        versions.append(summary)
-        return summary
+    drift_seen: dict[str, float | None] = {"since": None}
+    # After a detected change, "recent" means since the change: older rows describe a world that is gone,
+    # and mixing them in makes a challenger that fits neither.
+    retrainer = LocalRetrain(
+        platform,
+        pipeline,
+        MODEL_NAME,
+        pipeline_root,
+        arguments={"seed": options.seed},
+        since=lambda: drift_seen["since"],
+    )
+    versions = retrainer.runs
 
     try:
         say(
             "[2/5] training the first champion with the Kubeflow pipeline "
             f"(kfp.local, days 0-{options.first_day - 1})"
         )
-        first = run_pipeline(
-            {"train_start_day": 0, "train_end_day": options.first_day, "rows_per_day": options.rows_per_day},
-            why="initial training",
-        )
+        with watch.stage("pipeline runs"):
+            first = retrainer.run_pipeline(
+                {
+                    "train_start_day": 0,
+                    "train_end_day": options.first_day,
+                    "rows_per_day": options.rows_per_day,
+                },
+                why="initial training",
+            )
         say(
             f"  registered version {first['challenger_version']}; "
             f"champion is now version {first['champion_version']}"
@@ -239,59 +234,46 @@ def run_demo(options: DemoOptions, *, say: Callable[[str], None] = print) -> Dem
 
         store = MonitorStore.for_state_dir(state_dir)
         today = {"day": options.first_day}
-        drift_seen: dict[str, float | None] = {"since": None}
         day_started: dict[int, float] = {}
         labels_due: dict[int, list[tuple[str, list[int]]]] = {}
 
         def retrain(request: RetrainRequest) -> Mapping[str, Any]:
             day = today["day"]
-            rows = request.labelled_rows
-            if drift_seen["since"] is not None:
-                # After a detected change, "recent" means since the change: older rows describe a world
-                # that is gone, and mixing them in makes a challenger that fits neither.
-                rows = rows[rows["timestamp"] >= drift_seen["since"]]
-            rows = rows.drop(columns=["timestamp"], errors="ignore")
-            rows = rows.rename(columns={"label": data.LABEL})
-            rows[data.LABEL] = rows[data.LABEL].astype(float).astype(int)
-            path = pipeline_root / f"retrain-{request.decision_id}.csv"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            rows.to_csv(path, index=False)
-            say(f"  retraining on {len(rows)} recent labelled production rows ({', '.join(request.reasons)})")
-            summary = run_pipeline(
-                {"training_data_path": str(path)}, why=f"retrain: {', '.join(request.reasons)}"
-            )
+            say(f"  retraining on recent labelled production rows ({', '.join(request.reasons)})")
+            with watch.stage("pipeline runs"):
+                result = dict(retrainer(request))
+            if "challenger_version" not in result:
+                return result
             events.append(
                 Event(
                     day,
                     "retrain",
-                    f"retrain triggered by {', '.join(request.reasons)}; "
-                    f"challenger version {summary['challenger_version']}",
+                    f"retrain triggered by {', '.join(request.reasons)} on {result['training_rows']} "
+                    f"labelled rows; challenger version {result['challenger_version']}",
                 )
             )
-            if summary.get("promoted"):
-                with watch.stage("deploys"):
-                    rolled = platform.deploy(MODEL_NAME, "champion")
-                current["version"] = rolled.version
-                champion_baseline["roc_auc"] = summary["challenger_roc_auc"]
+            if result["outcome"] == "promoted":
+                current["version"] = result["deployed_version"]
+                champion_baseline["roc_auc"] = result["challenger_roc_auc"]
                 events.append(
                     Event(
                         day,
                         "promotion",
-                        f"version {rolled.version} is the new champion "
-                        f"(ROC AUC {summary.get('challenger_roc_auc', float('nan')):.3f} vs "
-                        f"{summary.get('champion_roc_auc', float('nan')):.3f} on the same holdout); "
-                        "serving rolled over",
+                        f"version {result['deployed_version']} is the new champion "
+                        f"(ROC AUC {_fmt(result['challenger_roc_auc'])} vs "
+                        f"{_fmt(result['champion_roc_auc'])} on the same holdout); serving rolled over",
                     )
                 )
-                return {"outcome": "promoted", **_plain(summary)}
-            events.append(
-                Event(
-                    day,
-                    "no-promotion",
-                    f"challenger {summary['challenger_version']} was not better by the margin; champion kept",
+            else:
+                events.append(
+                    Event(
+                        day,
+                        "no-promotion",
+                        f"challenger {result['challenger_version']} was not better by the margin; "
+                        "champion kept",
+                    )
                 )
-            )
-            return {"outcome": "not_promoted", **_plain(summary)}
+            return _plain(result)
 
         policy = PolicyConfig(
             drift_share_threshold=0.2,
@@ -353,15 +335,8 @@ def run_demo(options: DemoOptions, *, say: Callable[[str], None] = print) -> Dem
                     labels_submitted=submitted,
                 )
                 with watch.stage("monitor checks"):
-                    outcome = check_model(
-                        store,
-                        MODEL_NAME,
-                        state_dir=state_dir,
-                        tracking_uri=tracking_uri,
-                        version=current["version"],
-                        window_seconds=now - window_start,
-                        controller=controller,
-                        now=now,
+                    outcome = run_round(
+                        platform, store, controller, MODEL_NAME, window_seconds=now - window_start, now=now
                     )
                 _fill(record, outcome)
                 record.seconds = round(time.perf_counter() - started, 2)

@@ -186,3 +186,121 @@ def deploy_command(model: str, alias: str, state_dir: Path | None, as_json: bool
         _emit_json(_deployment_dict(deployment))
         return
     click.echo(f"serving {deployment.model_uri} ({model}@{alias}) at {deployment.url}")
+
+
+@click.command("loop")
+@click.argument("model")
+@local_option
+@click.option(
+    "--pipeline",
+    "pipeline_spec",
+    default="examples/credit_default/pipeline.py:credit_default_pipeline",
+    show_default=True,
+    help="The project's pipeline (file.py:function) that retrains MODEL on labelled rows.",
+)
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=1.0),
+    default=300.0,
+    show_default=True,
+    help="Seconds between checks.",
+)
+@click.option(
+    "--window",
+    "window_seconds",
+    type=click.FloatRange(min=1.0),
+    default=24 * 3600.0,
+    show_default=True,
+    help="Seconds of predictions (ending now) each check looks at.",
+)
+@click.option("--rounds", type=click.IntRange(min=1), default=None, help="Stop after this many checks.")
+@click.option(
+    "--min-labels",
+    type=click.IntRange(min=1),
+    default=200,
+    show_default=True,
+    help="Labelled rows a check needs before a performance drop counts.",
+)
+@click.option(
+    "--max-performance-drop",
+    type=click.FloatRange(min=0.0),
+    default=0.05,
+    show_default=True,
+    help="Allowed ROC AUC drop below the champion's holdout value before retraining.",
+)
+@click.option(
+    "--cooldown",
+    "cooldown_seconds",
+    type=click.FloatRange(min=0.0),
+    default=24 * 3600.0,
+    show_default=True,
+    help="No new retrain this many seconds after the last one started.",
+)
+@state_dir_option
+@json_option
+def loop_command(
+    model: str,
+    local: bool,
+    pipeline_spec: str,
+    interval: float,
+    window_seconds: float,
+    rounds: int | None,
+    min_labels: int,
+    max_performance_drop: float,
+    cooldown_seconds: float,
+    state_dir: Path | None,
+    as_json: bool,
+) -> None:
+    """Watch MODEL on the local target: check, decide, retrain with the pipeline, roll serving over.
+
+    Each round ingests the prediction log, checks the served version (drift, quality, performance once labels
+    arrived), applies the retrain policy and, when it says retrain, runs the pipeline with kfp.local on the
+    recent labelled rows; if the pipeline promotes the challenger, serving rolls over to it. Decisions are
+    recorded with their evidence (`mlops decisions`). One JSON line per round with --json.
+    """
+    import time
+
+    from platform_components.local.loop import LocalRetrain, run_round
+    from platform_components.monitoring.policy import PolicyConfig, RetrainController
+    from platform_components.monitoring.store import MonitorStore
+    from platform_components.pipelines.runner import load_pipeline
+
+    _require_local(local)
+    platform = LocalPlatform.attach(_state_dir(state_dir), progress=None if as_json else _progress)
+    retrain = LocalRetrain(platform, load_pipeline(pipeline_spec), model, platform.state.root / "pipelines")
+    policy = PolicyConfig(
+        min_labels=min_labels, max_performance_drop=max_performance_drop, cooldown_seconds=cooldown_seconds
+    )
+    done = 0
+    with MonitorStore.for_state_dir(platform.state.root) as store:
+        controller = RetrainController(store, retrain, config=policy)
+        while True:
+            outcome = run_round(platform, store, controller, model, window_seconds=window_seconds)
+            result, decision = outcome.result, outcome.decision
+            line = {
+                "model": model,
+                "version": result.version,
+                "status": result.status,
+                "rows": result.rows,
+                "labelled_rows": result.labelled_rows,
+                "drift_share": result.drift_share,
+                "drifted_features": result.drifted_features,
+                "performance": result.performance,
+                "decision": decision.action.value if decision else None,
+                "reasons": decision.reasons if decision else [],
+            }
+            if as_json:
+                click.echo(json.dumps(line, sort_keys=True, default=str))
+            else:
+                performance = result.performance or {}
+                auc = performance.get("roc_auc")
+                click.echo(
+                    f"{time.strftime('%H:%M:%S')} {model} v{result.version}: {result.rows} rows, "
+                    f"{result.labelled_rows} labelled, drift {result.drift_share:.2f} "
+                    f"{result.drifted_features or ''} auc {'-' if auc is None else f'{auc:.3f}'} -> "
+                    f"{line['decision']} {'+'.join(line['reasons'])}"
+                )
+            done += 1
+            if rounds is not None and done >= rounds:
+                return
+            time.sleep(interval)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import psutil
 import pytest
+from click.testing import CliRunner
 from conftest import find_free_port
 
 from platform_components.demo import DemoOptions, run_demo
+from platform_components.local.cli import loop_command
+from platform_components.local.platform import LocalPlatform
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 
@@ -37,11 +41,23 @@ def test_the_loop_closes_by_itself_drift_then_accuracy_drop_then_retrain_then_re
         days=7,
         drift_day=9,
         rows_per_day=500,
+        keep=True,  # left running for `mlops loop` below; stopped at the end
     )
     children_before = {child.pid for child in psutil.Process().children(recursive=True)}
     lines: list[str] = []
 
-    result = run_demo(options, say=lines.append)
+    try:
+        result = run_demo(options, say=lines.append)
+        # After the demo, `mlops loop` watches the same model by itself: one round on the new champion.
+        looped = CliRunner().invoke(
+            loop_command,
+            ["credit-default", "--local", "--rounds", "1", "--json", "--state-dir", str(options.state_dir)],
+        )
+    finally:
+        LocalPlatform.attach(options.state_dir).down()
+    assert looped.exit_code == 0, looped.output
+    round_ = json.loads(looped.output.strip().splitlines()[-1])
+    assert round_["version"] == result.champion_version and round_["status"] == "ok"
 
     kinds = [event.kind for event in result.events]
     first = {kind: next(event.day for event in result.events if event.kind == kind) for kind in set(kinds)}
