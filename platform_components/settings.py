@@ -387,6 +387,16 @@ class SeldonSettings(_Strict):
 
     chart_version: str | None = Field(None, description="Chart version override; None uses versions.py.")
     servers: tuple[ServerSettings, ...] = Field((ServerSettings(),), min_length=1)
+    serving_image: PinnedImage = Field(
+        "ghcr.io/mlops-platform/serving:0.1.0",
+        description="MLServer with our monitored runtime; built from docker/serving.Dockerfile; mirror it.",
+    )
+    prediction_log_limit_bytes: int = Field(
+        512 * 1024 * 1024,
+        ge=16 * 1024 * 1024,
+        description="Disk bound of each model's prediction log on a Server (unshipped records included); "
+        "shipped segments are deleted above half of it.",
+    )
 
     @model_validator(mode="after")
     def _unique_servers(self) -> SeldonSettings:

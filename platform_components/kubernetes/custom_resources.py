@@ -56,11 +56,22 @@ def seldon_server(
     replicas: int,
     resources: Mapping[str, Any],
     labels: Mapping[str, str],
+    image: str | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """A Seldon Core 2 ``Server`` from the ``mlserver`` ServerConfig, its MLServer container sized.
 
     ``podSpec`` is merged by container name into the ServerConfig's pod template by the Seldon operator.
+
+    Args:
+        image: replaces the ServerConfig's MLServer image (ours adds the monitored runtime).
+        env: extra variables of the MLServer container (plain values, never credentials).
     """
+    container: dict[str, Any] = {"name": "mlserver", "resources": dict(resources)}
+    if image:
+        container["image"] = image
+    if env:
+        container["env"] = [{"name": key, "value": value} for key, value in env.items()]
     return {
         "apiVersion": SELDON_API,
         "kind": "Server",
@@ -68,7 +79,7 @@ def seldon_server(
         "spec": {
             "serverConfig": "mlserver",
             "replicas": replicas,
-            "podSpec": {"containers": [{"name": "mlserver", "resources": dict(resources)}]},
+            "podSpec": {"containers": [container]},
         },
     }
 

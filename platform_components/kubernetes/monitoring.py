@@ -57,6 +57,7 @@ class Monitoring(pulumi.ComponentResource):
     monitor CronJob for every model."""
 
     release: k8s.helm.v3.Release
+    monitor_url: str
     prometheus_url: pulumi.Output[str]
     grafana_url: pulumi.Output[str]
 
@@ -103,6 +104,8 @@ class Monitoring(pulumi.ComponentResource):
             opts=child(self),
         )
         self._create_monitor(name)
+        # Serving pods post their prediction logs here (POST /v2/predictions; shipper.py).
+        self.monitor_url = f"http://model-monitor.{namespace}.svc.cluster.local:{MONITOR_PORT}"
         network_policy(
             self,
             "allow-monitoring",
@@ -342,8 +345,9 @@ class Monitoring(pulumi.ComponentResource):
                 "model-monitor-allow",
                 namespace,
                 selector("model-monitor", name),
-                # Feedback (ground truth) comes from the applications' namespaces and pipelines; Prometheus
-                # scrapes from this namespace.
+                # Feedback (ground truth) comes from the applications' namespaces and pipelines, prediction
+                # logs from the serving namespace's Servers (POST /v2/predictions); Prometheus scrapes from
+                # this namespace.
                 ingress=[
                     (
                         [{"podSelector": {}}]

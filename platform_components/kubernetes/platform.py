@@ -12,7 +12,7 @@ from platform_components.kubernetes.cluster import Cluster, ClusterArgs
 from platform_components.kubernetes.kfp import KubeflowPipelines, KubeflowPipelinesArgs
 from platform_components.kubernetes.mlflow import MlflowCredentials, MlflowServer, MlflowServerArgs
 from platform_components.kubernetes.model import ModelDeployment, ModelDeploymentArgs
-from platform_components.kubernetes.monitoring import Monitoring, MonitoringArgs
+from platform_components.kubernetes.monitoring import MONITOR_PORT, Monitoring, MonitoringArgs
 from platform_components.kubernetes.naming import derive_credential
 from platform_components.kubernetes.seldon import RCLONE_SECRET, SeldonServing, SeldonServingArgs
 from platform_components.settings import ArtifactStoreMode, PlatformSettings
@@ -156,6 +156,9 @@ class MlopsPlatform(pulumi.ComponentResource):
                 allow_load_balancer=settings.allow_load_balancer,
                 monitoring_release=monitoring.release,
                 ingress_namespaces=(settings.kfp.namespace, spaces.monitoring),
+                monitor_url=monitoring.monitor_url,
+                monitor_namespace=spaces.monitoring,
+                monitor_port=MONITOR_PORT,
             ),
             in_namespaces,
         )

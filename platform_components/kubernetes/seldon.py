@@ -15,6 +15,28 @@ from platform_components.kubernetes.naming import labels
 from platform_components.settings import SeldonSettings
 
 RCLONE_SECRET = "mlops-artifact-store-rclone"
+MONITORED_RUNTIME = "platform_components.serving.runtime.MonitoredMLflowRuntime"
+# On the Server's models volume (Seldon's ServerConfig mounts a PVC at /mnt/agent): survives pod restarts.
+PREDICTION_LOG_ROOT = "/mnt/agent/predictions"
+
+
+def serving_env(monitor_url: str, log_limit_bytes: int) -> dict[str, str]:
+    """The MLServer container's variables that make every model on the Server monitored.
+
+    Seldon Core 2 takes a model's runtime from the ``model-settings.json`` in its artifact folder
+    (``requirements`` only choose the Server) and rewrites that file keeping only ``implementation``,
+    ``parameters.{uri,version,format,content_type}`` and ``parameters.extra.init_parameters``. MLServer fills
+    a model-settings field the file leaves out from ``MLSERVER_MODEL_<FIELD>``, so an artifact whose
+    model-settings.json names no ``implementation`` runs our runtime here; the rest of our settings come
+    from these variables (see platform_components/serving/runtime.py).
+    """
+    return {
+        "MLSERVER_MODEL_IMPLEMENTATION": MONITORED_RUNTIME,
+        "MLOPS_MONITOR_URL": monitor_url,
+        "MLOPS_PREDICTION_LOG_ROOT": PREDICTION_LOG_ROOT,
+        "MLOPS_PREDICTION_LOG_LIMIT_BYTES": str(log_limit_bytes),
+        "MLOPS_SELDON_NAMES": "1",
+    }
 
 
 @dataclass(frozen=True)
@@ -28,6 +50,8 @@ class SeldonServingArgs:
         allow_load_balancer: keep Seldon's upstream LoadBalancer defaults (off: ClusterIP).
         monitoring_release: kube-prometheus-stack release (PodMonitor CRD).
         ingress_namespaces: namespaces allowed to call inference (pipelines, monitor).
+        monitor_url / monitor_namespace / monitor_port: where the Servers ship their prediction logs
+            (``MLOPS_MONITOR_URL``; egress allowed to that namespace and port only). No URL: no shipping.
     """
 
     settings: SeldonSettings
@@ -38,6 +62,9 @@ class SeldonServingArgs:
     allow_load_balancer: bool = False
     monitoring_release: pulumi.Resource | None = None
     ingress_namespaces: tuple[str, ...] = ()
+    monitor_url: str | None = None
+    monitor_namespace: str | None = None
+    monitor_port: int = 8090
 
 
 class SeldonServing(pulumi.ComponentResource):
@@ -116,6 +143,11 @@ class SeldonServing(pulumi.ComponentResource):
             },
             child(self),
         )
+        server_env = (
+            serving_env(args.monitor_url, args.settings.prediction_log_limit_bytes)
+            if args.monitor_url
+            else None
+        )
         self.servers = [
             create(
                 f"{name}-server-{server.name}",
@@ -125,6 +157,8 @@ class SeldonServing(pulumi.ComponentResource):
                     replicas=server.replicas,
                     resources=server.resources.to_kubernetes(),
                     labels=labels("seldon-server", server.name),
+                    image=args.settings.serving_image,
+                    env=server_env,
                 ),
                 after,
             )
@@ -159,6 +193,28 @@ class SeldonServing(pulumi.ComponentResource):
             ),
             child(self),
         )
+        if args.monitor_url and args.monitor_namespace:
+            network_policy(
+                self,
+                "allow-prediction-feed",
+                {
+                    "metadata": {"name": "allow-prediction-feed", "namespace": namespace},
+                    "spec": {
+                        # Server pods only (the operator labels them with their Server's name).
+                        "podSelector": {
+                            "matchExpressions": [{"key": "seldon-server-name", "operator": "Exists"}]
+                        },
+                        "policyTypes": ["Egress"],
+                        "egress": [
+                            {
+                                "to": [pods.namespace_selector(args.monitor_namespace)],
+                                "ports": [{"protocol": "TCP", "port": args.monitor_port}],
+                            }
+                        ],
+                    },
+                },
+                child(self),
+            )
         # What a Model waits for: the CRDs' release (the Model kind) and the runtime (its scheduler).
         # Servers are
         # not needed first (the scheduler places Models when a Server with capacity appears), and each extra

@@ -10,6 +10,12 @@ Endpoints:
   Errors: 400 (body is not a JSON object), 404 (unknown request id), 409 (a row already has a different
   label), 413 (body too large), 422 (a field is missing or malformed); the body's ``detail`` names the field,
   and nothing is stored. An id not yet in the store triggers one ingestion of the prediction log first.
+- ``POST /v2/predictions`` with ``{"records": [PredictionRecord JSON, ...]}`` (what a serving pod's shipper,
+  ``platform_components.monitoring.shipper``, reads from its prediction log) -> 200
+  ``{"received": n, "new_rows": k}``. Idempotent on the request id (a replayed record adds no row), so a
+  shipper retrying after a lost answer is safe. Errors: 400 (not a JSON object), 413 (over
+  ``MAX_PREDICTIONS_BYTES`` or ``MAX_PREDICTIONS_RECORDS``), 422 (a record is malformed; ``detail`` names
+  ``records[i].field``); the whole batch is validated before anything is stored.
 - ``GET /metrics`` -> Prometheus text from the store: per model (the version of its latest check) at most
   20 series, labels ``{model, version}`` or ``{model}`` only.
 
@@ -39,10 +45,15 @@ from platform_components.monitoring.store import MonitorStore
 
 if TYPE_CHECKING:
     from platform_components.monitoring.fleet import Fleet, MonitoredModel, PipelineTarget
+    from platform_components.monitoring.predlog import PredictionRecord
 
 logger = logging.getLogger(__name__)
 
 MAX_FEEDBACK_BYTES = 1024 * 1024
+# A shipper batch: large enough to drain a backlog quickly, small enough to hold in memory per request.
+MAX_PREDICTIONS_BYTES = 8 * 1024 * 1024
+MAX_PREDICTIONS_RECORDS = 5000
+_RECORD_FIELDS = frozenset({"request_id", "model", "version", "timestamp", "inputs", "outputs"})
 
 # (metric name suffix, help, where in the stored result) for the per-version gauges.
 GAUGES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
@@ -223,6 +234,82 @@ def parse_feedback(body: bytes) -> tuple[str, list[Any]]:
     )
 
 
+def _invalid(message: str, status: int = 422) -> InvalidInput:
+    problem = InvalidInput(message)
+    problem.status_code = status
+    return problem
+
+
+def _parse_record(index: int, data: Any) -> "PredictionRecord":
+    """One ``records[index]`` entry as a PredictionRecord; InvalidInput naming the field otherwise."""
+    import math
+
+    from platform_components.monitoring.predlog import PredictionRecord
+
+    where = f"records[{index}]"
+    if not isinstance(data, dict):
+        raise _invalid(f"{where}: expected a JSON object (a PredictionRecord), got {type(data).__name__}")
+    unknown = sorted(set(data) - _RECORD_FIELDS)
+    if unknown:
+        raise _invalid(f"{where}.{unknown[0]}: unknown field; send only {', '.join(sorted(_RECORD_FIELDS))}")
+    for name in ("request_id", "model", "version"):
+        value = data.get(name)
+        if not isinstance(value, str) or not value.strip():
+            raise _invalid(f"{where}.{name}: {value!r} is not a non-empty string")
+    timestamp = data.get("timestamp")
+    if isinstance(timestamp, bool) or not isinstance(timestamp, int | float) or not math.isfinite(timestamp):
+        raise _invalid(f"{where}.timestamp: {timestamp!r} is not a number of Unix seconds")
+    inputs = data.get("inputs")
+    if not isinstance(inputs, dict) or not inputs:
+        raise _invalid(f"{where}.inputs: {inputs!r} is not a non-empty object of column -> list of values")
+    rows = None
+    for column, values in inputs.items():
+        if not isinstance(values, list) or not values:
+            raise _invalid(f"{where}.inputs.{column}: expected a non-empty list (one value per row)")
+        if rows is None:
+            rows = len(values)
+        elif len(values) != rows:
+            raise _invalid(
+                f"{where}.inputs.{column}: {len(values)} values but the first column has {rows}; "
+                "every column needs one value per row"
+            )
+    outputs = data.get("outputs", {})
+    if not isinstance(outputs, dict):
+        raise _invalid(f"{where}.outputs: {outputs!r} is not an object of output name -> per-row values")
+    for name, values in outputs.items():
+        if not isinstance(values, list) or len(values) != rows:
+            raise _invalid(f"{where}.outputs.{name}: expected a list of {rows} per-row values")
+    return PredictionRecord.from_dict(data)
+
+
+def parse_predictions(body: bytes) -> list["PredictionRecord"]:
+    """Validate a ``POST /v2/predictions`` body; every record or none.
+
+    Raises:
+        InvalidInput: ``status_code`` 400 for non-JSON or a non-object body, 413 for too many records,
+            422 naming ``records[i].field`` for a malformed record.
+    """
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise _invalid(f"body: not valid JSON ({error}); send {{'records': [...]}}", 400) from None
+    if not isinstance(data, dict):
+        raise _invalid(f"body: expected a JSON object {{'records': [...]}}, got {type(data).__name__}", 400)
+    unknown = sorted(set(data) - {"records"})
+    if unknown:
+        raise _invalid(f"{unknown[0]}: unknown field; send only 'records'")
+    records = data.get("records")
+    if not isinstance(records, list) or not records:
+        raise _invalid(f"records: {records!r} is not a non-empty list of prediction records")
+    if len(records) > MAX_PREDICTIONS_RECORDS:
+        raise _invalid(
+            f"records: {len(records)} records is over the limit of {MAX_PREDICTIONS_RECORDS}; "
+            "send smaller batches",
+            413,
+        )
+    return [_parse_record(index, record) for index, record in enumerate(records)]
+
+
 class _PeriodicChecks:
     """Background thread: ingest the prediction logs and check every model each interval.
 
@@ -350,6 +437,24 @@ def create_app(
         except MonitoringError as error:
             return _error(getattr(error, "status_code", 422), str(error))
         return {"request_id": receipt.request_id, "accepted": receipt.accepted, "new": receipt.new}
+
+    @app.post("/v2/predictions")
+    async def predictions(request: Request):
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > MAX_PREDICTIONS_BYTES:
+            return _error(413, f"body: {declared} bytes is over the limit of {MAX_PREDICTIONS_BYTES}")
+        body = await request.body()
+        if len(body) > MAX_PREDICTIONS_BYTES:
+            return _error(413, f"body: {len(body)} bytes is over the limit of {MAX_PREDICTIONS_BYTES}")
+        from starlette.concurrency import run_in_threadpool
+
+        try:
+            records = await run_in_threadpool(parse_predictions, body)
+        except InvalidInput as error:
+            return _error(error.status_code, str(error))
+        # One batch, one transaction per 500 records; a replay (the shipper retrying) adds nothing.
+        added = await run_in_threadpool(store.ingest, records)
+        return {"received": len(records), "new_rows": added}
 
     @app.get("/metrics")
     def metrics() -> Response:

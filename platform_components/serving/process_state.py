@@ -7,6 +7,7 @@ on the same prediction log and registering the metrics twice.
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -55,17 +56,67 @@ def serving_metrics() -> dict[str, Any]:
 # model while the first still serves, and both must share the writer (and its idempotency index).
 _logs_lock = threading.Lock()
 _open_logs: dict[Path, tuple[PredictionLog, int]] = {}
+# Directory -> its shipper (only when a monitor URL was configured): one per log, like the writer.
+_shippers: dict[Path, Any] = {}
 
 
-def acquire_prediction_log(directory: Path) -> PredictionLog:
-    """The process-wide log for ``directory`` (opened on first use, reference-counted)."""
+LOG_LIMIT_ENV = "MLOPS_PREDICTION_LOG_LIMIT_BYTES"
+
+
+def _log_limits() -> dict[str, int]:
+    """Sizes of a shipped log from ``MLOPS_PREDICTION_LOG_LIMIT_BYTES`` (the disk bound; default 2 GiB).
+
+    Shipped segments go above half the bound; unshipped ones only above the bound itself.
+
+    Raises:
+        ConfigError: the variable is not an integer of at least 16 MiB.
+    """
+    from platform_components.errors import ConfigError
+    from platform_components.monitoring.predlog import DEFAULT_RETENTION_BYTES, DEFAULT_SEGMENT_BYTES
+
+    raw = os.environ.get(LOG_LIMIT_ENV)
+    if raw is None:
+        return {}
+    if not raw.isdigit() or int(raw) < 16 * 1024 * 1024:
+        raise ConfigError(f"{LOG_LIMIT_ENV}: {raw!r} is not a byte count of at least 16777216 (16 MiB)")
+    limit = int(raw)
+    retention = min(limit // 2, DEFAULT_RETENTION_BYTES)
+    return {
+        "segment_bytes": min(DEFAULT_SEGMENT_BYTES, retention // 4),
+        "retention_bytes": retention,
+        "hard_limit_bytes": limit,
+    }
+
+
+def acquire_prediction_log(directory: Path, monitor_url: str | None = None) -> PredictionLog:
+    """The process-wide log for ``directory`` (opened on first use, reference-counted).
+
+    With ``monitor_url`` (the cluster: the monitor does not share this disk) the log keeps unshipped
+    segments through retention and a background shipper posts it to the monitor; see
+    ``platform_components.monitoring.shipper``.
+
+    Raises:
+        ConfigError: ``monitor_url`` is not an http(s) URL.
+    """
     key = Path(directory).resolve()
     with _logs_lock:
         if key in _open_logs:
             log, users = _open_logs[key]
             _open_logs[key] = (log, users + 1)
             return log
-        log = PredictionLog(key)
+        if monitor_url:
+            from platform_components.monitoring.shipper import PredictionShipper, ShippedPredictionLog
+
+            log = ShippedPredictionLog(key, **_log_limits())
+            try:
+                shipper = PredictionShipper(key, monitor_url)
+            except BaseException:
+                log.close()
+                raise
+            shipper.start()
+            _shippers[key] = shipper
+        else:
+            log = PredictionLog(key)
         _open_logs[key] = (log, 1)
         return log
 
@@ -79,6 +130,9 @@ def release_prediction_log(directory: Path) -> None:
         log, users = _open_logs[key]
         if users <= 1:
             del _open_logs[key]
+            shipper = _shippers.pop(key, None)
+            if shipper is not None:
+                shipper.stop()  # the position is persisted: the next process resumes from it
             log.close()
         else:
             _open_logs[key] = (log, users - 1)

@@ -10,7 +10,16 @@ Model-settings (``write_model_settings`` writes them)::
      "implementation": "platform_components.serving.runtime.MonitoredMLflowRuntime",
      "parameters": {"uri": "models:/credit-default/3", "version": "3",
                     "extra": {"prediction_log_dir": "/abs/.mlops/predictions/credit-default",
-                              "enable_metrics": true}}}
+                              "enable_metrics": true,
+                              "monitor_url": "http://monitor:8090"}}}
+
+Under Seldon Core 2 (the cluster) the agent keeps only ``extra.init_parameters`` of an artifact's
+model-settings.json, so these keys are also read from there; ``MLOPS_PREDICTION_LOG_ROOT`` gives a log
+directory ``<root>/<model>`` when none is set, and ``MLOPS_SELDON_NAMES=1`` strips Seldon's ``_<n>`` suffix
+from the served name (``model_name`` / ``registered_version`` in the settings override name and version).
+
+``monitor_url`` (optional; else ``MLOPS_MONITOR_URL``) starts a shipper that posts the log to the monitor
+service (``platform_components.monitoring.shipper``): the cluster, where the monitor has its own disk.
 
 Metrics go to ``prometheus_client``'s default registry, which MLServer serves on its metrics port when
 ``parallel_workers`` is 0. Labels are ``{model, version}`` only; one model version has 15 series
@@ -21,6 +30,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -32,6 +43,7 @@ from mlserver_mlflow import MLflowRuntime
 from mlserver_mlflow.codecs import TensorDictCodec
 
 from platform_components.monitoring.predlog import PredictionLogError, PredictionRecord
+from platform_components.monitoring.shipper import monitor_url_from
 from platform_components.serving.process_state import (
     acquire_prediction_log,
     release_prediction_log,
@@ -71,6 +83,34 @@ def _rows_of(output: Any) -> list:
     return rows
 
 
+PREDICTION_LOG_ROOT_ENV = "MLOPS_PREDICTION_LOG_ROOT"
+SELDON_ENV = "MLOPS_SELDON_NAMES"
+_OUR_KEYS = ("prediction_log_dir", "enable_metrics", "monitor_url", "model_name", "registered_version")
+
+
+def _our_extra(extra: dict[str, Any] | None) -> dict[str, Any]:
+    """Our settings from model-settings ``parameters.extra``, or from ``extra.init_parameters``.
+
+    Seldon Core 2's agent rewrites model-settings.json through a struct that keeps only
+    ``extra.init_parameters`` (and two explainer keys): an artifact served by Seldon carries our keys there.
+    """
+    extra = dict(extra or {})
+    nested = extra.get("init_parameters")
+    if isinstance(nested, dict):
+        for key in _OUR_KEYS:
+            if key in nested and key not in extra:
+                extra[key] = nested[key]
+    return extra
+
+
+def _served_name(name: str) -> str:
+    # Seldon Core 2 loads Model "credit-default" into MLServer as "credit-default_<n>" (n: its own counter of
+    # Model updates); the monitor, alerts and dashboards know the Model's name.
+    if os.environ.get(SELDON_ENV) == "1":
+        return re.sub(r"_\d+$", "", name)
+    return name
+
+
 class MonitoredMLflowRuntime(MLflowRuntime):
     """MLflow runtime that validates, logs every prediction durably and exports metrics."""
 
@@ -80,22 +120,28 @@ class MonitoredMLflowRuntime(MLflowRuntime):
         raise ClientRequestError(InvalidRequest("use /v2/models/<name>/infer", status_code=404))
 
     async def load(self) -> bool:
-        extra = (self._settings.parameters.extra if self._settings.parameters else None) or {}
-        log_dir = extra.get("prediction_log_dir")
+        extra = _our_extra(self._settings.parameters.extra if self._settings.parameters else None)
         self._enable_metrics = bool(extra.get("enable_metrics", True))
-        self._version_label = str(self.version or "")
+        self._model_label = str(extra.get("model_name") or _served_name(self.name))
+        self._version_label = str(extra.get("registered_version") or self.version or "")
+        log_dir = extra.get("prediction_log_dir")
+        if not log_dir and os.environ.get(PREDICTION_LOG_ROOT_ENV):
+            log_dir = Path(os.environ[PREDICTION_LOG_ROOT_ENV]) / self._model_label
         self._prediction_log_dir = Path(log_dir) if log_dir else None
         await super().load()
         # A model without a params schema ignores params with a warning per request: drop them here.
         self._accepts_params = self._signature is not None and self._signature.params is not None
         # The log is opened after the model loaded, so a failed load leaves no open writer behind.
+        # A monitor URL (model-settings extra.monitor_url or MLOPS_MONITOR_URL: the cluster) adds a shipper.
         self._prediction_log = (
-            acquire_prediction_log(self._prediction_log_dir) if self._prediction_log_dir else None
+            acquire_prediction_log(self._prediction_log_dir, monitor_url_from(extra))
+            if self._prediction_log_dir
+            else None
         )
         if self._enable_metrics:
             metrics = serving_metrics()
             self._counters = {
-                key: metric.labels(self.name, self._version_label) for key, metric in metrics.items()
+                key: metric.labels(self._model_label, self._version_label) for key, metric in metrics.items()
             }
         logger.info(
             "model %s version %s loaded (prediction log: %s)",
@@ -151,7 +197,7 @@ class MonitoredMLflowRuntime(MLflowRuntime):
         if self._prediction_log is not None:
             record = PredictionRecord(
                 request_id=str(payload.id),
-                model=self.name,
+                model=self._model_label,
                 version=self._version_label,
                 timestamp=time.time(),
                 inputs=validated.columns,
