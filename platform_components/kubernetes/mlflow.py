@@ -422,10 +422,8 @@ class MlflowServer(pulumi.ComponentResource):
                 str(MLFLOW_PORT),
                 "--workers",
                 str(settings.workers),
-                # $(VAR) is expanded by the kubelet from the Secret-backed variable: no credential in the
-                # spec.
-                "--backend-store-uri",
-                "$(MLFLOW_BACKEND_STORE_URI)",
+                # No --backend-store-uri: `mlflow server` reads MLFLOW_BACKEND_STORE_URI (Secret-backed) from
+                # the environment; as an argument the password would show in /proc/<pid>/cmdline and ps.
                 "--serve-artifacts",
                 "--artifacts-destination",
                 f"s3://{settings.artifact_store.bucket}/",

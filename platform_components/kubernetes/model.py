@@ -118,7 +118,7 @@ def alert_rules(settings: ModelDeploymentSettings) -> list[AlertRule]:
             f"max(mlops_monitor_max_psi{{{selector}}}) > {limits.psi}",
             "30m",
             "warning",
-            f"{model}: prediction drift (PSI > {limits.psi})",
+            f"{model}: feature distribution shift (largest feature PSI > {limits.psi})",
             RUNBOOK,
         ),
         AlertRule(

@@ -389,7 +389,9 @@ def platform_rule_group(args: MonitoringArgs) -> dict[str, object]:
         ),
         AlertRule(
             "MlflowDown",
-            f'sum(up{{namespace="{args.mlflow_namespace}",service="mlflow"}}) == 0',
+            # `or vector(0)` and absent(): with every pod gone there is no `up` series, and a bare
+            # sum() over nothing never fires.
+            f'(sum(up{{namespace="{args.mlflow_namespace}",service="mlflow"}}) or vector(0)) == 0',
             "5m",
             "critical",
             "No MLflow replica is scraped as up",
@@ -397,7 +399,9 @@ def platform_rule_group(args: MonitoringArgs) -> dict[str, object]:
         ),
         AlertRule(
             "MlflowServerErrors",
-            f'sum(rate(http_request_total{{namespace="{args.mlflow_namespace}",status=~"5.."}}[5m])) > 0.1',
+            # MLflow's exporter prefixes its request metrics with "mlflow" (server/prometheus_exporter.py).
+            f'sum(rate(mlflow_http_request_total{{namespace="{args.mlflow_namespace}",status=~"5.."}}[5m]))'
+            " > 0.1",
             "10m",
             "warning",
             "MLflow answers 5xx (database or store trouble)",
@@ -414,7 +418,7 @@ def platform_rule_group(args: MonitoringArgs) -> dict[str, object]:
         ),
         AlertRule(
             "ModelMonitorDown",
-            f'sum(up{{namespace="{args.namespace}",service="model-monitor"}}) == 0',
+            f'(sum(up{{namespace="{args.namespace}",service="model-monitor"}}) or vector(0)) == 0',
             "10m",
             "warning",
             "The model monitor is not scraped: no drift or accuracy alerts can fire",
@@ -422,7 +426,8 @@ def platform_rule_group(args: MonitoringArgs) -> dict[str, object]:
         ),
         AlertRule(
             "ModelMonitorStale",
-            f"time() - max(mlops_monitor_last_check_timestamp_seconds) > "
+            # min by model: one fresh model must not hide a stale one.
+            f"time() - min by (model) (mlops_monitor_last_check_timestamp_seconds) > "
             f"{3 * args.settings.monitor.check_interval_seconds}",
             "10m",
             "warning",
