@@ -7,6 +7,7 @@ on the same prediction log and registering the metrics twice.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from pathlib import Path
@@ -50,6 +51,34 @@ def serving_metrics() -> dict[str, Any]:
                 buckets=LATENCY_BUCKETS,
             )
         return _metrics
+
+
+# (model, version) -> loaded runtime instances using those labels. A reload briefly holds two instances
+# of one model; an old version's series go away when its last instance unloads, so a model keeps
+# <= ~15 series however often it rolls over.
+_label_users: dict[tuple[str, str], int] = {}
+
+
+def acquire_metric_labels(model: str, version: str) -> dict[str, Any]:
+    """The metrics' children for (model, version); counted, so the last release drops them."""
+    metrics = serving_metrics()
+    with _metrics_lock:
+        _label_users[(model, version)] = _label_users.get((model, version), 0) + 1
+        return {key: metric.labels(model, version) for key, metric in metrics.items()}
+
+
+def release_metric_labels(model: str, version: str) -> None:
+    """Drop (model, version)'s series once no loaded instance uses them."""
+    metrics = serving_metrics()
+    with _metrics_lock:
+        users = _label_users.get((model, version), 0) - 1
+        if users > 0:
+            _label_users[(model, version)] = users
+            return
+        _label_users.pop((model, version), None)
+        for metric in metrics.values():
+            with contextlib.suppress(KeyError):  # never observed: nothing to remove
+                metric.remove(model, version)
 
 
 # One PredictionLog per directory per process: a reload creates a second runtime instance for the same

@@ -45,9 +45,10 @@ from mlserver_mlflow.codecs import TensorDictCodec
 from platform_components.monitoring.predlog import PredictionLogError, PredictionRecord
 from platform_components.monitoring.shipper import monitor_url_from
 from platform_components.serving.process_state import (
+    acquire_metric_labels,
     acquire_prediction_log,
+    release_metric_labels,
     release_prediction_log,
-    serving_metrics,
 )
 from platform_components.serving.validation import InvalidRequest, validate_request
 
@@ -139,10 +140,7 @@ class MonitoredMLflowRuntime(MLflowRuntime):
             else None
         )
         if self._enable_metrics:
-            metrics = serving_metrics()
-            self._counters = {
-                key: metric.labels(self._model_label, self._version_label) for key, metric in metrics.items()
-            }
+            self._counters = acquire_metric_labels(self._model_label, self._version_label)
         logger.info(
             "model %s version %s loaded (prediction log: %s)",
             self.name,
@@ -155,6 +153,9 @@ class MonitoredMLflowRuntime(MLflowRuntime):
         if getattr(self, "_prediction_log", None) is not None and self._prediction_log_dir is not None:
             release_prediction_log(self._prediction_log_dir)
             self._prediction_log = None
+        if getattr(self, "_enable_metrics", False) and getattr(self, "_counters", None):
+            release_metric_labels(self._model_label, self._version_label)
+            self._counters = {}
         return True
 
     def _count(self, key: str, amount: float = 1.0) -> None:
