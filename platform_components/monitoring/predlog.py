@@ -166,6 +166,47 @@ def read_records(directory: Path) -> Iterator[PredictionRecord]:
                 ) from error
 
 
+def read_records_from(
+    directory: Path, sequence: int = 0, offset: int = 0
+) -> Iterator[tuple[PredictionRecord, int, int]]:
+    """Records after the position ``(segment sequence, byte offset)``, each with the position just past it.
+
+    A reader that saves the last position it handled resumes there instead of re-reading the whole log.
+    Reading stops at a line without its newline (being written, or torn by a crash: the next writer cuts it
+    off), so a saved position is always at a line boundary.
+
+    Raises:
+        PredictionLogError: a complete line is not a valid record (corruption), naming file and offset.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        return
+    for current, path in _list_segments(directory):
+        if current < sequence:
+            continue
+        position = offset if current == sequence else 0
+        try:
+            handle = path.open("rb")
+        except FileNotFoundError:
+            continue  # retention deleted it after listing: its records are gone on purpose
+        with handle:
+            handle.seek(position)
+            for line in handle:
+                if not line.endswith(b"\n"):
+                    return
+                start, position = position, position + len(line)
+                if not line.strip():
+                    continue
+                try:
+                    record = PredictionRecord.from_dict(json.loads(line))
+                except (ValueError, KeyError, TypeError) as error:
+                    raise PredictionLogError(
+                        f"{path} at byte {start}: not a prediction record ({error}); the log is corrupt, "
+                        "move that segment aside to continue"
+                    ) from error
+                yield record, current, position
+
+
 class PredictionLog:
     """Durable, idempotent, size-bounded append-only log; thread-safe; one writer process per directory.
 

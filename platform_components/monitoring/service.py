@@ -420,9 +420,9 @@ def create_app(
         if declared.isdigit() and int(declared) > MAX_FEEDBACK_BYTES:
             # Refuse before reading: a huge body never reaches memory.
             return _error(413, f"body: {declared} bytes is over the limit of {MAX_FEEDBACK_BYTES}")
-        body = await request.body()
-        if len(body) > MAX_FEEDBACK_BYTES:
-            return _error(413, f"body: {len(body)} bytes is over the limit of {MAX_FEEDBACK_BYTES}")
+        body = await _read_body(request, MAX_FEEDBACK_BYTES)
+        if body is None:
+            return _error(413, f"body: over the limit of {MAX_FEEDBACK_BYTES} bytes")
         try:
             request_id, labels = parse_feedback(body)
         except InvalidInput as error:
@@ -443,9 +443,9 @@ def create_app(
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > MAX_PREDICTIONS_BYTES:
             return _error(413, f"body: {declared} bytes is over the limit of {MAX_PREDICTIONS_BYTES}")
-        body = await request.body()
-        if len(body) > MAX_PREDICTIONS_BYTES:
-            return _error(413, f"body: {len(body)} bytes is over the limit of {MAX_PREDICTIONS_BYTES}")
+        body = await _read_body(request, MAX_PREDICTIONS_BYTES)
+        if body is None:
+            return _error(413, f"body: over the limit of {MAX_PREDICTIONS_BYTES} bytes")
         from starlette.concurrency import run_in_threadpool
 
         try:
@@ -463,6 +463,17 @@ def create_app(
     app.state.store = store
     app.state.fleet = fleet
     return app
+
+
+async def _read_body(request: Any, limit: int) -> bytes | None:
+    """The body, or None as soon as it passes ``limit`` (a chunked body has no Content-Length to refuse)."""
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _store_labels(store: MonitorStore, state_dir: Path, lock: threading.Lock, request_id: str, labels: list):

@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from platform_components.monitoring.errors import InvalidInput, LabelConflict, UnknownRequest
-from platform_components.monitoring.predlog import PredictionRecord, read_records
+from platform_components.monitoring.predlog import PredictionRecord, read_records_from
 
 logger = logging.getLogger(__name__)
 
@@ -96,6 +96,11 @@ CREATE TABLE IF NOT EXISTS decisions (
     finished_at REAL
 );
 CREATE INDEX IF NOT EXISTS decisions_by_model ON decisions (model, decided_at);
+CREATE TABLE IF NOT EXISTS ingest_positions (
+    directory TEXT PRIMARY KEY,
+    sequence INTEGER NOT NULL,
+    offset INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS leases (
     model TEXT PRIMARY KEY,
     holder TEXT NOT NULL,
@@ -288,9 +293,39 @@ class MonitorStore:
             )
         return len(prediction_rows)
 
-    def ingest_directory(self, directory: Path) -> int:
-        """Ingest one prediction-log directory (``<state>/predictions/<model>``); returns rows added."""
-        return self.ingest(read_records(Path(directory)))
+    def ingest_directory(self, directory: Path, *, batch_size: int = 500) -> int:
+        """Ingest one prediction-log directory (``<state>/predictions/<model>``); returns rows added.
+
+        Resumes from the position saved by the previous call, so a periodic check reads only what was
+        appended since (not the whole log, up to its retention size, every time). The position is saved
+        after each batch is stored; a crash in between re-reads that batch, which ingestion ignores.
+        """
+        key = str(Path(directory).resolve())
+        saved = self._query("SELECT sequence, offset FROM ingest_positions WHERE directory = ?", (key,))
+        start = (int(saved[0][0]), int(saved[0][1])) if saved else (0, 0)
+        added = 0
+        batch: list[PredictionRecord] = []
+        position = start
+        for record, sequence, offset in read_records_from(Path(directory), *start):
+            batch.append(record)
+            position = (sequence, offset)
+            if len(batch) >= batch_size:
+                added += self._ingest_batch(batch)
+                self._save_position(key, position)
+                batch = []
+        if batch:
+            added += self._ingest_batch(batch)
+        if position != start or not saved:
+            self._save_position(key, position)
+        return added
+
+    def _save_position(self, directory: str, position: tuple[int, int]) -> None:
+        with self._transaction() as connection:
+            connection.execute(
+                "INSERT INTO ingest_positions VALUES (?, ?, ?) ON CONFLICT(directory) DO UPDATE SET "
+                "sequence = excluded.sequence, offset = excluded.offset",
+                (directory, *position),
+            )
 
     def ingest_state_dir(self, state_dir: Path, model: str | None = None) -> int:
         """Ingest every model's prediction log under ``<state_dir>/predictions`` (or one model's)."""

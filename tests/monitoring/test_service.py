@@ -119,6 +119,9 @@ def test_feedback_accepts_labels_idempotently_and_ingests_on_demand(service) -> 
     response = httpx.post(f"{base_url}/v2/feedback", json={"request_id": "credit-default-1-3", "lables": [1]})
     assert response.status_code == 422 and response.json()["detail"].startswith("lables: unknown field")
     assert httpx.post(f"{base_url}/v2/feedback", content=b"x" * (2 * 1024 * 1024)).status_code == 413
+    # Chunked (no Content-Length): refused while streaming, not after buffering it all.
+    chunks = (b"x" * 65_536 for _ in range(40))
+    assert httpx.post(f"{base_url}/v2/feedback", content=chunks).status_code == 413
     # Nothing of the rejected submissions was stored.
     with MonitorStore.for_state_dir(service[1]) as store:
         assert store.label_count("credit-default") == 4
