@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
+import subprocess
 import sys
 from collections.abc import Iterator
 
+import psutil
 import pytest
 
 
@@ -78,3 +81,31 @@ def no_mlflow_run_left_open() -> Iterator[None]:
     if leaked_run is not None:
         fluent.end_run()
         pytest.fail(f"the test left MLflow run {leaked_run.info.run_id} open; use `with mlflow.start_run():`")
+
+
+def stop_process_tree(process: subprocess.Popen | int, timeout: float = 10.0) -> None:
+    """Terminate a process and every descendant, by PID; kill what does not exit in time.
+
+    Servers under test spawn children (MLflow's uvicorn and huey workers, MLServer's workers): stopping
+    only the parent would leave them running and holding ports.
+    """
+    pid = process if isinstance(process, int) else process.pid
+    try:
+        parent = psutil.Process(pid)
+        family = [parent, *parent.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        family = []
+    for member in family:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            member.terminate()
+    _, alive = psutil.wait_procs(family, timeout=timeout)
+    for member in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            member.kill()
+    psutil.wait_procs(alive, timeout=timeout)
+    if not isinstance(process, int):
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=timeout)

@@ -464,18 +464,25 @@ class PredictionLog:
         deleted = False
         while sum(self._segment_sizes.values()) > self.retention_bytes and len(self._segment_sizes) > 1:
             oldest = min(self._segment_sizes)
-            if oldest == self._sequence:
+            if oldest == self._sequence or not self._may_delete(oldest):
                 break
-            path = self.directory / _segment_name(oldest)
-            path.unlink(missing_ok=True)
-            for request_id in self._segment_ids.pop(oldest, []):
-                if self._index.get(request_id) == oldest:
-                    del self._index[request_id]
-            del self._segment_sizes[oldest]
+            self._delete_segment(oldest)
             deleted = True
-            logger.info("prediction log retention: deleted %s", path)
         if deleted:
             _fsync_directory(self.directory)
+
+    def _may_delete(self, sequence: int) -> bool:
+        """May retention delete this (oldest, closed) segment? Subclasses keep what they still need."""
+        return True
+
+    def _delete_segment(self, sequence: int) -> None:
+        path = self.directory / _segment_name(sequence)
+        path.unlink(missing_ok=True)
+        for request_id in self._segment_ids.pop(sequence, []):
+            if self._index.get(request_id) == sequence:
+                del self._index[request_id]
+        del self._segment_sizes[sequence]
+        logger.info("prediction log retention: deleted %s", path)
 
     @property
     def total_bytes(self) -> int:

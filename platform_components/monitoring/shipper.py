@@ -43,7 +43,6 @@ from platform_components.monitoring.predlog import (
     PredictionLog,
     _fsync_directory,
     _list_segments,
-    _segment_name,
 )
 
 logger = logging.getLogger(__name__)
@@ -166,38 +165,27 @@ class ShippedPredictionLog(PredictionLog):
         super().__init__(directory, segment_bytes=segment_bytes, retention_bytes=retention_bytes)
 
     def _apply_retention(self) -> None:
-        # Called under the log's lock by _rotate. Same bookkeeping as PredictionLog._apply_retention.
-        shipped = read_position(self.directory)
-        deleted = False
-        while sum(self._segment_sizes.values()) > self.retention_bytes and len(self._segment_sizes) > 1:
-            oldest = min(self._segment_sizes)
-            if oldest == self._sequence:
-                break
-            unshipped = oldest >= shipped.sequence
-            if unshipped:
-                if sum(self._segment_sizes.values()) <= self.hard_limit_bytes:
-                    break  # keep it for the shipper; the disk bound is not reached
-                lost = len(self._segment_ids.get(oldest, []))
-                self.dropped_records += lost
-                shipper_metrics()["dropped"].labels(self.directory.name).inc(lost)
-                logger.error(
-                    "prediction log %s is over its hard limit of %d bytes: deleting unshipped segment %d "
-                    "with up to %d records the monitor has not received (is the monitor reachable?)",
-                    self.directory,
-                    self.hard_limit_bytes,
-                    oldest,
-                    lost,
-                )
-            path = self.directory / _segment_name(oldest)
-            path.unlink(missing_ok=True)
-            for request_id in self._segment_ids.pop(oldest, []):
-                if self._index.get(request_id) == oldest:
-                    del self._index[request_id]
-            del self._segment_sizes[oldest]
-            deleted = True
-            logger.info("prediction log retention: deleted %s", path)
-        if deleted:
-            _fsync_directory(self.directory)
+        # Called under the log's lock by _rotate: read where the shipper stands once per pass.
+        self._shipped = read_position(self.directory)
+        super()._apply_retention()
+
+    def _may_delete(self, sequence: int) -> bool:
+        if sequence < self._shipped.sequence:
+            return True  # shipped: the monitor has it
+        if sum(self._segment_sizes.values()) <= self.hard_limit_bytes:
+            return False  # keep it for the shipper; the disk bound is not reached
+        lost = len(self._segment_ids.get(sequence, []))
+        self.dropped_records += lost
+        shipper_metrics()["dropped"].labels(self.directory.name).inc(lost)
+        logger.error(
+            "prediction log %s is over its hard limit of %d bytes: deleting unshipped segment %d "
+            "with up to %d records the monitor has not received (is the monitor reachable?)",
+            self.directory,
+            self.hard_limit_bytes,
+            sequence,
+            lost,
+        )
+        return True
 
 
 # -- the shipper --------------------------------------------------------------------------------------

@@ -7,7 +7,6 @@ rule's other branches run the promote step's own code in-process against the sam
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import subprocess
@@ -20,9 +19,8 @@ import httpx
 import mlflow
 import numpy as np
 import pandas as pd
-import psutil
 import pytest
-from conftest import find_free_port
+from conftest import find_free_port, stop_process_tree
 from kfp.dsl import Metrics
 from sklearn.metrics import roc_auc_score
 from threadpoolctl import threadpool_limits
@@ -45,23 +43,6 @@ def one_openmp_thread() -> Iterator[None]:
     """HistGradientBoosting's OpenMP threads spin-wait; on the shared 2-core machine that costs 10-30x."""
     with threadpool_limits(limits=1):
         yield
-
-
-def stop_process_tree(pid: int, timeout: float = 10.0) -> None:
-    """Stop a process and every descendant, by PID (MLflow's server spawns uvicorn/huey children)."""
-    try:
-        parent = psutil.Process(pid)
-    except psutil.NoSuchProcess:
-        return
-    family = [*parent.children(recursive=True), parent]
-    for process in family:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            process.terminate()
-    _, alive = psutil.wait_procs(family, timeout=timeout)
-    for process in alive:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            process.kill()
-    psutil.wait_procs(alive, timeout=timeout)
 
 
 @pytest.fixture(scope="module")

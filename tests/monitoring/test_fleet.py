@@ -17,9 +17,8 @@ from typing import Any
 import httpx
 import numpy as np
 import pandas as pd
-import psutil
 import pytest
-from conftest import find_free_port
+from conftest import find_free_port, stop_process_tree
 
 from platform_components.errors import ConfigError
 from platform_components.monitoring.fleet import (
@@ -207,19 +206,6 @@ def test_the_service_refuses_to_start_on_a_bad_models_file(tmp_path: Path) -> No
 # --- against a real MLflow server and a real service process ------------------------------------------
 
 
-def stop_tree(process: subprocess.Popen) -> None:
-    with contextlib.suppress(psutil.NoSuchProcess):
-        family = [*psutil.Process(process.pid).children(recursive=True), psutil.Process(process.pid)]
-        for member in family:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                member.terminate()
-        _, alive = psutil.wait_procs(family, timeout=15)
-        for member in alive:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                member.kill()
-    process.wait(timeout=15)
-
-
 def wait_healthy(url: str, process: subprocess.Popen, log: Path, seconds: float = 90) -> None:
     deadline = time.monotonic() + seconds
     while True:
@@ -247,7 +233,7 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         wait_healthy(f"{uri}/health", process, log)
         yield uri
     finally:
-        stop_tree(process)
+        stop_process_tree(process)
 
 
 def register_champion(tracking_uri: str) -> None:
@@ -344,7 +330,7 @@ def test_service_checks_the_listed_models_and_records_the_kfp_submission(
                 decisions = store.decisions(SERVED)
         text = httpx.get(f"{base}/metrics", timeout=5).text
     finally:
-        stop_tree(process)
+        stop_process_tree(process)
 
     # Every monitor series the rendered alert rules read is exported, for the served name's version.
     wanted = monitor_metric_names(rendered)

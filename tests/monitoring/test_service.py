@@ -10,9 +10,8 @@ from collections import Counter
 import httpx
 import numpy as np
 import pandas as pd
-import psutil
 import pytest
-from conftest import find_free_port
+from conftest import find_free_port, stop_process_tree
 
 from platform_components.monitoring.errors import InvalidInput, LabelConflict, UnknownRequest
 from platform_components.monitoring.feedback import FeedbackClient
@@ -40,22 +39,6 @@ def predictions(model: str, count: int, start: float, rng: np.random.Generator, 
             },
             outputs={"predict_proba": [[1 - p, p] for p in rng.uniform(0, 1, rows)]},
         )
-
-
-def stop_process_tree(process: subprocess.Popen) -> None:
-    try:
-        children = psutil.Process(process.pid).children(recursive=True)
-    except psutil.NoSuchProcess:
-        children = []
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=10)
-    for child in children:
-        if child.is_running():
-            child.kill()
 
 
 @pytest.fixture(scope="module")

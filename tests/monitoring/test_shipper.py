@@ -16,9 +16,8 @@ import time
 from pathlib import Path
 
 import httpx
-import psutil
 import pytest
-from conftest import find_free_port
+from conftest import find_free_port, stop_process_tree
 from prometheus_client import REGISTRY
 
 # The real MLflow server, registered model and MLServer launcher of the serving tests (tests/serving).
@@ -40,22 +39,6 @@ from platform_components.monitoring.shipper import (
 )
 from platform_components.monitoring.store import MonitorStore
 from platform_components.serving.client import InferenceClient
-
-
-def stop_process_tree(process: subprocess.Popen) -> None:
-    try:
-        children = psutil.Process(process.pid).children(recursive=True)
-    except psutil.NoSuchProcess:
-        children = []
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=10)
-    for child in children:
-        if child.is_running():
-            child.kill()
 
 
 def record(index: int, model: str = "credit-default", rows: int = 2) -> PredictionRecord:

@@ -6,7 +6,6 @@ PID, through psutil) even when a test fails.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import subprocess
 import sys
@@ -18,36 +17,13 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pandas as pd
-import psutil
 import pytest
-from conftest import find_free_port
+from conftest import find_free_port, stop_process_tree
 
 from platform_components.serving import launch
 
 MODEL_NAME = "credit-default-test"
 VENV_BIN = Path(sys.executable).parent
-
-
-def stop_process_tree(process: subprocess.Popen, timeout: float = 10.0) -> None:
-    """Terminate a process and every descendant, by PID; kill what does not exit in time."""
-    try:
-        parent = psutil.Process(process.pid)
-        family = [parent, *parent.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        process.wait(timeout=timeout)
-        return
-    for member in family:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            member.terminate()
-    _, alive = psutil.wait_procs(family, timeout=timeout)
-    for member in alive:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            member.kill()
-    psutil.wait_procs(alive, timeout=timeout)
-    try:
-        process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
 
 
 def make_frame(rows: int, seed: int) -> pd.DataFrame:
