@@ -323,6 +323,9 @@ def register_model(
     """Log params, metrics, the model and its reference profile to MLflow; register it as ``challenger``."""
     import collections
     import importlib.metadata
+    import json
+    import os
+    import tempfile
 
     import mlflow
     import pandas as pd
@@ -387,6 +390,17 @@ def register_model(
         info.model_uri, model_name, tags={"data_source": data_source[:500], "pipeline_run": pipeline_run}
     )
     client = mlflow.MlflowClient()
+    # Seldon Core 2 loads a model folder only with a model-settings.json in it, and the platform's serving
+    # runtime reads the registry version from it (Seldon renames models), so monitoring can tie each
+    # prediction to this version. No `implementation`: the serving image chooses the runtime.
+    with tempfile.TemporaryDirectory() as folder:
+        settings_path = os.path.join(folder, "model-settings.json")
+        with open(settings_path, "w") as handle:
+            json.dump(
+                {"parameters": {"extra": {"init_parameters": {"registered_version": str(version.version)}}}},
+                handle,
+            )
+        client.log_model_artifact(info.model_id, settings_path)
     client.set_registered_model_alias(model_name, "challenger", version.version)
     print(f"registered {model_name} version {version.version} from run {run_id} as @challenger")
     outputs = collections.namedtuple("RegisterOutputs", ["version", "run_id"])

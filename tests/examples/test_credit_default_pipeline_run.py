@@ -190,6 +190,9 @@ def test_logged_model_has_signature_example_metrics_and_reference_profile(
     profile = ReferenceProfile.from_json(profile_text)
     assert set(profile.features) >= set(FEATURES)
     assert profile.prediction is not None
+    # Seldon Core 2 loads a model folder only with a model-settings.json; it names the registry version.
+    settings = json.loads(mlflow.artifacts.load_text(f"models:/{MODEL}/1/model-settings.json"))
+    assert settings == {"parameters": {"extra": {"init_parameters": {"registered_version": "1"}}}}
 
 
 def test_concept_shifted_run_beats_the_champion_on_the_same_holdout_and_is_promoted(
