@@ -16,14 +16,30 @@ from platform_components.errors import PlatformError
 
 # name -> (module, attribute, one-line help). The help is repeated here so `mlops --help` imports nothing.
 COMMANDS: dict[str, tuple[str, str, str]] = {
-    "render": ("platform_components.render", "render_command", "Render a stack's Kubernetes objects offline."),
+    "render": (
+        "platform_components.render",
+        "render_command",
+        "Render a stack's Kubernetes objects offline.",
+    ),
     "up": ("platform_components.local.cli", "up_command", "Start the local platform (MLflow, MLServer)."),
     "down": ("platform_components.local.cli", "down_command", "Stop the local platform."),
     "status": ("platform_components.local.cli", "status_command", "Show the local platform's processes."),
     "deploy": ("platform_components.local.cli", "deploy_command", "Serve a registered model's alias."),
-    "loop": ("platform_components.local.cli", "loop_command", "Watch a served model: check, retrain, roll over."),
-    "pipeline": ("platform_components.pipelines.cli", "pipeline_group", "Compile or run a project's pipeline."),
-    "monitor": ("platform_components.monitoring.cli", "monitor_command", "Run a monitoring check for a model."),
+    "loop": (
+        "platform_components.local.cli",
+        "loop_command",
+        "Watch a served model: check, retrain, roll over.",
+    ),
+    "pipeline": (
+        "platform_components.pipelines.cli",
+        "pipeline_group",
+        "Compile or run a project's pipeline.",
+    ),
+    "monitor": (
+        "platform_components.monitoring.cli",
+        "monitor_command",
+        "Run a monitoring check for a model.",
+    ),
     "decisions": ("platform_components.monitoring.cli", "decisions_command", "List retrain decisions."),
     "demo": ("platform_components.demo", "demo_command", "Run the whole loop on the local target."),
 }

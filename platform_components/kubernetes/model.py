@@ -162,10 +162,20 @@ def dashboard(settings: ModelDeploymentSettings) -> dict[str, Any]:
         ("Prediction drift (KS statistic)", f"max(mlops_monitor_prediction_drift_statistic{{{selector}}})"),
         ("Accuracy (labelled)", f"min(mlops_monitor_accuracy{{{selector}}})"),
     ]
+    return grafana_dashboard(
+        f"mlops-{model}"[:40],
+        f"Model {model} ({settings.registered_model}@{settings.alias})",
+        ["mlops-platform", "model"],
+        panels,
+    )
+
+
+def grafana_dashboard(uid: str, title: str, tags: list[str], panels: list[tuple[str, str]]) -> dict[str, Any]:
+    """A Grafana dashboard of time-series panels, two per row, one PromQL query each."""
     return {
-        "uid": f"mlops-{model}"[:40],
-        "title": f"Model {model} ({settings.registered_model}@{settings.alias})",
-        "tags": ["mlops-platform", "model"],
+        "uid": uid,
+        "title": title,
+        "tags": tags,
         "schemaVersion": 39,
         "time": {"from": "now-24h", "to": "now"},
         "panels": [

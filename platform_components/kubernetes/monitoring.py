@@ -17,7 +17,13 @@ from platform_components.kubernetes.custom_resources import (
     prometheus_rule,
     service_monitor,
 )
-from platform_components.kubernetes.model import RUNBOOK, dashboard_json, monitor_entry, rule_group
+from platform_components.kubernetes.model import (
+    RUNBOOK,
+    dashboard_json,
+    grafana_dashboard,
+    monitor_entry,
+    rule_group,
+)
 from platform_components.kubernetes.naming import labels, selector
 from platform_components.settings import ModelDeploymentSettings, MonitoringSettings
 
@@ -458,20 +464,4 @@ def platform_dashboard(args: MonitoringArgs) -> dict[str, object]:
             'count(ALERTS{alertname="ModelAccuracyLow",alertstate="firing"})',
         ),
     ]
-    return {
-        "uid": "mlops-platform",
-        "title": "MLOps platform",
-        "tags": ["mlops-platform"],
-        "schemaVersion": 39,
-        "time": {"from": "now-24h", "to": "now"},
-        "panels": [
-            {
-                "id": index + 1,
-                "type": "timeseries",
-                "title": title,
-                "gridPos": {"h": 8, "w": 12, "x": (index % 2) * 12, "y": (index // 2) * 8},
-                "targets": [{"expr": expr, "refId": "A"}],
-            }
-            for index, (title, expr) in enumerate(panels)
-        ],
-    }
+    return grafana_dashboard("mlops-platform", "MLOps platform", ["mlops-platform"], panels)

@@ -395,10 +395,16 @@ class MonitorStore:
 
     def label_count(self, model: str, version: str | None = None, since: float | None = None) -> int:
         """Labelled rows of a model (optionally one version, predictions since a time)."""
-        sql = (
+        return self._count(
             "SELECT COUNT(*) FROM labels l JOIN predictions p "
-            "ON p.request_id = l.request_id AND p.row = l.row WHERE p.model = ?"
+            "ON p.request_id = l.request_id AND p.row = l.row WHERE p.model = ?",
+            model,
+            version,
+            since,
         )
+
+    def _count(self, sql: str, model: str, version: str | None, since: float | None) -> int:
+        """``sql`` (a COUNT over predictions ``p``, filtered by model) narrowed to a version and a start."""
         parameters: list[Any] = [model]
         if version is not None:
             sql += " AND p.version = ?"
@@ -473,15 +479,7 @@ class MonitorStore:
         return [row[0] for row in self._query("SELECT DISTINCT model FROM requests ORDER BY model")]
 
     def prediction_count(self, model: str, version: str | None = None, since: float | None = None) -> int:
-        sql = "SELECT COUNT(*) FROM predictions WHERE model = ?"
-        parameters: list[Any] = [model]
-        if version is not None:
-            sql += " AND version = ?"
-            parameters.append(version)
-        if since is not None:
-            sql += " AND timestamp >= ?"
-            parameters.append(since)
-        return int(self._query(sql, parameters)[0][0])
+        return self._count("SELECT COUNT(*) FROM predictions p WHERE p.model = ?", model, version, since)
 
     # -- monitor results ---------------------------------------------------------------------------
 
