@@ -25,6 +25,7 @@ from examples.credit_default.components import (
     register_model,
     train_model,
 )
+from platform_components.pipelines import with_mlflow_credentials
 
 PIPELINE_NAME = "credit-default-training"
 
@@ -97,4 +98,8 @@ def credit_default_pipeline(
         champion_version=evaluate.outputs["champion_version"],
         promotion_margin=promotion_margin,
     )
+    # In the cluster, MLflow refuses unauthenticated calls: every step that talks to it gets the platform's
+    # credentials (locally and without auth the optional Secret is simply absent).
+    for task in (prepare, evaluate, register, promote):
+        with_mlflow_credentials(task)
     return promote.outputs["Output"]

@@ -10,6 +10,7 @@ import yaml
 
 from platform_components import versions
 from platform_components.kubernetes.base import TOKEN_PREFIX, child, secret
+from platform_components.pipelines.cluster import MLFLOW_CREDENTIALS_SECRET
 from platform_components.settings import KfpSettings
 
 
@@ -23,6 +24,9 @@ class KubeflowPipelinesArgs:
         bucket: bucket for pipeline roots.
         store_access_key_id / store_secret_access_key: credentials (Pulumi secrets in a Secret).
         tracking_uri: MLflow tracking URI the pipelines log to.
+        mlflow_username / mlflow_password: MLflow credentials for pipeline steps (basic-auth fails closed),
+            rendered into the Secret ``pipelines.MLFLOW_CREDENTIALS_SECRET`` that steps attach with
+            ``with_mlflow_credentials``.
     """
 
     settings: KfpSettings
@@ -31,6 +35,8 @@ class KubeflowPipelinesArgs:
     store_access_key_id: str
     store_secret_access_key: str
     tracking_uri: pulumi.Input[str]
+    mlflow_username: str = ""
+    mlflow_password: pulumi.Input[str] = ""
 
 
 class KubeflowPipelines(pulumi.ComponentResource):
@@ -76,6 +82,18 @@ class KubeflowPipelines(pulumi.ComponentResource):
             },
             after,
         )
+        if args.mlflow_username:
+            secret(
+                self,
+                "mlflow-credentials",
+                MLFLOW_CREDENTIALS_SECRET,
+                namespace,
+                {
+                    "MLFLOW_TRACKING_USERNAME": args.mlflow_username,
+                    "MLFLOW_TRACKING_PASSWORD": args.mlflow_password,
+                },
+                after,
+            )
         providers = {
             "s3": {
                 "default": {

@@ -141,6 +141,8 @@ class MlopsPlatform(pulumi.ComponentResource):
                 store_access_key_id=secrets.store_access_key_id,
                 store_secret_access_key=secrets.store_secret_access_key,
                 tracking_uri=mlflow.tracking_uri,
+                mlflow_username=settings.mlflow.auth.admin_username,
+                mlflow_password=secrets.admin_password,
             ),
             in_namespaces,
         )

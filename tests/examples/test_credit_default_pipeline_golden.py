@@ -37,7 +37,8 @@ def test_pipeline_compiles_to_the_golden_ir(tmp_path: Path) -> None:
 
 
 def test_golden_pipeline_runs_every_step_in_the_project_image_without_installing() -> None:
-    spec = yaml.safe_load(GOLDEN.read_text())
+    # Two documents: the pipeline spec, then the Kubernetes platform spec (kfp-kubernetes).
+    spec, platform = yaml.safe_load_all(GOLDEN.read_text())
     executors = spec["deploymentSpec"]["executors"]
     assert {name.removeprefix("exec-") for name in executors} == {
         "prepare-data",
@@ -57,3 +58,21 @@ def test_golden_pipeline_runs_every_step_in_the_project_image_without_installing
     assert "defaultValue" not in inputs["tracking_uri"]  # required: the caller names its MLflow
     dag_tasks = spec["root"]["dag"]["tasks"]
     assert dag_tasks["promote-model"]["dependentTasks"] == ["evaluate-models", "register-model"]
+
+
+def test_every_step_that_talks_to_mlflow_gets_the_platform_credentials_in_the_cluster() -> None:
+    from platform_components.pipelines import MLFLOW_CREDENTIALS_SECRET
+
+    _, platform = yaml.safe_load_all(GOLDEN.read_text())
+    executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    with_credentials = {
+        name.removeprefix("exec-")
+        for name, executor in executors.items()
+        for entry in executor.get("secretAsEnv", [])
+        if entry["secretName"] == MLFLOW_CREDENTIALS_SECRET
+        and {item["envVar"] for item in entry["keyToEnv"]}
+        == {"MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"}
+        and entry["optional"] is True  # kfp.local and clusters without MLflow auth run without it
+    }
+    # train-model never calls MLflow: it gets nothing it does not need.
+    assert with_credentials == {"prepare-data", "evaluate-models", "register-model", "promote-model"}

@@ -56,7 +56,8 @@ def test_compile_writes_the_example_pipeline_and_reports_json(runner: CliRunner,
     result = runner.invoke(main, ["pipeline", "compile", CREDIT_DEFAULT, "--out", str(out), "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.output) == {"pipeline": "credit-default-training", "path": str(out.resolve())}
-    assert yaml.safe_load(out.read_text())["pipelineInfo"]["name"] == "credit-default-training"
+    spec = next(yaml.safe_load_all(out.read_text()))  # then the Kubernetes platform spec
+    assert spec["pipelineInfo"]["name"] == "credit-default-training"
 
 
 def test_run_local_prints_outputs_as_json(runner: CliRunner, toy_spec: str, tmp_path: Path) -> None:
