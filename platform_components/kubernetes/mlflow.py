@@ -130,15 +130,7 @@ class MlflowServer(pulumi.ComponentResource):
             mounts={"data": "/var/lib/postgresql/data", "run": "/var/run/postgresql", "tmp": "/tmp"},
             run_as_user=POSTGRES_UID,
         )
-        claim: dict[str, object] = {
-            "metadata": {"name": "data"},
-            "spec": {
-                "accessModes": ["ReadWriteOnce"],
-                "resources": {"requests": {"storage": settings.storage_size}},
-            },
-        }
-        if settings.storage_class:
-            claim["spec"]["storageClassName"] = settings.storage_class  # type: ignore[index]
+        claim = pods.volume_claim("data", settings.storage_size, settings.storage_class)
         template = pods.pod_template(
             pod_labels,
             [database],
@@ -162,13 +154,7 @@ class MlflowServer(pulumi.ComponentResource):
         k8s.core.v1.Service(
             f"{name}-postgres-service",
             metadata={"name": "postgres", "namespace": namespace, "labels": pod_labels},
-            spec={
-                "type": "ClusterIP",
-                "selector": selector("postgres", name),
-                "ports": [
-                    {"name": "postgres", "port": POSTGRES_PORT, "targetPort": "postgres", "protocol": "TCP"}
-                ],
-            },
+            spec=pods.cluster_ip_service_spec(selector("postgres", name), {"postgres": POSTGRES_PORT}),
             opts=opts,
         )
         network_policy(
@@ -238,15 +224,7 @@ class MlflowServer(pulumi.ComponentResource):
             read_only_mounts={"s3-config": "/etc/seaweedfs"},
             run_as_user=SEAWEEDFS_UID,
         )
-        claim: dict[str, object] = {
-            "metadata": {"name": "data"},
-            "spec": {
-                "accessModes": ["ReadWriteOnce"],
-                "resources": {"requests": {"storage": store.storage_size}},
-            },
-        }
-        if store.storage_class:
-            claim["spec"]["storageClassName"] = store.storage_class  # type: ignore[index]
+        claim = pods.volume_claim("data", store.storage_size, store.storage_class)
         statefulset = k8s.apps.v1.StatefulSet(
             f"{name}-seaweedfs",
             metadata={"name": "seaweedfs", "namespace": namespace, "labels": pod_labels},
@@ -268,14 +246,7 @@ class MlflowServer(pulumi.ComponentResource):
         k8s.core.v1.Service(
             f"{name}-seaweedfs-service",
             metadata={"name": "seaweedfs", "namespace": namespace, "labels": pod_labels},
-            spec={
-                "type": "ClusterIP",
-                "selector": selector("seaweedfs", name),
-                "ports": [
-                    {"name": "s3", "port": S3_PORT, "targetPort": "s3", "protocol": "TCP"},
-                    {"name": "master", "port": 9333, "targetPort": "master", "protocol": "TCP"},
-                ],
-            },
+            spec=pods.cluster_ip_service_spec(selector("seaweedfs", name), {"s3": S3_PORT, "master": 9333}),
             opts=opts,
         )
         # The bucket must exist before MLflow writes to it: one Job asks the SeaweedFS shell to create it.
@@ -476,11 +447,7 @@ class MlflowServer(pulumi.ComponentResource):
         k8s.core.v1.Service(
             f"{name}-service",
             metadata={"name": "mlflow", "namespace": namespace, "labels": pod_labels},
-            spec={
-                "type": "ClusterIP",
-                "selector": selector("mlflow", name),
-                "ports": [{"name": "http", "port": MLFLOW_PORT, "targetPort": "http", "protocol": "TCP"}],
-            },
+            spec=pods.cluster_ip_service_spec(selector("mlflow", name), {"http": MLFLOW_PORT}),
             opts=opts,
         )
         budget = {"minAvailable": 1} if settings.replicas > 1 else {"maxUnavailable": 1}

@@ -310,26 +310,14 @@ class Monitoring(pulumi.ComponentResource):
                 "replicas": 1,  # one writer of the store; checks and retrain decisions never run twice
                 "selector": {"matchLabels": selector("model-monitor", name)},
                 "template": template,
-                "volumeClaimTemplates": [
-                    {
-                        "metadata": {"name": "state"},
-                        "spec": {
-                            "accessModes": ["ReadWriteOnce"],
-                            "resources": {"requests": {"storage": monitor.storage_size}},
-                        },
-                    }
-                ],
+                "volumeClaimTemplates": [pods.volume_claim("state", monitor.storage_size)],
             },
             opts=opts,
         )
         k8s.core.v1.Service(
             f"{name}-monitor-service",
             metadata={"name": "model-monitor", "namespace": namespace, "labels": pod_labels},
-            spec={
-                "type": "ClusterIP",
-                "selector": selector("model-monitor", name),
-                "ports": [{"name": "http", "port": MONITOR_PORT, "targetPort": "http", "protocol": "TCP"}],
-            },
+            spec=pods.cluster_ip_service_spec(selector("model-monitor", name), {"http": MONITOR_PORT}),
             opts=opts,
         )
         create(

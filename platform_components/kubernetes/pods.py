@@ -251,3 +251,23 @@ def _rule(direction: str, peers: Sequence[dict[str, Any]], ports: Sequence[int])
 def outside_cluster() -> dict[str, Any]:
     """Any address except cloud metadata (external databases, object stores, the API server)."""
     return {"ipBlock": {"cidr": "0.0.0.0/0", "except": [METADATA_ADDRESS]}}
+
+
+def volume_claim(name: str, size: str, storage_class: str | None = None) -> dict[str, Any]:
+    """A StatefulSet volume claim template: one ReadWriteOnce volume of ``size``."""
+    spec: dict[str, Any] = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": size}}}
+    if storage_class:
+        spec["storageClassName"] = storage_class
+    return {"metadata": {"name": name}, "spec": spec}
+
+
+def cluster_ip_service_spec(pod_selector: Mapping[str, str], ports: Mapping[str, int]) -> dict[str, Any]:
+    """A ClusterIP Service spec (never exposed outside the cluster) with one TCP port per named pod port."""
+    return {
+        "type": "ClusterIP",
+        "selector": dict(pod_selector),
+        "ports": [
+            {"name": port_name, "port": port, "targetPort": port_name, "protocol": "TCP"}
+            for port_name, port in ports.items()
+        ],
+    }
