@@ -416,13 +416,9 @@ def create_app(
 
     @app.post("/v2/feedback")
     async def feedback(request: Request):
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > MAX_FEEDBACK_BYTES:
-            # Refuse before reading: a huge body never reaches memory.
-            return _error(413, f"body: {declared} bytes is over the limit of {MAX_FEEDBACK_BYTES}")
         body = await _read_body(request, MAX_FEEDBACK_BYTES)
-        if body is None:
-            return _error(413, f"body: over the limit of {MAX_FEEDBACK_BYTES} bytes")
+        if not isinstance(body, bytes):
+            return body
         try:
             request_id, labels = parse_feedback(body)
         except InvalidInput as error:
@@ -440,12 +436,9 @@ def create_app(
 
     @app.post("/v2/predictions")
     async def predictions(request: Request):
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > MAX_PREDICTIONS_BYTES:
-            return _error(413, f"body: {declared} bytes is over the limit of {MAX_PREDICTIONS_BYTES}")
         body = await _read_body(request, MAX_PREDICTIONS_BYTES)
-        if body is None:
-            return _error(413, f"body: over the limit of {MAX_PREDICTIONS_BYTES} bytes")
+        if not isinstance(body, bytes):
+            return body
         from starlette.concurrency import run_in_threadpool
 
         try:
@@ -465,13 +458,17 @@ def create_app(
     return app
 
 
-async def _read_body(request: Any, limit: int) -> bytes | None:
-    """The body, or None as soon as it passes ``limit`` (a chunked body has no Content-Length to refuse)."""
+async def _read_body(request: Any, limit: int) -> Any:
+    """The body, or a 413 response: before reading when Content-Length is over ``limit`` (a huge body never
+    reaches memory), else as soon as the streamed bytes pass it (a chunked body declares no length)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return _error(413, f"body: {declared} bytes is over the limit of {limit}")
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            return None
+            return _error(413, f"body: over the limit of {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
 
