@@ -7,7 +7,9 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import psutil
 import pytest
@@ -109,3 +111,17 @@ def stop_process_tree(process: subprocess.Popen | int, timeout: float = 10.0) ->
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=timeout)
+
+
+def wait_healthy(url: str, process: subprocess.Popen, log: Path, seconds: float = 90) -> None:
+    """Poll ``url`` until it answers 200; fail with the log's tail if the process exits or time runs out."""
+    import httpx
+
+    deadline = time.monotonic() + seconds
+    while True:
+        assert process.poll() is None, log.read_text()[-3000:]
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        assert time.monotonic() < deadline, f"{url} not healthy:\n{log.read_text()[-3000:]}"
+        time.sleep(0.2)

@@ -3,7 +3,6 @@ checking the listed models against a real ``mlflow server``, and the KFP retrain
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -18,7 +17,7 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import find_free_port, stop_process_tree
+from conftest import find_free_port, stop_process_tree, wait_healthy
 
 from platform_components.errors import ConfigError
 from platform_components.monitoring.fleet import (
@@ -204,17 +203,6 @@ def test_the_service_refuses_to_start_on_a_bad_models_file(tmp_path: Path) -> No
 
 
 # --- against a real MLflow server and a real service process ------------------------------------------
-
-
-def wait_healthy(url: str, process: subprocess.Popen, log: Path, seconds: float = 90) -> None:
-    deadline = time.monotonic() + seconds
-    while True:
-        assert process.poll() is None, log.read_text()[-3000:]
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        assert time.monotonic() < deadline, f"{url} not healthy:\n{log.read_text()[-3000:]}"
-        time.sleep(0.3)
 
 
 @pytest.fixture(scope="module")

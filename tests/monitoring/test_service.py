@@ -11,7 +11,7 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import find_free_port, stop_process_tree
+from conftest import find_free_port, stop_process_tree, wait_healthy
 
 from platform_components.monitoring.errors import InvalidInput, LabelConflict, UnknownRequest
 from platform_components.monitoring.feedback import FeedbackClient
@@ -58,16 +58,7 @@ def service(tmp_path_factory: pytest.TempPathFactory):
     process = subprocess.Popen(argv, stdout=log_file, stderr=subprocess.STDOUT, env={**os.environ})
     base_url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base_url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError((state_dir / "service.log").read_text())
-            time.sleep(0.2)
+        wait_healthy(f"{base_url}/health", process, state_dir / "service.log", seconds=60)
         yield base_url, state_dir
     finally:
         stop_process_tree(process)

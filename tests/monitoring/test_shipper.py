@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import find_free_port, stop_process_tree
+from conftest import find_free_port, stop_process_tree, wait_healthy
 from prometheus_client import REGISTRY
 
 # The real MLflow server, registered model and MLServer launcher of the serving tests (tests/serving).
@@ -68,16 +68,7 @@ class Monitor:
         log = (self.state_dir / "service.log").open("ab")
         self.process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env={**os.environ})
         log.close()
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError((self.state_dir / "service.log").read_text())
-            time.sleep(0.2)
+        wait_healthy(f"{self.url}/health", self.process, self.state_dir / "service.log", seconds=60)
 
     def stop(self) -> None:
         if self.process is not None:
