@@ -115,6 +115,8 @@ class Registered:
     urn: str
     inputs: dict[str, Any]
     dependencies: tuple[str, ...] = ()
+    provider: str = ""
+    """The provider reference the SDK sent (``<provider urn>::<id>``); empty when none was."""
 
     @property
     def parent_type(self) -> str | None:
@@ -166,7 +168,7 @@ def run_program(
 
         program = platform_program
     pulumi.runtime.set_mocks(_make_mocks(), project=PROJECT, stack=stack, preview=False)
-    dependencies = _record_dependencies(runtime_settings.get_monitor())
+    dependencies, providers = _record_dependencies(runtime_settings.get_monitor())
     pulumi.runtime.set_all_config(dict(config), list(secret_keys))
     exports: dict[str, Any] = {}
     original_export = pulumi.export
@@ -211,7 +213,12 @@ def run_program(
         qualified, name = urn.split("::")[2], urn.split("::")[3]
         result.resources.append(
             Registered(
-                qualified.split("$")[-1], name, urn, dict(registration.state or {}), dependencies.get(urn, ())
+                qualified.split("$")[-1],
+                name,
+                urn,
+                dict(registration.state or {}),
+                dependencies.get(urn, ()),
+                providers.get(urn, ""),
             )
         )
     result.resources.sort(key=lambda item: item.urn)
@@ -224,18 +231,21 @@ def _no_stack_trace() -> Any:
     return source_pb2.StackTrace()
 
 
-def _record_dependencies(monitor: Any) -> dict[str, tuple[str, ...]]:
-    """Wrap the mock monitor so each resource's explicit dependencies (``depends_on``) are kept by URN."""
+def _record_dependencies(monitor: Any) -> tuple[dict[str, tuple[str, ...]], dict[str, str]]:
+    """Wrap the mock monitor so each resource's explicit dependencies (``depends_on``) and provider
+    reference are kept by URN (the engine, not the mocks, would act on them)."""
     recorded: dict[str, tuple[str, ...]] = {}
+    providers: dict[str, str] = {}
     register = monitor.RegisterResource
 
     def register_resource(request: Any) -> Any:
         response = register(request)
         recorded[response.urn] = tuple(sorted(request.dependencies))
+        providers[response.urn] = request.provider
         return response
 
     monitor.RegisterResource = register_resource
-    return recorded
+    return recorded, providers
 
 
 # ---- turning inputs into objects

@@ -19,11 +19,18 @@ def child(parent: pulumi.Resource, depends_on: list[pulumi.Resource] | None = No
 
 
 def namespace(
-    component: pulumi.ComponentResource, role: str, name: str, *, enforce: str = "restricted"
+    component: pulumi.ComponentResource,
+    role: str,
+    name: str,
+    opts: pulumi.ResourceOptions,
+    *,
+    enforce: str = "restricted",
 ) -> k8s.core.v1.Namespace:
     """A namespace labelled for Pod Security Admission, with default-deny and DNS-allow NetworkPolicies.
 
     Args:
+        opts: options of the namespace and its policies: they must carry the cluster's provider (a parent
+            without one would send them to the ambient kubeconfig context).
         enforce: PSS level enforced; warn and audit are always ``restricted``.
     """
     created = k8s.core.v1.Namespace(
@@ -38,9 +45,9 @@ def namespace(
                 "app.kubernetes.io/part-of": PART_OF,
             },
         },
-        opts=child(component),
+        opts=opts,
     )
-    after = child(component, [created])
+    after = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[created]))
     network_policy(component, f"{role}-default-deny", pods.default_deny(name), after)
     network_policy(component, f"{role}-allow-dns", pods.allow_dns(name), after)
     # Upstream charts' pods without resources get these instead of running unbounded.

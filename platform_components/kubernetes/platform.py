@@ -81,8 +81,10 @@ class MlopsPlatform(pulumi.ComponentResource):
             f"{name}-cluster", ClusterArgs(settings.cluster), pulumi.ResourceOptions(parent=self)
         )
         on_cluster = pulumi.ResourceOptions(parent=self, providers=[cluster.provider])
+        # Resources parented directly to this component name their provider: the component itself has none.
+        with_provider = pulumi.ResourceOptions(parent=self, provider=cluster.provider)
         created = [
-            namespace(self, role, value)
+            namespace(self, role, value, with_provider)
             for role, value in (
                 ("mlflow", spaces.mlflow),
                 ("serving", spaces.serving),
@@ -165,7 +167,7 @@ class MlopsPlatform(pulumi.ComponentResource):
             in_namespaces,
         )
         # Models are the hot path (1,000+): a shared options object, 2 resources each (see model.py).
-        model_opts = pulumi.ResourceOptions(parent=self)
+        model_opts = pulumi.ResourceOptions(parent=self, providers=[cluster.provider])
         model_dependencies = tuple(serving.ready)
         for model in settings.models:
             ModelDeployment(
