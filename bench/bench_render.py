@@ -39,8 +39,6 @@ def worker(models: int) -> None:
         {
             "name": f"model-{index:05d}",
             "registered_model": f"model-{index}",
-            "version": "1",
-            "storage_uri": f"s3://mlflow-artifacts/{index}/models/m-{index}/artifacts",
         }
         for index in range(models)
     ]

@@ -467,15 +467,18 @@ class Thresholds(_Strict):
 
 
 class ModelDeploymentSettings(_Strict):
-    """A registered MLflow model version served by a Seldon ``Model``."""
+    """A model the platform serves and watches, declared by MLflow registered model and alias only.
+
+    The alias is resolved at run time, never here: the loop's deployer creates (and patches) the Seldon
+    ``Model`` when the alias resolves (DESIGN: the loop). Until that deployer exists, a declaration renders
+    what the monitor and the alert rules read (its ``models.json`` entry, rule group and dashboard) and no
+    Seldon ``Model``; the program logs that for each model. A version or an artifact URI in the stack would
+    pin what the registry moves, so both are refused.
+    """
 
     name: ModelName = Field(description="Deployment name (Model CR name), at most 40 characters.")
     registered_model: str = Field(min_length=1, description="MLflow registered model name.")
     alias: KubernetesName = Field("champion", description="Alias the deployment follows.")
-    version: str = Field(pattern=r"^[0-9]+$", description="Model version the alias points to now.")
-    storage_uri: str = Field(
-        description="Artifact folder of that version (s3://bucket/<exp>/models/m-<id>/artifacts)."
-    )
     server: KubernetesName | None = Field(
         None, description="Pin to one Server; None lets the scheduler choose."
     )
@@ -483,14 +486,18 @@ class ModelDeploymentSettings(_Strict):
     memory: Quantity = Field("1Gi", description="Memory the scheduler reserves on the Server for this model.")
     thresholds: Thresholds = Field(default_factory=Thresholds)
 
-    @field_validator("storage_uri")
+    @model_validator(mode="before")
     @classmethod
-    def _storage_scheme(cls, value: str) -> str:
-        if not value.startswith(("s3://", "gs://", "https://")):
-            raise ValueError(
-                "must be an object-store URI such as 's3://mlflow-artifacts/1/models/m-abc/artifacts'"
-            )
-        return value
+    def _no_pinned_artifact(cls, data: Any) -> Any:
+        if isinstance(data, Mapping):
+            pinned = [key for key in ("version", "storage_uri") if key in data]
+            if pinned:
+                raise ValueError(
+                    f"{' and '.join(pinned)} cannot be set: models are declared by registered_model and "
+                    f"alias only (the deployer serves the version the alias points to); remove "
+                    f"{' and '.join(pinned)}"
+                )
+        return data
 
 
 class SecretSettings(_Strict):

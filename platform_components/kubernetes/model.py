@@ -1,10 +1,14 @@
-"""ModelDeployment: one Seldon ``Model`` per registered model alias, plus its alerts and dashboard as data.
+"""ModelDeployment: one declared model (registered model + alias), its alerts and dashboard as data.
+
+A model is declared by registered model and alias only. The Seldon ``Model`` belongs to the loop's deployer,
+which creates it when the alias resolves (DESIGN: the loop); that deployer does not exist yet, so this
+component renders the declaration (what the monitor and the alert rules read) and no ``Model``, and logs so.
 
 Speed rule (issue 2): each model adds at most 3 Pulumi resources. Measured under mocks (pulumi 3.272):
-per-model registration cost grows with the total resource count, so a model here is exactly 2 resources
-(this component and its ``Model`` CR). Its PrometheusRule group, Grafana dashboard and monitor entry are pure
-data that ``Monitoring`` packs into shared, sharded objects (``rules_per_object`` /
-``dashboards_per_config_map`` models per object); one PodMonitor scrapes every server.
+per-model registration cost grows with the total resource count, so a model here is 1 resource (this
+component). Its PrometheusRule group, Grafana dashboard and monitor entry are pure data that ``Monitoring``
+packs into shared, sharded objects (``rules_per_object`` / ``dashboards_per_config_map`` models per object);
+one PodMonitor scrapes every server.
 """
 
 from __future__ import annotations
@@ -16,8 +20,7 @@ from typing import Any
 import pulumi
 
 from platform_components.kubernetes.base import TOKEN_PREFIX
-from platform_components.kubernetes.custom_resources import AlertRule, create, seldon_model
-from platform_components.kubernetes.naming import labels
+from platform_components.kubernetes.custom_resources import AlertRule
 from platform_components.settings import ModelDeploymentSettings
 
 RUNBOOK = "https://github.com/mlops-platform/mlops-platform/blob/main/docs/runbooks.md"
@@ -28,10 +31,10 @@ class ModelDeploymentArgs:
     """Arguments of ``ModelDeployment``.
 
     Attributes:
-        settings: name, registered model, alias, version, storage URI, replicas, memory, thresholds.
-        namespace: the serving namespace (Seldon runtime).
-        storage_secret: rclone Secret for the artifact store.
-        depends_on: Seldon CRDs release, runtime and Servers: a Model must come after them.
+        settings: name, registered model, alias, server, replicas, memory, thresholds.
+        namespace: the serving namespace (Seldon runtime) the deployer will create the ``Model`` in.
+        storage_secret: rclone Secret for the artifact store (the deployer's ``Model`` names it).
+        depends_on: Seldon CRDs release, runtime and Servers (kept for the deployer's owner object).
     """
 
     settings: ModelDeploymentSettings
@@ -41,7 +44,11 @@ class ModelDeploymentArgs:
 
 
 class ModelDeployment(pulumi.ComponentResource):
-    """A registered MLflow model version served by Seldon Core 2 on MLServer (``requirements: [mlflow]``)."""
+    """A model declaration: the registered MLflow model and the alias the platform serves and watches.
+
+    It creates no Seldon ``Model``: the loop's deployer will, once the alias resolves (a later issue). The
+    monitor entry, rule group and dashboard of the model are built by ``Monitoring`` from the same settings.
+    """
 
     model_name: str
     inference_path: str
@@ -51,26 +58,10 @@ class ModelDeployment(pulumi.ComponentResource):
     ) -> None:
         super().__init__(f"{TOKEN_PREFIX}:ModelDeployment", name, None, opts)
         settings = args.settings
-        body = seldon_model(
-            settings.name,
-            args.namespace,
-            storage_uri=settings.storage_uri,
-            replicas=settings.replicas,
-            memory=settings.memory,
-            server=settings.server,
-            secret_name=args.storage_secret,
-            labels={**labels("model", settings.name), **model_labels(settings)},
-        )
-        create(f"{name}-model", body, pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)))
         # Plain values: 1,000+ models, and an Output per attribute costs registration time for nothing.
         self.model_name = settings.name
         self.inference_path = f"/v2/models/{settings.name}/infer"
         self.register_outputs({"model_name": self.model_name, "inference_path": self.inference_path})
-
-
-def model_labels(settings: ModelDeploymentSettings) -> dict[str, str]:
-    """Labels tying the Model to the registry (label-safe: names are DNS labels, versions digits)."""
-    return {"mlops.platform/alias": settings.alias, "mlops.platform/version": settings.version}
 
 
 def alert_rules(settings: ModelDeploymentSettings) -> list[AlertRule]:

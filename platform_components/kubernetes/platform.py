@@ -166,7 +166,17 @@ class MlopsPlatform(pulumi.ComponentResource):
             ),
             in_namespaces,
         )
-        # Models are the hot path (1,000+): a shared options object, 2 resources each (see model.py).
+        if settings.models:
+            # One message for all models: 1,000+ log calls would cost the render (bench/bench_render.py).
+            shown = ", ".join(f"{m.name} ({m.registered_model}@{m.alias})" for m in settings.models[:5])
+            more = f" and {len(settings.models) - 5} more" if len(settings.models) > 5 else ""
+            pulumi.log.info(
+                f"{len(settings.models)} model(s) declared: {shown}{more}. No Seldon Model is created: "
+                f"the loop's deployer creates it when the alias resolves (monitor entry and alerts are "
+                f"rendered)",
+                resource=self,
+            )
+        # Models are the hot path (1,000+): a shared options object, 1 resource each (see model.py).
         model_opts = pulumi.ResourceOptions(parent=self, providers=[cluster.provider])
         model_dependencies = tuple(serving.ready)
         for model in settings.models:

@@ -32,8 +32,6 @@ def model(name: str, **extra: Any) -> dict[str, Any]:
     return {
         "name": name,
         "registered_model": name,
-        "version": "1",
-        "storage_uri": f"s3://mlflow-artifacts/1/models/m-{name}/artifacts",
         **extra,
     }
 

@@ -85,8 +85,6 @@ def model_settings(**thresholds: Any) -> ModelDeploymentSettings:
     return ModelDeploymentSettings(
         name="credit",
         registered_model="credit-default",
-        version="2",
-        storage_uri="s3://b/m",
         thresholds=thresholds,
     )
 

@@ -202,15 +202,19 @@ def test_namespaces_enforce_restricted_and_deny_by_default(dev_render: Any) -> N
         assert limits and limits[0]["spec"]["limits"][0]["default"]["memory"]
 
 
-def test_each_model_adds_at_most_three_resources(render_program: Any) -> None:
+def test_each_model_adds_at_most_three_resources_and_no_seldon_model(render_program: Any) -> None:
     ten = render_program(config_for(models=[model(f"m-{i}") for i in range(10)]))
     twenty = render_program(config_for(models=[model(f"m-{i}") for i in range(20)]))
     per_model = (len(twenty.resources) - len(ten.resources)) / 10
     assert per_model <= 3
-    served = [o for o in kubernetes_objects(twenty.resources) if o["kind"] == "Model"]
-    assert sorted(o["metadata"]["name"] for o in served) == sorted(f"m-{i}" for i in range(20))
-    assert served[0]["spec"]["requirements"] == ["mlflow"]
-    assert served[0]["spec"]["storageUri"].startswith("s3://")
+    objects = kubernetes_objects(twenty.resources)
+    assert [o for o in objects if o["kind"] == "Model"] == []
+    # The declaration is what the monitor reads: every model is in its models.json.
+    [monitor_config] = [o for o in objects if o["kind"] == "ConfigMap" and "models.json" in o.get("data", {})]
+    declared = json.loads(monitor_config["data"]["models.json"])
+    entries = declared["models"] if isinstance(declared, dict) else declared
+    assert sorted(entry["name"] for entry in entries) == sorted(f"m-{i}" for i in range(20))
+    assert {entry["alias"] for entry in entries} == {"champion"}
 
 
 def test_model_rules_and_dashboards_are_sharded(render_program: Any) -> None:
@@ -291,13 +295,8 @@ def test_settings_errors_name_the_key_under_the_program(render_program: Any) -> 
         render_program(config_for(mlflow={"replicas": "many"}))
 
 
-def test_model_deployment_component_registers_a_seldon_model(pulumi_mocks: Any) -> None:
-    settings = ModelDeploymentSettings(
-        name="credit-default",
-        registered_model="credit-default",
-        version="3",
-        storage_uri="s3://mlflow-artifacts/1/models/m-1/artifacts",
-    )
+def test_model_deployment_component_declares_the_model_and_creates_no_seldon_model(pulumi_mocks: Any) -> None:
+    settings = ModelDeploymentSettings(name="credit-default", registered_model="credit-default")
 
     paths: list[str] = []
 
@@ -309,12 +308,19 @@ def test_model_deployment_component_registers_a_seldon_model(pulumi_mocks: Any) 
 
     build()
     assert paths == ["/v2/models/credit-default/infer"]
-    kinds = sorted(args.typ for args in pulumi_mocks.resources)
-    assert kinds == ["kubernetes:mlops.seldon.io/v1alpha1:Model", "mlops:platform:ModelDeployment"]
-    model_args = next(a for a in pulumi_mocks.resources if a.typ.endswith(":Model"))
-    assert model_args.inputs["spec"]["secretName"] == "rclone"
-    assert model_args.inputs["spec"]["requirements"] == ["mlflow"]
-    assert model_args.inputs["metadata"]["labels"]["mlops.platform/version"] == "3"
+    assert [args.typ for args in pulumi_mocks.resources] == ["mlops:platform:ModelDeployment"]
+
+
+def test_the_platform_says_no_seldon_model_is_created(
+    render_program: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    messages: list[str] = []
+    monkeypatch.setattr(pulumi.log, "info", lambda message, *args, **kwargs: messages.append(message))
+    render_program(config_for(models=[model("credit-default")]))
+    assert any(
+        "No Seldon Model is created" in message and "credit-default@champion" in message
+        for message in messages
+    )
 
 
 def test_unhandled_invokes_fail_loudly(render_program: Any) -> None:

@@ -57,8 +57,6 @@ def rendered() -> list[dict[str, Any]]:
         "name": SERVED,
         "registered_model": REGISTERED,
         "alias": "champion",
-        "version": "1",
-        "storage_uri": "s3://mlflow-artifacts/1/models/m-cd/artifacts",
         "thresholds": THRESHOLDS,
     }
     config = {"mlops:secret_seed": "test-seed-0123456789abcdef", "mlops:models": json.dumps([model])}
