@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -58,19 +59,38 @@ class Cluster(pulumi.ComponentResource):
 
     def _create_eks(self, name: str, settings: ClusterSettings) -> pulumi.Output[str]:
         try:
-            import pulumi_eks as eks  # optional extra: pulls pulumi-aws
+            import pulumi_aws as aws  # optional extra (pulumi-eks depends on it)
+            import pulumi_eks as eks
         except ImportError as error:
             raise ConfigError(
                 "mlops:cluster.mode: 'eks' needs the eks extra (got pulumi_eks not installed); "
                 "run `pip install 'mlops-platform[eks]'` or use mode 'existing'"
             ) from error
+        provider_args, cluster_args = eks_arguments(settings)
+        # An explicit aws provider: the ambient AWS_REGION / aws:region would otherwise choose the region.
+        aws_provider = aws.Provider(f"{name}-aws", **provider_args, opts=pulumi.ResourceOptions(parent=self))
         cluster = eks.Cluster(
             f"{name}-eks",
-            version=settings.eks.kubernetes_version,
-            instance_type=settings.eks.instance_type,
-            desired_capacity=settings.eks.desired_nodes,
-            min_size=1,
-            max_size=max(settings.eks.desired_nodes, 1) * 2,
-            opts=pulumi.ResourceOptions(parent=self),
+            **cluster_args,
+            opts=pulumi.ResourceOptions(parent=self, providers={"aws": aws_provider}),
         )
         return pulumi.Output.secret(cluster.kubeconfig_json)
+
+
+def eks_arguments(settings: ClusterSettings) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The explicit aws provider's arguments and the ``eks.Cluster`` arguments for ``mlops:cluster.eks``.
+
+    Returns:
+        (``aws.Provider`` keyword arguments: the region of ``mlops:cluster.eks.region``,
+        ``eks.Cluster`` keyword arguments: version, node instance type and group size).
+    """
+    eks_settings = settings.eks
+    provider_args: dict[str, Any] = {"region": eks_settings.region}
+    cluster_args: dict[str, Any] = {
+        "version": eks_settings.kubernetes_version,
+        "instance_type": eks_settings.instance_type,
+        "desired_capacity": eks_settings.desired_nodes,
+        "min_size": 1,
+        "max_size": max(eks_settings.desired_nodes, 1) * 2,
+    }
+    return provider_args, cluster_args

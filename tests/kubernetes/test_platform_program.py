@@ -382,3 +382,29 @@ def test_every_kubernetes_resource_of_every_stack_goes_to_the_cluster_provider(s
     checked = [r for r in result.resources if r.type.startswith("kubernetes:")]
     assert len(checked) > 20
     assert [r.urn for r in checked if not r.provider.startswith(expected)] == []
+
+
+def test_eks_mode_passes_the_configured_region_to_an_explicit_aws_provider() -> None:
+    from platform_components.kubernetes.cluster import eks_arguments
+
+    settings = load_platform_settings(
+        {
+            "mlops:secret_seed": SEED,
+            "mlops:cluster": {"mode": "eks", "eks": {"region": "ap-south-1", "desired_nodes": 4}},
+        }
+    )
+    provider_args, cluster_args = eks_arguments(settings.cluster)
+    assert provider_args == {"region": "ap-south-1"}
+    assert cluster_args["desired_capacity"] == 4 and cluster_args["max_size"] == 8
+    assert "region" not in cluster_args
+
+
+def test_the_prod_stack_region_reaches_the_aws_provider() -> None:
+    from pulumi_fixtures import REPO
+
+    from platform_components.kubernetes.cluster import eks_arguments
+    from platform_components.render import read_stack_config
+
+    config, secret_keys = read_stack_config("prod", REPO)
+    settings = load_platform_settings(config, plaintext_keys=set(config) - set(secret_keys))
+    assert eks_arguments(settings.cluster)[0] == {"region": "eu-west-1"}
