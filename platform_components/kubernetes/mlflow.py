@@ -12,7 +12,7 @@ from platform_components import versions
 from platform_components.kubernetes import pods
 from platform_components.kubernetes.base import TOKEN_PREFIX, child, network_policy, secret, service_account
 from platform_components.kubernetes.custom_resources import create, service_monitor
-from platform_components.kubernetes.naming import labels, selector
+from platform_components.kubernetes.naming import keyed_name, labels, selector
 from platform_components.settings import ArtifactStoreMode, DatabaseMode, MlflowSettings, Resources
 
 MLFLOW_PORT = 5000
@@ -269,10 +269,15 @@ class MlflowServer(pulumi.ComponentResource):
         del job_container["readinessProbe"], job_container["livenessProbe"]
         k8s.batch.v1.Job(
             f"{name}-create-bucket",
-            metadata={"name": "seaweedfs-create-bucket", "namespace": namespace, "labels": job_labels},
+            metadata={
+                # No ttlSecondsAfterFinished: a deleted Job is recreated by every `pulumi up` (a perpetual
+                # diff); the name is keyed by what the Job does instead (naming.keyed_name).
+                "name": keyed_name("seaweedfs-create-bucket", job_container["image"], *job_container["args"]),
+                "namespace": namespace,
+                "labels": job_labels,
+            },
             spec={
                 "backoffLimit": 10,
-                "ttlSecondsAfterFinished": 3600,
                 "template": pods.pod_template(
                     job_labels,
                     [job_container],

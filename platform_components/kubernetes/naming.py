@@ -22,6 +22,17 @@ def object_name(*parts: str, max_length: int = MAX_NAME_LENGTH) -> str:
     return f"{name[: max_length - 9].rstrip('-')}-{digest}"
 
 
+def keyed_name(base: str, *inputs: str) -> str:
+    """``base-<8 hex>``: a name that changes exactly when ``inputs`` change.
+
+    For run-once Jobs: without ``ttlSecondsAfterFinished`` (the API server would delete the Job and every
+    later ``pulumi up`` would recreate it), a changed input gives a new name, so Pulumi replaces the Job by
+    creating the new one before deleting the old (a Job's pod template is immutable).
+    """
+    digest = hashlib.sha256("\0".join(inputs).encode()).hexdigest()[:8]
+    return object_name(base, digest)
+
+
 def labels(component: str, instance: str) -> dict[str, str]:
     """Recommended labels (app.kubernetes.io/*) for one workload; the first two also select its pods."""
     return {

@@ -408,3 +408,21 @@ def test_the_prod_stack_region_reaches_the_aws_provider() -> None:
     config, secret_keys = read_stack_config("prod", REPO)
     settings = load_platform_settings(config, plaintext_keys=set(config) - set(secret_keys))
     assert eks_arguments(settings.cluster)[0] == {"region": "eu-west-1"}
+
+
+def _bucket_jobs(result: Any) -> list[dict[str, Any]]:
+    return [
+        o
+        for o in kubernetes_objects(result.resources)
+        if o["kind"] == "Job" and o["metadata"]["name"].startswith("seaweedfs-create-bucket")
+    ]
+
+
+def test_the_bucket_job_has_no_ttl_and_a_name_keyed_by_what_it_does(render_program: Any) -> None:
+    """A TTL lets the API server delete the Job, so every later `pulumi up` recreates it (perpetual diff)."""
+    first = _bucket_jobs(render_program(config_for()))
+    again = _bucket_jobs(render_program(config_for()))
+    other = _bucket_jobs(render_program(config_for(mlflow={"artifact_store": {"bucket": "other-bucket"}})))
+    assert len(first) == 1 and "ttlSecondsAfterFinished" not in first[0]["spec"]
+    assert first[0]["metadata"]["name"] == again[0]["metadata"]["name"]
+    assert first[0]["metadata"]["name"] != other[0]["metadata"]["name"]
