@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 
@@ -62,6 +63,44 @@ def basic_auth_ini(
         "authorization_function": "mlflow.server.auth:authenticate_request_basic_auth",
     }
     return "\n".join(["[mlflow]", *(f"{key} = {_ini_value(value)}" for key, value in entries.items()), ""])
+
+
+# Rotation (issue 7 item 15): the postgres image reads POSTGRES_PASSWORD only when it initialises an empty
+# PGDATA (docker-library/postgres docker-entrypoint.sh@6edb0a8c4def40c371514b34aef9037ec82d9110), and MLflow
+# creates its admin only when absent (mlflow 3.17.2 mlflow/server/auth/__init__.py, create_admin_user). So a
+# new secret seed would leave the Secrets and the stores disagreeing. Both pods therefore set the stored
+# credential from the Secret in an init container on every start, and a checksum annotation restarts them when
+# the Secret changes: the Secret is always the truth.
+POSTGRES_SET_PASSWORD = (
+    "set -eu\n"
+    # An empty volume is initialised by the entrypoint itself, with this password.
+    'if [ -s "$PGDATA/PG_VERSION" ]; then\n'
+    "  quoted=$(printf '%s' \"$POSTGRES_PASSWORD\" | sed \"s/'/''/g\")\n"
+    # Single-user mode needs no login and no running server; the password goes through stdin, not argv.
+    '  printf "ALTER ROLE %s PASSWORD \'%s\';\\n" "$POSTGRES_USER" "$quoted"'
+    ' | postgres --single -j -D "$PGDATA" postgres > /dev/null\n'
+    "fi\n"
+)
+MLFLOW_SET_ADMIN_PASSWORD = "\n".join(
+    [
+        "from mlflow.server.auth.config import read_auth_config",
+        "from mlflow.server.auth.sqlalchemy_store import SqlAlchemyStore",
+        "config = read_auth_config()",
+        "store = SqlAlchemyStore()",
+        "store.init_db(config.database_uri)",
+        "if store.has_user(config.admin_username, use_primary=True):",
+        "    store.update_user(config.admin_username, password=config.admin_password)",
+    ]
+)
+CHECKSUM_ANNOTATION = "mlops.platform/credentials-checksum"
+
+
+def credentials_checksum(*values: str) -> str:
+    """A short digest that changes with the credentials (restarts the pod); reveals nothing usable."""
+    digest = hashlib.sha256()
+    for value in values:
+        digest.update(value.encode() + b"\0")
+    return digest.hexdigest()[:16]
 
 
 def mlflow_allowed_hosts(namespace: str, settings: MlflowSettings) -> str:
@@ -190,15 +229,25 @@ class MlflowServer(pulumi.ComponentResource):
             mounts={"data": "/var/lib/postgresql/data", "run": "/var/run/postgresql", "tmp": "/tmp"},
             run_as_user=POSTGRES_UID,
         )
+        set_password = {
+            key: value
+            for key, value in database.items()
+            if key not in ("readinessProbe", "livenessProbe", "startupProbe", "ports")
+        }
+        set_password.update(name="set-password", command=["/bin/sh", "-c"], args=[POSTGRES_SET_PASSWORD])
         claim = pods.volume_claim("data", settings.storage_size, settings.storage_class)
         template = pods.pod_template(
             pod_labels,
             [database],
             service_account="postgres",
             volumes=[pods.empty_dir("run", size_limit="16Mi"), pods.empty_dir("tmp", size_limit="1Gi")],
+            init_containers=[set_password],
             fs_group=POSTGRES_UID,
             termination_grace_seconds=60,
         )
+        template["metadata"]["annotations"] = {
+            CHECKSUM_ANNOTATION: credentials_checksum(self._args.credentials.database_password)
+        }
         statefulset = k8s.apps.v1.StatefulSet(
             f"{name}-postgres",
             metadata={"name": "postgres", "namespace": namespace, "labels": pod_labels},
@@ -515,12 +564,24 @@ class MlflowServer(pulumi.ComponentResource):
             mounts={"tmp": "/tmp"},
             read_only_mounts={"auth": "/etc/mlflow-auth"},
         )
+        set_admin = {
+            key: value
+            for key, value in server.items()
+            if key not in ("readinessProbe", "livenessProbe", "startupProbe", "ports", "args")
+        }
+        set_admin.update(name="set-admin-password", command=["python", "-c", MLFLOW_SET_ADMIN_PASSWORD])
         template = pods.pod_template(
             pod_labels,
             [server],
             service_account="mlflow",
             volumes=[pods.empty_dir("tmp", size_limit="2Gi"), pods.secret_volume("auth", "mlflow-server")],
+            init_containers=[set_admin],
         )
+        template["metadata"]["annotations"] = {
+            CHECKSUM_ANNOTATION: credentials_checksum(
+                database_url, credentials.admin_password, credentials.flask_secret_key
+            )
+        }
         k8s.apps.v1.Deployment(
             f"{name}-server",
             metadata={"name": "mlflow", "namespace": namespace, "labels": pod_labels},
