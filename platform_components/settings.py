@@ -305,7 +305,35 @@ class ArtifactStoreSettings(_Strict):
     region: str = Field("us-east-1", description="S3 region (SeaweedFS ignores it).")
     storage_size: Quantity = Field("20Gi", description="PVC size of the bundled store.")
     storage_class: str | None = None
+    volume_size_limit_mb: int = Field(
+        1024,
+        ge=64,
+        le=30000,
+        description="SeaweedFS volume size limit in MiB (-master.volumeSizeLimitMB); with storage_size it "
+        "sets how many volumes the bundled store may create (-volume.max).",
+    )
     resources: Resources = Field(default_factory=Resources)
+
+    @property
+    def max_volumes(self) -> int:
+        """How many SeaweedFS volumes fit on the PVC, one volume's worth kept free for the filer's metadata.
+
+        ``weed server`` defaults ``-volume.max`` to 8 whatever the disk
+        (seaweedfs/seaweedfs weed/command/server.go@4.34): a 20Gi PVC
+        would stop taking writes at 8 GiB without this.
+        """
+        return int(_parse_quantity(self.storage_size) // (self.volume_size_limit_mb * 2**20)) - 1
+
+    @model_validator(mode="after")
+    def _room_for_volumes(self) -> ArtifactStoreSettings:
+        if self.mode is ArtifactStoreMode.BUNDLED and self.max_volumes < 1:
+            raise ValueError(
+                f"storage_size {self.storage_size!r} holds fewer than two SeaweedFS volumes of "
+                f"volume_size_limit_mb={self.volume_size_limit_mb} (one is kept free for metadata): raise "
+                "mlops:mlflow.artifact_store.storage_size or lower "
+                "mlops:mlflow.artifact_store.volume_size_limit_mb"
+            )
+        return self
 
     @model_validator(mode="after")
     def _endpoint_for_external(self) -> ArtifactStoreSettings:
@@ -349,6 +377,24 @@ class MlflowSettings(_Strict):
     allowed_hosts: tuple[str, ...] = Field(
         (), description="Extra Host headers MLflow accepts (e.g. your ingress host)."
     )
+    pod_address_patterns: tuple[str, ...] = Field(
+        ("10.*", *[f"172.{i}.*" for i in range(16, 32)], "192.168.*"),
+        min_length=1,
+        description="fnmatch patterns of pod IPs (RFC 1918 by default, as MLflow's own default): Prometheus "
+        "scrapes a pod with Host <pod IP>:5000, so MLflow allows '<pattern>:5000'. Set your pod CIDR's, "
+        "e.g. ['100.64.*'].",
+    )
+
+    @field_validator("pod_address_patterns")
+    @classmethod
+    def _address_patterns(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for pattern in value:
+            if not re.fullmatch(r"[0-9a-fA-F:.\[\]*]+", pattern) or pattern.strip("*.:") == "":
+                raise ValueError(
+                    f"pod_address_patterns entry {pattern!r} must be an IP address pattern such as '10.*' "
+                    "(a bare '*' would accept any Host header); set mlops:mlflow.pod_address_patterns"
+                )
+        return value
 
 
 class KfpSettings(_Strict):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 
@@ -18,8 +19,106 @@ from platform_components.settings import ArtifactStoreMode, DatabaseMode, Mlflow
 MLFLOW_PORT = 5000
 POSTGRES_PORT = 5432
 S3_PORT = 8333
+# SeaweedFS serves gRPC on each server's HTTP port + 10000 (seaweedfs weed/pb/grpc_client_server.go@4.34);
+# `weed shell` talks gRPC to the master and the filer, so both ports must be reachable by the bucket Job.
+SEAWEEDFS_MASTER_PORT = 9333
+SEAWEEDFS_FILER_PORT = 8888
+SEAWEEDFS_GRPC_OFFSET = 10000
+SEAWEEDFS_MASTER_GRPC_PORT = SEAWEEDFS_MASTER_PORT + SEAWEEDFS_GRPC_OFFSET
+SEAWEEDFS_FILER_GRPC_PORT = SEAWEEDFS_FILER_PORT + SEAWEEDFS_GRPC_OFFSET
+SEAWEEDFS_METRICS_PORT = 9327
+SEAWEEDFS_SHELL_PORTS = [
+    SEAWEEDFS_MASTER_PORT,
+    SEAWEEDFS_MASTER_GRPC_PORT,
+    SEAWEEDFS_FILER_PORT,
+    SEAWEEDFS_FILER_GRPC_PORT,
+]
 POSTGRES_UID = 999  # the official postgres image's user
 SEAWEEDFS_UID = 1000
+
+
+METRICS_AUTH_SECRET = "mlflow-metrics-auth"
+
+
+def _ini_value(value: str) -> str:
+    """``value`` as configparser reads it back: MLflow's ``ConfigParser()`` interpolates ``%``.
+
+    mlflow 3.17.2 ``mlflow/server/auth/config.py`` reads basic_auth.ini with a default ``ConfigParser``
+    (BasicInterpolation), where a literal ``%`` must be written ``%%`` (URL-quoted passwords have them).
+    """
+    if "\n" in value or "\r" in value:
+        raise ValueError("a basic_auth.ini value cannot contain a line break")
+    return value.replace("%", "%%")
+
+
+def basic_auth_ini(
+    *, default_permission: str, database_uri: str, admin_username: str, admin_password: str
+) -> str:
+    """MLflow's basic-auth configuration file, every value escaped for its parser."""
+    entries = {
+        "default_permission": default_permission,
+        "database_uri": database_uri,
+        "admin_username": admin_username,
+        "admin_password": admin_password,
+        "authorization_function": "mlflow.server.auth:authenticate_request_basic_auth",
+    }
+    return "\n".join(["[mlflow]", *(f"{key} = {_ini_value(value)}" for key, value in entries.items()), ""])
+
+
+# Rotation (issue 7 item 15): the postgres image reads POSTGRES_PASSWORD only when it initialises an empty
+# PGDATA (docker-library/postgres docker-entrypoint.sh@6edb0a8c4def40c371514b34aef9037ec82d9110), and MLflow
+# creates its admin only when absent (mlflow 3.17.2 mlflow/server/auth/__init__.py, create_admin_user). So a
+# new secret seed would leave the Secrets and the stores disagreeing. Both pods therefore set the stored
+# credential from the Secret in an init container on every start, and a checksum annotation restarts them when
+# the Secret changes: the Secret is always the truth.
+POSTGRES_SET_PASSWORD = (
+    "set -eu\n"
+    # An empty volume is initialised by the entrypoint itself, with this password.
+    'if [ -s "$PGDATA/PG_VERSION" ]; then\n'
+    "  quoted=$(printf '%s' \"$POSTGRES_PASSWORD\" | sed \"s/'/''/g\")\n"
+    # Single-user mode needs no login and no running server; the password goes through stdin, not argv.
+    '  printf "ALTER ROLE %s PASSWORD \'%s\';\\n" "$POSTGRES_USER" "$quoted"'
+    ' | postgres --single -j -D "$PGDATA" postgres > /dev/null\n'
+    "fi\n"
+)
+MLFLOW_SET_ADMIN_PASSWORD = "\n".join(
+    [
+        "from mlflow.server.auth.config import read_auth_config",
+        "from mlflow.server.auth.sqlalchemy_store import SqlAlchemyStore",
+        "config = read_auth_config()",
+        "store = SqlAlchemyStore()",
+        "store.init_db(config.database_uri)",
+        "if store.has_user(config.admin_username, use_primary=True):",
+        "    store.update_user(config.admin_username, password=config.admin_password)",
+    ]
+)
+CHECKSUM_ANNOTATION = "mlops.platform/credentials-checksum"
+
+
+def credentials_checksum(*values: str) -> str:
+    """A short digest that changes with the credentials (restarts the pod); reveals nothing usable."""
+    digest = hashlib.sha256()
+    for value in values:
+        digest.update(value.encode() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def mlflow_allowed_hosts(namespace: str, settings: MlflowSettings) -> str:
+    """The ``--allowed-hosts`` value: the Service's names, the settings' hosts, and pod addresses.
+
+    MLflow compares the Host header exactly, or with fnmatch when the entry has a ``*`` (mlflow 3.17.2
+    ``mlflow/server/security_utils.py``, ``is_allowed_host_header``). Prometheus sends Host = the target's
+    address, ``<pod IP>:5000``, so each pod address pattern is allowed with the MLflow port only.
+    """
+    hosts = [
+        f"mlflow.{namespace}.svc.cluster.local",
+        f"mlflow.{namespace}.svc",
+        f"mlflow.{namespace}",
+        "mlflow",
+        *settings.allowed_hosts,
+    ]
+    pods_ = [f"{pattern}:{MLFLOW_PORT}" for pattern in settings.pod_address_patterns]
+    return ",".join(hosts + [f"{host}:{MLFLOW_PORT}" for host in hosts] + pods_)
 
 
 @dataclass(frozen=True)
@@ -130,15 +229,25 @@ class MlflowServer(pulumi.ComponentResource):
             mounts={"data": "/var/lib/postgresql/data", "run": "/var/run/postgresql", "tmp": "/tmp"},
             run_as_user=POSTGRES_UID,
         )
+        set_password = {
+            key: value
+            for key, value in database.items()
+            if key not in ("readinessProbe", "livenessProbe", "startupProbe", "ports")
+        }
+        set_password.update(name="set-password", command=["/bin/sh", "-c"], args=[POSTGRES_SET_PASSWORD])
         claim = pods.volume_claim("data", settings.storage_size, settings.storage_class)
         template = pods.pod_template(
             pod_labels,
             [database],
             service_account="postgres",
             volumes=[pods.empty_dir("run", size_limit="16Mi"), pods.empty_dir("tmp", size_limit="1Gi")],
+            init_containers=[set_password],
             fs_group=POSTGRES_UID,
             termination_grace_seconds=60,
         )
+        template["metadata"]["annotations"] = {
+            CHECKSUM_ANNOTATION: credentials_checksum(self._args.credentials.database_password)
+        }
         statefulset = k8s.apps.v1.StatefulSet(
             f"{name}-postgres",
             metadata={"name": "postgres", "namespace": namespace, "labels": pod_labels},
@@ -213,13 +322,24 @@ class MlflowServer(pulumi.ComponentResource):
                 "server",
                 "-dir=/data",
                 "-ip.bind=0.0.0.0",
-                "-master.volumeSizeLimitMB=1024",
+                f"-master.port={SEAWEEDFS_MASTER_PORT}",
+                f"-filer.port={SEAWEEDFS_FILER_PORT}",
+                f"-master.volumeSizeLimitMB={store.volume_size_limit_mb}",
+                # weed server's default is 8 volumes whatever the disk: count the PVC instead.
+                f"-volume.max={store.max_volumes}",
                 "-s3",
                 f"-s3.port={S3_PORT}",
                 "-s3.config=/etc/seaweedfs/s3.json",
-                "-metricsPort=9327",
+                f"-metricsPort={SEAWEEDFS_METRICS_PORT}",
             ],
-            ports={"s3": S3_PORT, "master": 9333, "metrics": 9327},
+            ports={
+                "s3": S3_PORT,
+                "master": SEAWEEDFS_MASTER_PORT,
+                "master-grpc": SEAWEEDFS_MASTER_GRPC_PORT,
+                "filer": SEAWEEDFS_FILER_PORT,
+                "filer-grpc": SEAWEEDFS_FILER_GRPC_PORT,
+                "metrics": SEAWEEDFS_METRICS_PORT,
+            },
             mounts={"data": "/data", "tmp": "/tmp"},
             read_only_mounts={"s3-config": "/etc/seaweedfs"},
             run_as_user=SEAWEEDFS_UID,
@@ -246,7 +366,16 @@ class MlflowServer(pulumi.ComponentResource):
         k8s.core.v1.Service(
             f"{name}-seaweedfs-service",
             metadata={"name": "seaweedfs", "namespace": namespace, "labels": pod_labels},
-            spec=pods.cluster_ip_service_spec(selector("seaweedfs", name), {"s3": S3_PORT, "master": 9333}),
+            spec=pods.cluster_ip_service_spec(
+                selector("seaweedfs", name),
+                {
+                    "s3": S3_PORT,
+                    "master": SEAWEEDFS_MASTER_PORT,
+                    "master-grpc": SEAWEEDFS_MASTER_GRPC_PORT,
+                    "filer": SEAWEEDFS_FILER_PORT,
+                    "filer-grpc": SEAWEEDFS_FILER_GRPC_PORT,
+                },
+            ),
             opts=opts,
         )
         # The bucket must exist before MLflow writes to it: one Job asks the SeaweedFS shell to create it.
@@ -257,10 +386,14 @@ class MlflowServer(pulumi.ComponentResource):
             resources=Resources(
                 cpu_request="50m", memory_request="64Mi", cpu_limit="500m", memory_limit="256Mi"
             ),
-            readiness=pods.tcp_probe(9333),
-            liveness=pods.tcp_probe(9333),
+            readiness=pods.tcp_probe(SEAWEEDFS_MASTER_PORT),
+            liveness=pods.tcp_probe(SEAWEEDFS_MASTER_PORT),
             command=["/bin/sh", "-c"],
-            args=[f"echo 's3.bucket.create -name {store.bucket}' | weed shell -master=seaweedfs:9333"],
+            # -filer given so the shell uses the Service, not the pod address the master would hand out.
+            args=[
+                f"echo 's3.bucket.create -name {store.bucket}' | weed shell"
+                f" -master=seaweedfs:{SEAWEEDFS_MASTER_PORT} -filer=seaweedfs:{SEAWEEDFS_FILER_PORT}"
+            ],
             mounts={"tmp": "/tmp"},
             run_as_user=SEAWEEDFS_UID,
         )
@@ -298,8 +431,13 @@ class MlflowServer(pulumi.ComponentResource):
                 namespace,
                 selector("seaweedfs", name),
                 ingress=[
-                    (peers, [S3_PORT, 9333]),
-                    ([pods.namespace_selector(self._args.monitoring_namespace)], [9327]),
+                    (peers, [S3_PORT]),
+                    # Only the bucket Job runs `weed shell`: HTTP and gRPC of the master and the filer.
+                    (
+                        [{"podSelector": {"matchLabels": selector("seaweedfs-bucket", name)}}],
+                        SEAWEEDFS_SHELL_PORTS,
+                    ),
+                    ([pods.namespace_selector(self._args.monitoring_namespace)], [SEAWEEDFS_METRICS_PORT]),
                 ],
             ),
             opts,
@@ -314,7 +452,7 @@ class MlflowServer(pulumi.ComponentResource):
                 egress=[
                     (
                         [{"podSelector": {"matchLabels": selector("seaweedfs", name)}}],
-                        [9333, 18333, 8080, 18080],
+                        SEAWEEDFS_SHELL_PORTS,
                     )
                 ],
             ),
@@ -338,16 +476,11 @@ class MlflowServer(pulumi.ComponentResource):
         credentials = self._args.credentials
         pod_labels = labels("mlflow", name)
         opts = child(self)
-        auth_ini = "\n".join(
-            [
-                "[mlflow]",
-                f"default_permission = {settings.auth.default_permission}",
-                f"database_uri = {database_url}",
-                f"admin_username = {settings.auth.admin_username}",
-                f"admin_password = {credentials.admin_password}",
-                "authorization_function = mlflow.server.auth:authenticate_request_basic_auth",
-                "",
-            ]
+        auth_ini = basic_auth_ini(
+            default_permission=settings.auth.default_permission,
+            database_uri=database_url,
+            admin_username=settings.auth.admin_username,
+            admin_password=credentials.admin_password,
         )
         secret(
             self,
@@ -373,15 +506,19 @@ class MlflowServer(pulumi.ComponentResource):
             },
             opts,
         )
+        # Prometheus scrapes /metrics behind basic auth; the operator reads these keys from the
+        # ServiceMonitor's namespace. The admin is the only user that exists at deploy time, and with
+        # MLFLOW_BASIC_AUTH_FAIL_CLOSED a route without a validator (/metrics) is refused to any other user.
+        secret(
+            self,
+            "metrics-auth",
+            METRICS_AUTH_SECRET,
+            namespace,
+            {"username": settings.auth.admin_username, "password": credentials.admin_password},
+            opts,
+        )
         service_account(self, "server", "mlflow", namespace, opts)
-        hosts = [
-            service_host,
-            f"mlflow.{namespace}.svc",
-            f"mlflow.{namespace}",
-            "mlflow",
-            *settings.allowed_hosts,
-        ]
-        allowed_hosts = ",".join(hosts + [f"{host}:{MLFLOW_PORT}" for host in hosts])
+        allowed_hosts = mlflow_allowed_hosts(namespace, settings)
         image = settings.image or versions.get("mlflow").image
         server = pods.container(
             "mlflow",
@@ -432,12 +569,24 @@ class MlflowServer(pulumi.ComponentResource):
             mounts={"tmp": "/tmp"},
             read_only_mounts={"auth": "/etc/mlflow-auth"},
         )
+        set_admin = {
+            key: value
+            for key, value in server.items()
+            if key not in ("readinessProbe", "livenessProbe", "startupProbe", "ports", "args")
+        }
+        set_admin.update(name="set-admin-password", command=["python", "-c", MLFLOW_SET_ADMIN_PASSWORD])
         template = pods.pod_template(
             pod_labels,
             [server],
             service_account="mlflow",
             volumes=[pods.empty_dir("tmp", size_limit="2Gi"), pods.secret_volume("auth", "mlflow-server")],
+            init_containers=[set_admin],
         )
+        template["metadata"]["annotations"] = {
+            CHECKSUM_ANNOTATION: credentials_checksum(
+                database_url, credentials.admin_password, credentials.flask_secret_key
+            )
+        }
         k8s.apps.v1.Deployment(
             f"{name}-server",
             metadata={"name": "mlflow", "namespace": namespace, "labels": pod_labels},
@@ -494,6 +643,7 @@ class MlflowServer(pulumi.ComponentResource):
                 port="http",
                 path="/metrics",
                 labels=labels("mlflow", name),
+                basic_auth_secret=METRICS_AUTH_SECRET,
             ),
             monitor_opts,
         )
