@@ -52,8 +52,8 @@ FREE_FORM: dict[str, dict[str, str]] = {
         "*.*.securityContext": "the Prometheus/Alertmanager CR's pod securityContext, passed through as is",
         "prometheus.prometheusSpec.storageSpec": "a Prometheus Operator StorageSpec, declared as {} with a "
         "commented example in values.yaml",
-        "grafana.service": "a value of the grafana subchart (grafana/helm-charts charts/grafana values.yaml), "
-        "whose values.yaml is not in ../shared/upstream: NOT verified here",
+        "grafana.service": "a value of the grafana subchart (grafana/helm-charts charts/grafana "
+        "values.yaml), whose values.yaml is not in ../shared/upstream: NOT verified here",
     },
 }
 
