@@ -51,7 +51,7 @@ RUNTIME_DISABLED = ("hodometer", "dataflow", "pipelinegateway", "modelgateway")
 SCHEDULER_CONTROL_PORTS = (9004, 9044)
 
 
-def setup_values(serving_namespace: str) -> dict[str, object]:
+def setup_values(serving_namespace: str, service_type: str) -> dict[str, object]:
     """Values of the setup chart (operator, SeldonConfig, ServerConfigs), every key in its values.yaml.
 
     The chart's pods get their pod ``securityContext`` from ``<component>.securityContext``; we add the
@@ -71,6 +71,9 @@ def setup_values(serving_namespace: str) -> dict[str, object]:
         "securityContext": dict(RESTRICTED_POD_SECURITY),
     }
     values["opentelemetry"] = {"disable": True}  # no collector is run
+    # The SeldonConfig's default Service type (LoadBalancer upstream); the runtime's overrides win over it
+    # (getServiceType in operator/controllers/reconcilers/seldon/service_reconciler.go@v2.10.2).
+    values["services"] = {"defaultServiceType": service_type}
     return values
 
 
@@ -189,7 +192,7 @@ class SeldonServing(pulumi.ComponentResource):
             "seldon-core-v2-setup",
             operator_namespace,
             version,
-            setup_values(namespace),
+            setup_values(namespace, service_type),
             [self.crds, operator_space],
         )
         runtime = _release(

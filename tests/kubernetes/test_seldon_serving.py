@@ -113,3 +113,13 @@ def test_every_server_has_at_least_one_replica(dev_render: Any) -> None:
     assert servers and all(server["spec"]["replicas"] >= 1 for server in servers)
     with pytest.raises(ValueError, match="replicas"):
         SeldonSettings(servers=[{"name": "zero", "replicas": 0}])
+
+
+def test_the_operator_creates_no_load_balancer(dev_render: Any) -> None:
+    from platform_components.render import releases
+
+    values = {e["chart"]: e["values"] for e in releases(dev_render.resources) if e["kind"] == "helm"}
+    assert values["seldon-core-v2-setup"]["services"]["defaultServiceType"] == "ClusterIP"
+    keys = fact("seldon.runtime.override_value_keys")
+    for component in fact("seldon.operator.service_type")["overridden_by"]:
+        assert values["seldon-core-v2-runtime"][keys[component]]["serviceType"] == "ClusterIP"

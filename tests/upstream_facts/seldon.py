@@ -144,4 +144,13 @@ FACTS = [
         source=_SETUP_VALUES,
         value={"setup": "opentelemetry.disable", "runtime": "hodometer.disable"},
     ),
+    Fact(
+        key="seldon.operator.service_type",
+        statement="The operator gives the seldon-mesh and scheduler Services the override's serviceType, "
+        "else "
+        "the SeldonConfig's serviceConfig.serviceType (setup value services.defaultServiceType), else "
+        "LoadBalancer",
+        source=f"{_REPO} operator/controllers/reconcilers/seldon/service_reconciler.go@v2.10.2",
+        value={"default": "LoadBalancer", "overridden_by": ["seldon-scheduler", "seldon-envoy"]},
+    ),
 ]
