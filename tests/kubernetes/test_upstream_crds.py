@@ -122,3 +122,56 @@ def test_an_unknown_or_mistyped_field_is_refused() -> None:
     found = problems(server)
     assert any("minReplica" in item and "Additional properties" in item for item in found), found
     assert any(item.startswith("Server/s spec.replicas") for item in found), found
+
+
+def _property_paths(schema: Any, prefix: tuple[str, ...] = ()) -> set[tuple[str, ...]]:
+    """Dotted property paths a schema declares (through items; $refs to built-in kinds are not followed)."""
+    paths: set[tuple[str, ...]] = set()
+    if not isinstance(schema, Mapping):
+        return paths
+    for key, sub in (schema.get("properties") or {}).items():
+        paths.add((*prefix, key))
+        paths |= _property_paths(sub, (*prefix, key))
+    if isinstance(schema.get("items"), Mapping):
+        paths |= _property_paths(schema["items"], (*prefix, "[]"))
+    for combinator in ("allOf", "anyOf", "oneOf"):
+        for sub in schema.get(combinator) or []:
+            paths |= _property_paths(sub, prefix)
+    return paths
+
+
+def _upstream_allows(schema: Any, path: tuple[str, ...]) -> bool:
+    node: Any = schema
+    for key in path:
+        if not isinstance(node, Mapping):
+            return False
+        if node.get("x-kubernetes-preserve-unknown-fields"):
+            return True
+        if key == "[]":
+            node = node.get("items")
+        elif key in (node.get("properties") or {}):
+            node = node["properties"][key]
+        elif isinstance(node.get("additionalProperties"), Mapping):
+            node = node["additionalProperties"]
+        else:
+            return False
+    return True
+
+
+def test_our_offline_schemas_accept_no_field_upstreams_crd_would_prune() -> None:
+    """The render's own schemas (used where ../shared/upstream is absent) are no looser than the CRDs."""
+    import json
+
+    from platform_components.validation import CUSTOM_SCHEMAS
+
+    for (group, version, kind), filename in CUSTOM_SCHEMAS.items():
+        ours = json.loads((REPO / "platform_components" / "schemas" / filename).read_text())
+        crd = yaml.safe_load(upstream_path(*CRD_FILES[(group, kind)]).read_text())
+        (served,) = [v for v in crd["spec"]["versions"] if v["name"] == version]
+        upstream = served["schema"]["openAPIV3Schema"]
+        extra = sorted(
+            ".".join(path)
+            for path in _property_paths(ours)
+            if path[0] not in ("apiVersion", "kind", "metadata") and not _upstream_allows(upstream, path)
+        )
+        assert extra == [], f"{kind}: our schema allows fields the CRD does not declare"
