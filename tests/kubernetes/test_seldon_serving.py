@@ -12,10 +12,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from pulumi_fixtures import dev_render  # noqa: F401
+from pulumi_fixtures import config_for, dev_render, render_program  # noqa: F401
 from test_seldon_pss import merge_pod_specs
 from upstream_facts import fact
 
+from platform_components.errors import ConfigError
 from platform_components.render import kubernetes_objects
 from platform_components.settings import SeldonSettings, _parse_quantity
 
@@ -123,3 +124,10 @@ def test_the_operator_creates_no_load_balancer(dev_render: Any) -> None:
     keys = fact("seldon.runtime.override_value_keys")
     for component in fact("seldon.operator.service_type")["overridden_by"]:
         assert values["seldon-core-v2-runtime"][keys[component]]["serviceType"] == "ClusterIP"
+
+
+def test_the_operator_cannot_share_the_serving_namespace(render_program: Any) -> None:
+    with pytest.raises(
+        ConfigError, match=r"mlops:seldon.operator_namespace is 'seldon'.*namespace of its own"
+    ):
+        render_program(config_for(seldon={"operator_namespace": "seldon"}))
