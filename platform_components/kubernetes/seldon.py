@@ -123,7 +123,7 @@ class SeldonServingArgs:
     """Arguments of ``SeldonServing``.
 
     Attributes:
-        settings: chart version and Servers.
+        settings: chart version, Servers, the operator's namespace and the prediction-log volume.
         namespace: serving namespace (created by the platform; Models live here too).
         store_endpoint / store_access_key_id / store_secret_access_key: the artifact store Models load from.
         allow_load_balancer: keep Seldon's upstream LoadBalancer defaults (off: ClusterIP).
