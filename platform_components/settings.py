@@ -443,6 +443,18 @@ class SeldonSettings(_Strict):
         description="Disk bound of each model's prediction log on a Server (unshipped records included); "
         "shipped segments are deleted above half of it.",
     )
+    prediction_log_volume_size: Quantity = Field(
+        "4Gi",
+        description="Size of each Server pod's own prediction-log volume (a generic ephemeral volume, apart "
+        "from the models volume Seldon mounts read-only in the mlserver container); it must hold "
+        "prediction_log_limit_bytes for every model placed on the Server.",
+    )
+    operator_namespace: NamespaceName = Field(
+        "seldon-system",
+        description="Namespace of the Seldon operator (setup chart, SeldonConfig, ServerConfigs). The "
+        "operator's Deployment drops no capabilities and no value reaches it, so this namespace enforces "
+        "Pod Security 'baseline'; the serving namespace keeps 'restricted'.",
+    )
 
     @model_validator(mode="after")
     def _unique_servers(self) -> SeldonSettings:
@@ -450,6 +462,12 @@ class SeldonSettings(_Strict):
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:
             raise ValueError(f"server names must be unique; repeated: {', '.join(duplicates)}")
+        if _parse_quantity(self.prediction_log_volume_size) < self.prediction_log_limit_bytes:
+            raise ValueError(
+                f"prediction_log_volume_size {self.prediction_log_volume_size} is smaller than "
+                f"prediction_log_limit_bytes ({self.prediction_log_limit_bytes}): set "
+                "mlops:seldon.prediction_log_volume_size to at least one model's log bound, e.g. 4Gi"
+            )
         return self
 
 

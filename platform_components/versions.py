@@ -59,14 +59,12 @@ class Upstream:
 
 
 SELDON_HELM_REPOSITORY = "https://seldonio.github.io/helm-charts/"
-SELDON_VERSION = "2.10.0"
+SELDON_VERSION = "2.10.2"
 _SELDON_WHY = (
     "Seldon Core 2 is the serving backend the users asked for. BSL 1.1 since 2.7.0: production use needs a "
-    "commercial licence from Seldon (each version turns Apache-2.0 four years after release). 2.10.0 is "
-    "the newest "
-    "minor whose upgrade notes (SeldonIO/seldon-core PR #6864, 2025-10) we could read offline; the chart "
-    "version "
-    "itself could not be fetched here, so check it with `helm search repo seldon-charts --versions`."
+    "commercial licence from Seldon (each version turns Apache-2.0 four years after release). 2.10.2 is the "
+    "version whose charts, CRDs and operator source were read for this program (SeldonIO/seldon-core tag "
+    "v2.10.2; its data files are in ../shared/upstream/seldon-core-v2.10.2)."
 )
 
 UPSTREAMS: tuple[Upstream, ...] = (
@@ -115,20 +113,11 @@ UPSTREAMS: tuple[Upstream, ...] = (
         SELDON_VERSION,
         SELDON_HELM_REPOSITORY,
         "BSL-1.1",
-        "SeldonRuntime (scheduler, envoy, model gateway) in the serving namespace; its LoadBalancer "
-        "default is "
-        "overridden to ClusterIP. " + _SELDON_WHY,
-        chart="seldon-core-v2-runtime",
-    ),
-    Upstream(
-        "seldon-core-v2-servers",
-        Kind.CHART,
-        SELDON_VERSION,
-        SELDON_HELM_REPOSITORY,
-        "BSL-1.1",
-        "Default MLServer/Triton Servers, installed with 0 replicas: our own Server CRs are sized from "
+        "SeldonRuntime (scheduler and envoy; the Kafka components are disabled) in the serving namespace; "
+        "its LoadBalancer default is overridden to ClusterIP. The servers chart is not installed: it "
+        "always creates an mlserver and a triton Server (minReplicas 1), and our Servers are sized from "
         "settings. " + _SELDON_WHY,
-        chart="seldon-core-v2-servers",
+        chart="seldon-core-v2-runtime",
     ),
     Upstream(
         "kube-prometheus-stack",
@@ -197,7 +186,6 @@ CHART_DEFAULT_IMAGES: dict[str, tuple[str, ...]] = {
             "seldonv2-controller",
             "seldon-scheduler",
             "seldon-envoy",
-            "seldon-modelgateway",
             "seldon-agent",
             "seldon-rclone",
         )

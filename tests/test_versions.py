@@ -39,7 +39,6 @@ def test_seldon_core_2_is_pinned_and_declared_bsl() -> None:
         "seldon-core-v2-crds",
         "seldon-core-v2-setup",
         "seldon-core-v2-runtime",
-        "seldon-core-v2-servers",
     }
     assert {u.version for u in charts} == {versions.SELDON_VERSION}
     assert version_tuple(versions.SELDON_VERSION) >= (2, 7, 0)

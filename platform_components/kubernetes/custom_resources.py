@@ -49,6 +49,39 @@ def seldon_model(
     }
 
 
+#: Container securityContext that meets Pod Security "restricted" (allowPrivilegeEscalation, capabilities,
+#: runAsNonRoot, seccomp); the Seldon operator merges it into the containers it builds.
+RESTRICTED_CONTAINER_SECURITY = {
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]},
+    "runAsNonRoot": True,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+#: Pod securityContext fields we add to Seldon's pods (the chart's defaults set user, group and fsGroup 1000).
+RESTRICTED_POD_SECURITY = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+#: The containers of the ``mlserver`` ServerConfig the setup chart creates
+#: (SeldonIO/seldon-core k8s/helm-charts/seldon-core-v2-setup/templates/_components-statefulsets.tpl@v2.10.2).
+SERVER_CONTAINERS = ("rclone", "agent", "mlserver")
+
+
+@dataclass(frozen=True)
+class ExtraVolume:
+    """A volume of our own on a Server pod, mounted in one of its containers.
+
+    Attributes:
+        name: volume name (unique in the pod; the ServerConfig uses ``mlserver-models``, ``config-volume``,
+            ``tracing-config-volume`` and ``downstream-ca-certs``).
+        mount_path: where ``container`` sees it, read-write.
+        size: storage of a generic ephemeral volume (a PVC created and deleted with the pod).
+        container: the container that mounts it.
+    """
+
+    name: str
+    mount_path: str
+    size: str
+    container: str = "mlserver"
+
+
 def seldon_server(
     name: str,
     namespace: str,
@@ -58,29 +91,64 @@ def seldon_server(
     labels: Mapping[str, str],
     image: str | None = None,
     env: Mapping[str, str] | None = None,
+    volumes: Sequence[ExtraVolume] = (),
 ) -> dict[str, Any]:
     """A Seldon Core 2 ``Server`` from the ``mlserver`` ServerConfig, its MLServer container sized.
 
-    ``podSpec`` is merged by container name into the ServerConfig's pod template by the Seldon operator.
+    ``podSpec`` is merged into the ServerConfig's pod spec by the Seldon operator: containers by name, each
+    field overriding, lists (env, volumeMounts, volumes) appended (``MergePodSpecs`` in SeldonIO/seldon-core
+    operator/controllers/reconcilers/common/patch_utils.go@v2.10.2). Every container of the ServerConfig gets
+    the "restricted" securityContext here, because the chart sets none on them.
 
     Args:
         image: replaces the ServerConfig's MLServer image (ours adds the monitored runtime).
         env: extra variables of the MLServer container (plain values, never credentials).
+        volumes: writable volumes of our own (the prediction log), sized apart from the models volume.
     """
-    container: dict[str, Any] = {"name": "mlserver", "resources": dict(resources)}
-    if image:
-        container["image"] = image
-    if env:
-        container["env"] = [{"name": key, "value": value} for key, value in env.items()]
+    mounts: dict[str, list[dict[str, Any]]] = {}
+    for volume in volumes:
+        if volume.container not in SERVER_CONTAINERS:
+            raise ValueError(
+                f"volume {volume.name!r} is mounted in container {volume.container!r}; the mlserver "
+                f"ServerConfig has {', '.join(SERVER_CONTAINERS)}"
+            )
+        mounts.setdefault(volume.container, []).append({"name": volume.name, "mountPath": volume.mount_path})
+    containers: list[dict[str, Any]] = []
+    for container_name in SERVER_CONTAINERS:
+        container: dict[str, Any] = {
+            "name": container_name,
+            "securityContext": dict(RESTRICTED_CONTAINER_SECURITY),
+        }
+        if container_name == "mlserver":
+            container["resources"] = dict(resources)
+            if image:
+                container["image"] = image
+            if env:
+                container["env"] = [{"name": key, "value": value} for key, value in env.items()]
+        if container_name in mounts:
+            container["volumeMounts"] = mounts[container_name]
+        containers.append(container)
+    pod_spec: dict[str, Any] = {"securityContext": dict(RESTRICTED_POD_SECURITY), "containers": containers}
+    if volumes:
+        pod_spec["volumes"] = [
+            {
+                "name": volume.name,
+                "ephemeral": {
+                    "volumeClaimTemplate": {
+                        "spec": {
+                            "accessModes": ["ReadWriteOnce"],
+                            "resources": {"requests": {"storage": volume.size}},
+                        }
+                    }
+                },
+            }
+            for volume in volumes
+        ]
     return {
         "apiVersion": SELDON_API,
         "kind": "Server",
         "metadata": {"name": name, "namespace": namespace, "labels": dict(labels)},
-        "spec": {
-            "serverConfig": "mlserver",
-            "replicas": replicas,
-            "podSpec": {"containers": [container]},
-        },
+        "spec": {"serverConfig": "mlserver", "replicas": replicas, "podSpec": pod_spec},
     }
 
 
@@ -149,16 +217,24 @@ def service_monitor(
 
 
 def pod_monitor(
-    name: str, namespace: str, *, label_key: str, port: str, path: str, labels: Mapping[str, str]
+    name: str,
+    namespace: str,
+    *,
+    label_key: str,
+    ports: Sequence[str],
+    path: str,
+    labels: Mapping[str, str],
 ) -> dict[str, Any]:
-    """A ``PodMonitor`` scraping every pod that carries ``label_key`` (all Seldon servers, all models)."""
+    """A ``PodMonitor`` scraping the named container ports of every pod that carries ``label_key``."""
+    if not ports:
+        raise ValueError(f"PodMonitor {name!r} needs at least one container port name to scrape")
     return {
         "apiVersion": MONITORING_API,
         "kind": "PodMonitor",
         "metadata": {"name": name, "namespace": namespace, "labels": dict(labels)},
         "spec": {
             "selector": {"matchExpressions": [{"key": label_key, "operator": "Exists"}]},
-            "podMetricsEndpoints": [{"port": port, "path": path, "interval": "30s"}],
+            "podMetricsEndpoints": [{"port": port, "path": path, "interval": "30s"} for port in ports],
         },
     }
 

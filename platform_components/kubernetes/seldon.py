@@ -8,16 +8,95 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from platform_components import versions
+from platform_components.errors import ConfigError
 from platform_components.kubernetes import pods
 from platform_components.kubernetes.base import TOKEN_PREFIX, child, network_policy, secret
-from platform_components.kubernetes.custom_resources import create, pod_monitor, seldon_server
-from platform_components.kubernetes.naming import labels
+from platform_components.kubernetes.custom_resources import (
+    RESTRICTED_CONTAINER_SECURITY,
+    RESTRICTED_POD_SECURITY,
+    ExtraVolume,
+    create,
+    pod_monitor,
+    seldon_server,
+)
+from platform_components.kubernetes.naming import PART_OF, labels
+from platform_components.policies._core import EXCEPTION_ANNOTATION, EXCEPTION_REASON_ANNOTATION
 from platform_components.settings import SeldonSettings
 
 RCLONE_SECRET = "mlops-artifact-store-rclone"
 MONITORED_RUNTIME = "platform_components.serving.runtime.MonitoredMLflowRuntime"
-# On the Server's models volume (Seldon's ServerConfig mounts a PVC at /mnt/agent): survives pod restarts.
-PREDICTION_LOG_ROOT = "/mnt/agent/predictions"
+# A volume of its own: the ServerConfig mounts the models volume (/mnt/agent) read-only in the mlserver
+# container (SeldonIO/seldon-core k8s/helm-charts/seldon-core-v2-setup/templates/
+# _components-statefulsets.tpl@v2.10.2), so a log there could never be written.
+PREDICTION_LOG_VOLUME = "prediction-log"
+PREDICTION_LOG_ROOT = "/mnt/predictions"
+#: SeldonConfig components the setup chart defines, each with a pod ``securityContext`` value of its own
+#: (seldon-core-v2-setup values.yaml@v2.10.2); ``serverConfig`` is the ServerConfigs' pod securityContext.
+SETUP_POD_SECURITY_KEYS = (
+    "controller",
+    "scheduler",
+    "envoy",
+    "modelgateway",
+    "pipelinegateway",
+    "dataflow",
+    "hodometer",
+    "serverConfig",
+)
+#: Runtime components that stay on, with the one container the SeldonConfig gives each.
+RUNTIME_CONTAINERS = {"scheduler": "scheduler", "envoy": "envoy"}
+#: Runtime components we switch off: Kafka-backed pipelines and the model gateway need Kafka, which is not
+#: run; hodometer sends usage metrics to Seldon.
+RUNTIME_DISABLED = ("hodometer", "dataflow", "pipelinegateway", "modelgateway")
+#: Scheduler ports the operator (in its own namespace) calls: plaintext and mTLS control plane.
+SCHEDULER_CONTROL_PORTS = (9004, 9044)
+
+
+def setup_values(serving_namespace: str, service_type: str) -> dict[str, object]:
+    """Values of the setup chart (operator, SeldonConfig, ServerConfigs), every key in its values.yaml.
+
+    The chart's pods get their pod ``securityContext`` from ``<component>.securityContext``; we add the
+    seccomp profile there. What a container needs besides (dropping capabilities) no value of this chart
+    reaches: the runtime's containers get it from the SeldonRuntime's overrides (``runtime_values``), the
+    Servers' from each Server's ``podSpec``, and the operator's own Deployment cannot, so it runs in its own
+    namespace at Pod Security "baseline".
+    """
+    values: dict[str, object] = {
+        key: {"securityContext": dict(RESTRICTED_POD_SECURITY)} for key in SETUP_POD_SECURITY_KEYS
+    }
+    # The operator lives in its own namespace and watches the serving one (clusterwide + watchNamespaces;
+    # SeldonIO/seldon-core operator/main.go@v2.10.2 watches only its own namespace otherwise).
+    values["controller"] = {
+        "clusterwide": True,
+        "watchNamespaces": [serving_namespace],
+        "securityContext": dict(RESTRICTED_POD_SECURITY),
+    }
+    values["opentelemetry"] = {"disable": True}  # no collector is run
+    # The SeldonConfig's default Service type (LoadBalancer upstream); the runtime's overrides win over it
+    # (getServiceType in operator/controllers/reconcilers/seldon/service_reconciler.go@v2.10.2).
+    values["services"] = {"defaultServiceType": service_type}
+    return values
+
+
+def runtime_values(service_type: str) -> dict[str, object]:
+    """Values of the runtime chart (the SeldonRuntime), every key in its values.yaml or read by its template.
+
+    ``<component>.podSpec`` is not declared in the chart's values.yaml, but its template writes it into the
+    SeldonRuntime's ``overrides[].podSpec`` (seldon-core-v2-runtime templates/seldon-runtime.yaml@v2.10.2),
+    which the operator merges by container name into the SeldonConfig's pod spec.
+    """
+    values: dict[str, object] = {
+        component: {
+            # Upstream exposes scheduler and envoy as LoadBalancer.
+            "serviceType": service_type,
+            "podSpec": {
+                "containers": [{"name": container, "securityContext": dict(RESTRICTED_CONTAINER_SECURITY)}]
+            },
+        }
+        for component, container in RUNTIME_CONTAINERS.items()
+    }
+    for component in RUNTIME_DISABLED:
+        values[component] = {"disable": True}
+    return values
 
 
 def serving_env(monitor_url: str, log_limit_bytes: int) -> dict[str, str]:
@@ -44,7 +123,7 @@ class SeldonServingArgs:
     """Arguments of ``SeldonServing``.
 
     Attributes:
-        settings: chart version and Servers.
+        settings: chart version, Servers, the operator's namespace and the prediction-log volume.
         namespace: serving namespace (created by the platform; Models live here too).
         store_endpoint / store_access_key_id / store_secret_access_key: the artifact store Models load from.
         allow_load_balancer: keep Seldon's upstream LoadBalancer defaults (off: ClusterIP).
@@ -68,10 +147,9 @@ class SeldonServingArgs:
 
 
 class SeldonServing(pulumi.ComponentResource):
-    """The four Seldon Core 2 charts in order (crds -> setup -> runtime -> servers), then our Servers."""
+    """Seldon Core 2's charts in order (crds -> setup -> runtime), then our Servers (no servers chart)."""
 
     crds: k8s.helm.v3.Release
-    servers_release: k8s.helm.v3.Release
     servers: list[k8s.apiextensions.CustomResource]
     ready: list[pulumi.Resource]
     inference_url: pulumi.Output[str]
@@ -81,51 +159,44 @@ class SeldonServing(pulumi.ComponentResource):
     ) -> None:
         super().__init__(f"{TOKEN_PREFIX}:SeldonServing", name, None, opts)
         namespace = args.namespace
+        operator_namespace = args.settings.operator_namespace
+        if operator_namespace == namespace:
+            raise ConfigError(
+                f"mlops:seldon.operator_namespace is {operator_namespace!r}, the serving namespace: the "
+                "operator runs at Pod Security 'baseline' and the serving namespace enforces 'restricted'; "
+                "set mlops:seldon.operator_namespace to a namespace of its own, e.g. 'seldon-system'"
+            )
         service_type = "LoadBalancer" if args.allow_load_balancer else "ClusterIP"
         version = args.settings.chart_version
+        operator_space = _operator_namespace(self, name, operator_namespace)
+        network_policy(
+            self,
+            "operator-egress",
+            pods.allow_policy(
+                "allow-operator",
+                operator_namespace,
+                {},
+                ingress=[],
+                # The operator calls the API server and the scheduler in the serving namespace.
+                egress=[
+                    ([pods.outside_cluster()], [443, 6443]),
+                    ([pods.namespace_selector(namespace)], list(SCHEDULER_CONTROL_PORTS)),
+                ],
+            ),
+            child(self, [operator_space]),
+        )
         self.crds = _release(self, name, "seldon-core-v2-crds", namespace, version, {}, [])
         setup = _release(
             self,
             name,
             "seldon-core-v2-setup",
-            namespace,
+            operator_namespace,
             version,
-            {
-                "controller": {"clusterwide": False},
-                "hodometer": {"enabled": False},  # no usage metrics sent to Seldon
-                "opentelemetry": {"enable": False},
-            },
-            [self.crds],
+            setup_values(namespace, service_type),
+            [self.crds, operator_space],
         )
         runtime = _release(
-            self,
-            name,
-            "seldon-core-v2-runtime",
-            namespace,
-            version,
-            {
-                # Upstream exposes scheduler and envoy as LoadBalancer
-                # (k8s/helm-charts/seldon-core-v2-runtime).
-                "scheduler": {"serviceType": service_type},
-                "envoy": {"serviceType": service_type},
-                "hodometer": {"disable": True},
-                # Kafka-backed pipelines are not used: Models only, no Kafka to run or secure.
-                "dataflow": {"disable": True},
-                "pipelinegateway": {"disable": True},
-            },
-            [setup],
-        )
-        self.servers_release = _release(
-            self,
-            name,
-            "seldon-core-v2-servers",
-            namespace,
-            version,
-            {
-                "mlserver": {"replicas": 0},
-                "triton": {"replicas": 0},  # our own Servers below are sized from settings
-            },
-            [runtime],
+            self, name, "seldon-core-v2-runtime", namespace, version, runtime_values(service_type), [setup]
         )
         after = child(self, [self.crds, runtime])
         secret(
@@ -159,6 +230,17 @@ class SeldonServing(pulumi.ComponentResource):
                     labels=labels("seldon-server", server.name),
                     image=args.settings.serving_image,
                     env=server_env,
+                    volumes=(
+                        [
+                            ExtraVolume(
+                                PREDICTION_LOG_VOLUME,
+                                PREDICTION_LOG_ROOT,
+                                args.settings.prediction_log_volume_size,
+                            )
+                        ]
+                        if server_env
+                        else []
+                    ),
                 ),
                 after,
             )
@@ -171,13 +253,18 @@ class SeldonServing(pulumi.ComponentResource):
                 "seldon-servers",
                 namespace,
                 label_key="seldon-server-name",
-                port="metrics",
+                # The agent's metrics (container port "metrics", 9006) and MLServer's own, where our
+                # runtime's counters are too ("server-metrics", 8082): setup chart
+                # _components-statefulsets.tpl@v2.10.2.
+                ports=["metrics", "server-metrics"],
                 path="/metrics",
                 labels=labels("seldon-server", name),
             ),
             monitor_opts,
         )
-        peers = [{"podSelector": {}}] + [pods.namespace_selector(ns) for ns in args.ingress_namespaces]
+        peers = [{"podSelector": {}}] + [
+            pods.namespace_selector(ns) for ns in (*args.ingress_namespaces, operator_namespace)
+        ]
         network_policy(
             self,
             "allow-inference",
@@ -185,9 +272,16 @@ class SeldonServing(pulumi.ComponentResource):
                 "allow-inference",
                 namespace,
                 {},
-                # Seldon's gateway, scheduler, agent and MLServer ports; callers are the pipelines and monitor
-                # namespaces (Prometheus, in the monitoring namespace, scrapes the same ports).
-                ingress=[(peers, [9000, 9001, 9002, 9003, 9004, 9005, 9006, 9008, 9055, 8080, 8081, 8082])],
+                # Seldon's gateway, scheduler, agent (HTTP 9001, gRPC 9501) and MLServer ports; callers are
+                # the pipelines and monitor namespaces (Prometheus, in the monitoring namespace, scrapes the
+                # same ports) and the operator (scheduler control plane 9004/9044).
+                ingress=[
+                    (
+                        peers,
+                        [9000, 9001, 9002, 9003, 9004, 9005, 9006, 9008, 9044, 9055, 9500, 9501, 8080, 8081]
+                        + [8082],
+                    )
+                ],
                 # Control plane (operator -> API server), artifact store and in-namespace traffic.
                 egress=[([{"podSelector": {}}], []), ([pods.outside_cluster()], [443, 6443, 8333])],
             ),
@@ -222,6 +316,42 @@ class SeldonServing(pulumi.ComponentResource):
         self.ready = [self.crds, runtime]
         self.inference_url = pulumi.Output.from_input(f"http://seldon-mesh.{namespace}.svc.cluster.local:80")
         self.register_outputs({"inference_url": self.inference_url})
+
+
+OPERATOR_PSS_REASON = (
+    "The Seldon operator's Deployment (seldon-core-v2-setup 2.10.2) sets no seccomp profile on its "
+    "container and drops no capabilities, and no chart value or CRD field reaches that container; it runs "
+    "alone here at 'baseline' (warn and audit stay 'restricted'). Every pod it creates runs in the serving "
+    "namespace, which enforces 'restricted'."
+)
+
+
+def _operator_namespace(
+    component: pulumi.ComponentResource, name: str, namespace: str
+) -> k8s.core.v1.Namespace:
+    """The operator's namespace: Pod Security 'baseline' (stated and reasoned), default-deny, DNS allowed."""
+    created = k8s.core.v1.Namespace(
+        f"{name}-operator-namespace",
+        metadata={
+            "name": namespace,
+            "labels": {
+                "pod-security.kubernetes.io/enforce": "baseline",
+                "pod-security.kubernetes.io/enforce-version": "latest",
+                "pod-security.kubernetes.io/warn": "restricted",
+                "pod-security.kubernetes.io/audit": "restricted",
+                "app.kubernetes.io/part-of": PART_OF,
+            },
+            "annotations": {
+                EXCEPTION_ANNOTATION: "NAMESPACE-PSS-LABELS",
+                EXCEPTION_REASON_ANNOTATION: OPERATOR_PSS_REASON,
+            },
+        },
+        opts=child(component),
+    )
+    after = child(component, [created])
+    network_policy(component, "operator-default-deny", pods.default_deny(namespace), after)
+    network_policy(component, "operator-allow-dns", pods.allow_dns(namespace), after)
+    return created
 
 
 def _release(

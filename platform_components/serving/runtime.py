@@ -15,14 +15,21 @@ Model-settings (``write_model_settings`` writes them)::
 
 Under Seldon Core 2 (the cluster) the agent keeps only ``extra.init_parameters`` of an artifact's
 model-settings.json, so these keys are also read from there; ``MLOPS_PREDICTION_LOG_ROOT`` gives a log
-directory ``<root>/<model>`` when none is set, and ``MLOPS_SELDON_NAMES=1`` strips Seldon's ``_<n>`` suffix
-from the served name (``model_name`` / ``registered_version`` in the settings override name and version).
+directory ``<root>/<model>`` when none is set (in the cluster a writable volume of its own: Seldon mounts
+the models volume read-only in the mlserver container), and ``MLOPS_SELDON_NAMES=1`` strips Seldon's
+``_<n>`` suffix from the served name (``model_name`` / ``registered_version`` in the settings override
+name and version).
 
 ``monitor_url`` (optional; else ``MLOPS_MONITOR_URL``) starts a shipper that posts the log to the monitor
 service (``platform_components.monitoring.shipper``): the cluster, where the monitor has its own disk.
 
-Metrics go to ``prometheus_client``'s default registry, which MLServer serves on its metrics port when
-``parallel_workers`` is 0. Labels are ``{model, version}`` only; one model version has 15 series
+Metrics go to ``prometheus_client``'s default registry, created lazily (``process_state``). MLServer serves
+them on its metrics port (Seldon's ``server-metrics``, 8082) either way: with ``parallel_workers`` 0 from the
+registry itself, with workers (Seldon's ServerConfig sets ``MLSERVER_PARALLEL_WORKERS=1``, so models load in
+a worker process) from a ``MultiProcessCollector`` over ``PROMETHEUS_MULTIPROC_DIR``, which MLServer sets
+before the workers start (mlserver/metrics/prometheus.py, 1.7.1). More than one worker would open a second
+writer on a model's prediction log, which its lock refuses: the Servers run one.
+Labels are ``{model, version}`` only; one model version has 15 series
 (5 counters and a 7-bucket histogram; ``_created`` series are switched off by the server).
 """
 

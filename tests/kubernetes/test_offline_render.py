@@ -72,7 +72,6 @@ def test_releases_and_images_list_every_upstream(dev_render: Any) -> None:
         "seldon-core-v2-crds",
         "seldon-core-v2-setup",
         "seldon-core-v2-runtime",
-        "seldon-core-v2-servers",
         "kube-prometheus-stack",
     }
     assert all(version for version in charts.values())
