@@ -273,6 +273,8 @@ def kubernetes_objects(resources: Iterable[Registered], *, redact: bool = True) 
     for resource in resources:
         if not resource.type.startswith("kubernetes:") or resource.type.startswith(NOT_OBJECTS):
             continue
+        if is_patch(resource):
+            continue  # a patch of an object upstream creates, not an object: listed in releases.yaml
         inputs = clean(resource.inputs, redact=redact)
         if "apiVersion" not in inputs or "kind" not in inputs:
             continue
@@ -282,6 +284,11 @@ def kubernetes_objects(resources: Iterable[Registered], *, redact: bool = True) 
         objects.append(ordered)
     objects.sort(key=object_key)
     return objects
+
+
+def is_patch(resource: Registered) -> bool:
+    """A pulumi-kubernetes ``<Kind>Patch`` (server-side apply of some fields of an existing object)."""
+    return resource.type.startswith("kubernetes:") and resource.type.endswith("Patch")
 
 
 def object_key(obj: Mapping[str, Any]) -> tuple[str, str, str, str]:
@@ -295,10 +302,23 @@ def object_key(obj: Mapping[str, Any]) -> tuple[str, str, str, str]:
 
 
 def releases(resources: Iterable[Registered]) -> list[dict[str, Any]]:
-    """Helm releases and remote kustomize refs with their versions and values."""
+    """Helm releases, kustomize refs (remote or local) and patches of upstream's objects."""
     entries = []
     for resource in resources:
         inputs = clean(resource.inputs)
+        if is_patch(resource):
+            metadata = inputs.get("metadata") or {}
+            fields = {key: value for key, value in inputs.items() if key not in ("apiVersion", "kind")}
+            entries.append(
+                {
+                    "kind": "patch",
+                    "resource": resource.name,
+                    "target": f"{resource.type.rpartition(':')[2].removesuffix('Patch')}/"
+                    f"{metadata.get('namespace', '')}/{metadata.get('name')}",
+                    "fields": fields,
+                }
+            )
+            continue
         if resource.type == HELM_RELEASE:
             entries.append(
                 {

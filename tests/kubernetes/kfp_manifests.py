@@ -1,0 +1,120 @@
+"""KFP's kustomize targets built offline from ../shared/upstream, once per test session.
+
+KFP 2.17.0 points five kustomizations under ``third-party/argo/`` at remote Argo Workflows bases
+(``https://github.com/argoproj/argo-workflows/manifests/<path>?ref=v4.0.5``). Offline, both upstream folders
+are copied into one temporary directory, each remote reference is rewritten to the matching
+``argo-workflows-v4.0.5/manifests/<path>`` folder by relative path, and ``kubectl kustomize`` builds the
+target. The built YAML is cached in a temporary folder for the rest of the session (the build takes ~1 s per
+target; several test modules read it).
+
+Not a conftest.py, for the reason given in pulumi_fixtures.py.
+"""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from upstream_facts import fact, upstream_path
+
+KFP_FOLDER = "kubeflow-pipelines-2.17.0"
+ARGO_FOLDER = "argo-workflows-v4.0.5"
+# https://github.com/argoproj/argo-workflows/manifests/<path>?ref=<tag>[&timeout=60s]
+ARGO_REMOTE = re.compile(r"https://github\.com/argoproj/argo-workflows/manifests/([\w./-]+)\?ref=([\w.-]+)\S*")
+TARGETS = ("cluster-scoped-resources", "env/platform-agnostic")
+
+
+def localize_argo_refs(kustomize_root: Path, argo_manifests: Path) -> list[Path]:
+    """Rewrite every remote Argo base under ``kustomize_root`` to a relative path into ``argo_manifests``.
+
+    Returns:
+        The kustomization files rewritten (KFP 2.17.0 has five references in four files).
+
+    Raises:
+        ValueError: a reference names another Argo tag than the folder holds, or a path it does not have.
+    """
+    rewritten = []
+    expected_tag = fact("kfp.argo_version")
+    for kustomization in sorted(kustomize_root.rglob("kustomization.yaml")):
+        text = kustomization.read_text()
+        if "github.com/argoproj/argo-workflows/manifests/" not in text:
+            continue
+
+        def local(match: re.Match[str], folder: Path = kustomization.parent) -> str:
+            path, tag = match.group(1), match.group(2)
+            if tag != expected_tag:
+                raise ValueError(f"{kustomization}: Argo base at {tag}, the upstream folder holds {expected_tag}")
+            target = argo_manifests / path
+            if not target.is_dir():
+                raise ValueError(f"{kustomization}: Argo base {path} is not in {argo_manifests}")
+            return os.path.relpath(target, folder)
+
+        # Only the `resources:` entries are references; comments that link to Argo's docs keep their URLs.
+        lines = [
+            ARGO_REMOTE.sub(local, line) if line.lstrip().startswith("- ") else line
+            for line in text.splitlines(keepends=True)
+        ]
+        kustomization.write_text("".join(lines))
+        rewritten.append(kustomization)
+    return rewritten
+
+
+@functools.cache
+def _build_root() -> Path:
+    """Both upstream folders copied into one session temporary directory, Argo refs localized."""
+    kfp_source = upstream_path(KFP_FOLDER, "manifests", "kustomize")
+    argo_source = upstream_path(ARGO_FOLDER, "manifests")
+    if shutil.which("kubectl") is None:
+        pytest.skip("needs kubectl (kubectl kustomize) on PATH to build KFP's targets")
+    root = Path(tempfile.mkdtemp(prefix="kfp-manifests-"))
+    atexit.register(shutil.rmtree, root, True)
+    shutil.copytree(kfp_source, root / KFP_FOLDER / "manifests" / "kustomize")
+    shutil.copytree(argo_source, root / ARGO_FOLDER / "manifests")
+    localize_argo_refs(root / KFP_FOLDER / "manifests" / "kustomize", root / ARGO_FOLDER / "manifests")
+    return root
+
+
+def kustomize_root() -> Path:
+    """The localized copy of KFP's ``manifests/kustomize`` (skips without ../shared/upstream or kubectl)."""
+    return _build_root() / KFP_FOLDER / "manifests" / "kustomize"
+
+
+@functools.cache
+def built_yaml(target: str) -> str:
+    """``kubectl kustomize`` of one KFP target (``cluster-scoped-resources``, ``env/platform-agnostic``)."""
+    directory = kustomize_root() / target
+    completed = subprocess.run(
+        ["kubectl", "kustomize", str(directory)], capture_output=True, text=True, check=False, timeout=120
+    )
+    if completed.returncode != 0:
+        raise RuntimeError(f"kubectl kustomize {target} failed:\n{completed.stderr}")
+    cached = _build_root() / "built" / f"{target.replace('/', '_')}.yaml"
+    cached.parent.mkdir(exist_ok=True)
+    cached.write_text(completed.stdout)
+    return completed.stdout
+
+
+def built_objects(target: str) -> list[dict[str, Any]]:
+    """The objects of one built KFP target (a fresh copy each call: tests may modify them)."""
+    return [document for document in yaml.safe_load_all(built_yaml(target)) if document]
+
+
+def all_built_objects() -> list[dict[str, Any]]:
+    """Both targets' objects, in apply order."""
+    return [obj for target in TARGETS for obj in built_objects(target)]
+
+
+def identity(obj: dict[str, Any]) -> tuple[str, str, str, str]:
+    """(apiVersion group, kind, namespace, name): what makes two objects the same object in the API."""
+    metadata = obj.get("metadata") or {}
+    group = str(obj.get("apiVersion", "")).rpartition("/")[0]
+    return (group, str(obj.get("kind")), str(metadata.get("namespace") or ""), str(metadata.get("name")))
