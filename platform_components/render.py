@@ -339,7 +339,7 @@ def releases(resources: Iterable[Registered]) -> list[dict[str, Any]]:
                     "kind": "kustomize",
                     "resource": resource.name,
                     "directory": directory,
-                    "version": directory.rpartition("?ref=")[2] or None,
+                    "version": directory.rpartition("?ref=")[2] if "?ref=" in directory else None,
                 }
             )
     return sorted(entries, key=lambda entry: (entry["kind"], entry["resource"]))
@@ -355,16 +355,13 @@ def images(objects: Iterable[Mapping[str, Any]], release_entries: Iterable[Mappi
     names = {str(entry.get("chart") or "") for entry in release_entries}
     for entry in release_entries:
         for upstream in versions.UPSTREAMS:
-            if (
-                upstream.kind is versions.Kind.MANIFEST
-                and upstream.path
-                and upstream.path in str(entry.get("directory"))
-            ):
+            # A remote ref names the repository path; mlops:kfp.manifests_path ends in the target's folder.
+            target = upstream.path.removeprefix("manifests/kustomize/")
+            directory = str(entry.get("directory")).partition("?")[0].rstrip("/")
+            if upstream.kind is versions.Kind.MANIFEST and upstream.path and directory.endswith(target):
                 names.add(upstream.name)
     for name in sorted(names):
         found.update(versions.CHART_DEFAULT_IMAGES.get(name, ()))
-        if name == "kube-prometheus-stack":
-            pass  # listed without tags in versions.py: `helm template` prints the tags of the pinned chart
     return sorted(found)
 
 

@@ -326,7 +326,7 @@ def database_password_job_spec() -> dict[str, Any]:
 
     The password is URL-safe base64 (``derive_credential``), so it needs no quoting inside the SQL.
     """
-    image = next(i for i in versions.CHART_DEFAULT_IMAGES["kfp-platform-agnostic"] if "/mysql:" in i)
+    image = next(image for image in versions.KFP_IMAGES if "/mysql:" in image)  # KFP's own MySQL image
     job_container = pods.container(
         "set-password",
         image,

@@ -29,7 +29,9 @@ from upstream_facts import fact, upstream_path
 KFP_FOLDER = "kubeflow-pipelines-2.17.0"
 ARGO_FOLDER = "argo-workflows-v4.0.5"
 # https://github.com/argoproj/argo-workflows/manifests/<path>?ref=<tag>[&timeout=60s]
-ARGO_REMOTE = re.compile(r"https://github\.com/argoproj/argo-workflows/manifests/([\w./-]+)\?ref=([\w.-]+)\S*")
+ARGO_REMOTE = re.compile(
+    r"https://github\.com/argoproj/argo-workflows/manifests/([\w./-]+)\?ref=([\w.-]+)\S*"
+)
 TARGETS = ("cluster-scoped-resources", "env/platform-agnostic")
 
 
@@ -49,14 +51,16 @@ def localize_argo_refs(kustomize_root: Path, argo_manifests: Path) -> list[Path]
         if "github.com/argoproj/argo-workflows/manifests/" not in text:
             continue
 
-        def local(match: re.Match[str], folder: Path = kustomization.parent) -> str:
+        def local(match: re.Match[str], kustomization: Path = kustomization) -> str:
             path, tag = match.group(1), match.group(2)
             if tag != expected_tag:
-                raise ValueError(f"{kustomization}: Argo base at {tag}, the upstream folder holds {expected_tag}")
+                raise ValueError(
+                    f"{kustomization}: Argo base at {tag}, the upstream folder holds {expected_tag}"
+                )
             target = argo_manifests / path
             if not target.is_dir():
                 raise ValueError(f"{kustomization}: Argo base {path} is not in {argo_manifests}")
-            return os.path.relpath(target, folder)
+            return os.path.relpath(target, kustomization.parent)
 
         # Only the `resources:` entries are references; comments that link to Argo's docs keep their URLs.
         lines = [
