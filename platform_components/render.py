@@ -352,6 +352,14 @@ def images(objects: Iterable[Mapping[str, Any]], release_entries: Iterable[Mappi
     found: set[str] = set()
     for obj in objects:
         _collect_images(obj, found)
+    for entry in release_entries:
+        if entry.get("kind") == "patch":
+            fields = entry.get("fields") or {}
+            _collect_images(fields, found)
+            # KFP's pipeline-install-config: the image its cache webhook puts in place of a cached step.
+            cache_image = (fields.get("data") or {}).get("cacheImage")
+            if cache_image:
+                found.add(str(cache_image))
     names = {str(entry.get("chart") or "") for entry in release_entries}
     for entry in release_entries:
         for upstream in versions.UPSTREAMS:

@@ -369,6 +369,13 @@ class KfpSettings(_Strict):
             "at `version`."
         ),
     )
+    cache_image: PinnedImage = Field(
+        "ghcr.io/containerd/busybox:1.36",
+        description=(
+            "Image KFP's cache webhook runs in place of a cached step; upstream leaves it untagged "
+            "(pipeline-install-config cacheImage), which pulls :latest."
+        ),
+    )
     pipeline_root_prefix: str = Field(
         "pipelines",
         pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]*$",

@@ -59,7 +59,7 @@ class Upstream:
 
 
 SELDON_HELM_REPOSITORY = "https://seldonio.github.io/helm-charts/"
-SELDON_VERSION = "2.10.0"
+SELDON_VERSION = "2.10.2"  # issue 7 item 12: the version whose files ../shared/upstream holds
 _SELDON_WHY = (
     "Seldon Core 2 is the serving backend the users asked for. BSL 1.1 since 2.7.0: production use needs a "
     "commercial licence from Seldon (each version turns Apache-2.0 four years after release). 2.10.0 is "
@@ -231,11 +231,9 @@ KFP_IMAGES = (
     "docker.io/library/mysql:8.4",
     "docker.io/library/alpine:3.23",
     "ghcr.io/chrislusf/seaweedfs:4.34",
-    # Upstream leaves cacheImage untagged, so the cache webhook pulls :latest; listed as what is pulled.
-    "ghcr.io/containerd/busybox:latest",
+    # Not KFP's cacheImage: upstream leaves it untagged (so :latest); mlops:kfp.cache_image pins it and the
+    # render lists it from the patch of pipeline-install-config.
 )
-UNTAGGED_UPSTREAM_IMAGES = frozenset({"ghcr.io/containerd/busybox:latest"})
-"""Images upstream pulls without a tag (so ``:latest``): the only ones images.txt lists unpinned."""
 
 CHART_DEFAULT_IMAGES: dict[str, tuple[str, ...]] = {
     # seldon-core-v2-setup values.yaml: the components our values leave on (hodometer, dataflow and

@@ -15,7 +15,7 @@ import yaml
 from platform_components import versions
 from platform_components.errors import ConfigError
 from platform_components.kubernetes import pods
-from platform_components.kubernetes.base import TOKEN_PREFIX, child, secret
+from platform_components.kubernetes.base import TOKEN_PREFIX, child, secret, service_account
 from platform_components.kubernetes.naming import derive_credential
 from platform_components.pipelines.cluster import MLFLOW_CREDENTIALS_SECRET
 from platform_components.settings import KfpSettings, Resources
@@ -23,6 +23,8 @@ from platform_components.settings import KfpSettings, Resources
 # Objects KFP 2.17.0 env/platform-agnostic creates and we patch (never create: a second create fails with
 # AlreadyExists since pulumi-kubernetes 4.29, pulumi/pulumi-kubernetes CHANGELOG.md@v4.29.0 #2926).
 LAUNCHER_CONFIG_MAP = "kfp-launcher"
+INSTALL_CONFIG_MAP = "pipeline-install-config"  # cacheImage: the image of cached steps' stand-in pods
+CACHE_IMAGE_ANNOTATION = "mlops.platform/kfp-cache-image-hash"
 ARTIFACT_SECRET = "mlpipeline-minio-artifact"  # keys accesskey / secretkey
 DATABASE_SECRET = "mysql-secret"  # keys username / password
 DATABASE_DEPLOYMENT = "mysql"
@@ -37,6 +39,7 @@ CREDENTIAL_READERS = (
     DATABASE_DEPLOYMENT,
 )
 ARTIFACT_STORE_SECRET = "mlops-artifact-store"
+PASSWORD_JOB = "mlops-kfp-mysql-password"
 CREDENTIALS_HASH_ANNOTATION = "mlops.platform/kfp-credentials-hash"
 # Server-side apply with force: KFP's own field manager owns these keys (the kustomize apply set them).
 PATCH_FORCE = {"pulumi.com/patchForce": "true"}
@@ -220,22 +223,49 @@ class KubeflowPipelines(pulumi.ComponentResource):
             },
             opts=after,
         )
+        # The cache server reads cacheImage into env at start: restart it when the image changes.
+        cache_config = k8s.core.v1.ConfigMapPatch(
+            f"{name}-install-config",
+            metadata={"name": INSTALL_CONFIG_MAP, "namespace": namespace, "annotations": PATCH_FORCE},
+            data={"cacheImage": settings.cache_image},
+            opts=after,
+        )
         k8s.core.v1.ConfigMap(
             f"{name}-mlflow-tracking",
             metadata={"name": "mlflow-tracking", "namespace": namespace},
             data={"MLFLOW_TRACKING_URI": args.tracking_uri},
             opts=after,
         )
+        # Pods read cacheImage and the credential Secrets into env at container start: a change of either
+        # restarts the Deployments that read it (one patch per Deployment, one annotation per reason).
+        restarts: dict[str, dict[str, str]] = {
+            "cache-server": {CACHE_IMAGE_ANNOTATION: _short_hash(settings.cache_image)}
+        }
+        restart_after: list[pulumi.Resource] = [cache_config]
         if args.credentials is not None:
-            self._replace_bundled_credentials(name, namespace, args.credentials, after)
+            restart_after += self._replace_bundled_credentials(name, namespace, args.credentials, after)
+            for deployment in CREDENTIAL_READERS:
+                restarts.setdefault(deployment, {})[CREDENTIALS_HASH_ANNOTATION] = (
+                    args.credentials.fingerprint()
+                )
+        for deployment, reasons in restarts.items():
+            template: dict[str, Any] = {"metadata": {"annotations": reasons}}
+            if deployment == DATABASE_DEPLOYMENT:
+                template["spec"] = _mysql_root_password_env()
+            k8s.apps.v1.DeploymentPatch(
+                f"{name}-restart-{deployment}",
+                metadata={"name": deployment, "namespace": namespace},
+                spec={"template": template},
+                opts=child(self, restart_after),
+            )
         self.api_url = pulumi.Output.from_input(f"http://ml-pipeline.{namespace}.svc.cluster.local:8888")
         self.ui_url = pulumi.Output.from_input(f"http://ml-pipeline-ui.{namespace}.svc.cluster.local:80")
         self.register_outputs({"api_url": self.api_url, "ui_url": self.ui_url})
 
     def _replace_bundled_credentials(
         self, name: str, namespace: str, credentials: KfpCredentials, after: pulumi.ResourceOptions
-    ) -> None:
-        """Patch KFP's two credential Secrets, give MySQL its root password, and restart their readers.
+    ) -> list[pulumi.Resource]:
+        """Patch KFP's two credential Secrets and set MySQL's root password; returns what restarts wait for.
 
         KFP's pods are Ready (the Directory awaits them) before these patches land, so MySQL has already
         initialised its volume with an empty root password and SeaweedFS has configured ``minio``: the
@@ -259,10 +289,11 @@ class KubeflowPipelines(pulumi.ComponentResource):
             data=pulumi.Output.secret({"password": _b64(credentials.database_password)}),
             opts=after,
         )
+        job_account = service_account(self, "database-password", PASSWORD_JOB, namespace, after)
         password_job = k8s.batch.v1.Job(
             f"{name}-database-password",
             metadata={
-                "name": "mlops-kfp-mysql-password",
+                "name": PASSWORD_JOB,
                 "namespace": namespace,
                 "annotations": {
                     "mlops.platform/policy-exception": "NETWORKPOLICY-DEFAULT-DENY",
@@ -274,38 +305,26 @@ class KubeflowPipelines(pulumi.ComponentResource):
                 },
             },
             spec=database_password_job_spec(),
-            opts=child(self, [database]),
+            opts=child(self, [database, job_account]),
         )
-        fingerprint = credentials.fingerprint()
-        for deployment in CREDENTIAL_READERS:
-            template: dict[str, Any] = {
-                "metadata": {"annotations": {CREDENTIALS_HASH_ANNOTATION: fingerprint}},
-            }
-            if deployment == DATABASE_DEPLOYMENT:
-                # New volumes (and a volume KFP's MySQL has not initialised yet) get the password at init:
-                # the mysql:8.4 entrypoint sets MYSQL_ROOT_PASSWORD for root@localhost and root@'%'
-                # (docker-library/mysql 8.4/docker-entrypoint.sh@06118821).
-                template["spec"] = {
-                    "containers": [
-                        {
-                            "name": "mysql",
-                            "env": [
-                                {
-                                    "name": "MYSQL_ROOT_PASSWORD",
-                                    "valueFrom": {
-                                        "secretKeyRef": {"name": DATABASE_SECRET, "key": "password"}
-                                    },
-                                }
-                            ],
-                        }
-                    ]
-                }
-            k8s.apps.v1.DeploymentPatch(
-                f"{name}-restart-{deployment}",
-                metadata={"name": deployment, "namespace": namespace},
-                spec={"template": template},
-                opts=child(self, [artifact, database, password_job]),
-            )
+        return [artifact, database, password_job]
+
+
+def _short_hash(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()[:16]
+
+
+def _mysql_root_password_env() -> dict[str, Any]:
+    """The mysql container's root password from ``mysql-secret``.
+
+    A new volume (or one KFP's MySQL has not initialised yet) gets the password at init: the mysql:8.4
+    entrypoint sets MYSQL_ROOT_PASSWORD for root@localhost and root@'%' (docker-library/mysql
+    8.4/docker-entrypoint.sh@06118821); an initialised one gets it from the password Job.
+    """
+    secret_ref = {"secretKeyRef": {"name": DATABASE_SECRET, "key": "password"}}
+    return {
+        "containers": [{"name": "mysql", "env": [{"name": "MYSQL_ROOT_PASSWORD", "valueFrom": secret_ref}]}]
+    }
 
 
 DATABASE_PASSWORD_SCRIPT = """\
@@ -340,9 +359,9 @@ def database_password_job_spec() -> dict[str, Any]:
     )
     del job_container["readinessProbe"], job_container["livenessProbe"]
     template = pods.pod_template(
-        {"app.kubernetes.io/name": "mlops-kfp-mysql-password"},
+        {"app.kubernetes.io/name": PASSWORD_JOB},
         [job_container],
-        service_account="default",
+        service_account=PASSWORD_JOB,
         fs_group=999,
         restart_policy="OnFailure",
     )
