@@ -157,6 +157,7 @@ class MlopsPlatform(pulumi.ComponentResource):
                 store_endpoint=store_url,
                 store_access_key_id=secrets.store_access_key_id,
                 store_secret_access_key=secrets.store_secret_access_key,
+                store_region=store.region,
                 allow_load_balancer=settings.allow_load_balancer,
                 monitoring_release=monitoring.release,
                 ingress_namespaces=(settings.kfp.namespace, spaces.monitoring),

@@ -294,3 +294,30 @@ def test_the_built_localized_targets_are_what_a_local_path_applies(tmp_path: Pat
 
     scoped, overlay = kfp.manifest_directories(KfpSettings(manifests_path=str(kustomize_root())))
     assert Path(scoped, "kustomization.yaml").is_file() and Path(overlay, "kustomization.yaml").is_file()
+
+
+def test_seldons_rclone_config_carries_the_artifact_store_region(render_program: Any) -> None:
+    """Item 14's 'the same for rclone': Models load from the same bucket as pipeline roots."""
+    config = config_for(
+        mlflow={
+            "artifact_store": {
+                "mode": "external",
+                "endpoint": "https://s3.eu-west-1.amazonaws.com",
+                "region": "eu-west-1",
+                "bucket": "prod-artifacts",
+            }
+        },
+        artifact_store_access_key_id="AKIAEXAMPLE",
+        artifact_store_secret_access_key="example-secret",
+    )
+    secret_keys = (
+        "mlops:secret_seed",
+        "mlops:artifact_store_access_key_id",
+        "mlops:artifact_store_secret_access_key",
+    )
+    objects = kubernetes_objects(render_program(config, secret_keys).resources, redact=False)
+    (rclone,) = [
+        o for o in objects if o["kind"] == "Secret" and o["metadata"]["name"] == "mlops-artifact-store-rclone"
+    ]
+    parameters = yaml.safe_load(rclone["stringData"]["s3"])["parameters"]
+    assert parameters[fact("rclone.s3_region_option")] == "eu-west-1"
