@@ -28,6 +28,10 @@ CACHE_IMAGE_ANNOTATION = "mlops.platform/kfp-cache-image-hash"
 ARTIFACT_SECRET = "mlpipeline-minio-artifact"  # keys accesskey / secretkey
 DATABASE_SECRET = "mysql-secret"  # keys username / password
 DATABASE_DEPLOYMENT = "mysql"
+STORE_DEPLOYMENT = "seaweedfs"
+# The access key KFP ships in mlpipeline-minio-artifact; SeaweedFS keeps it on its kubeflow-admin user after
+# a new key is configured (s3.configure appends keys, weed/shell/command_s3_configure.go@4.34).
+SHIPPED_ACCESS_KEY = "minio"
 # KFP's pods that read ARTIFACT_SECRET or DATABASE_SECRET through env (read once, at container start): a
 # changed credential restarts them (manifests/kustomize/base, third-party/{mysql,seaweedfs}@2.17.0).
 CREDENTIAL_READERS = (
@@ -252,6 +256,8 @@ class KubeflowPipelines(pulumi.ComponentResource):
             template: dict[str, Any] = {"metadata": {"annotations": reasons}}
             if deployment == DATABASE_DEPLOYMENT:
                 template["spec"] = _mysql_root_password_env()
+            if deployment == STORE_DEPLOYMENT and args.credentials is not None:
+                template["spec"] = {"containers": [revoke_shipped_key_container()]}
             k8s.apps.v1.DeploymentPatch(
                 f"{name}-restart-{deployment}",
                 metadata={"name": deployment, "namespace": namespace},
@@ -308,6 +314,45 @@ class KubeflowPipelines(pulumi.ComponentResource):
             opts=child(self, [database, job_account]),
         )
         return [artifact, database, password_job]
+
+
+REVOKE_SCRIPT = f"""\
+until wget -q --spider http://127.0.0.1:8333/status; do sleep 2; done
+revoke="s3.configure -user kubeflow-admin -access_key {SHIPPED_ACCESS_KEY} -delete -apply"
+until echo "$revoke" | /usr/bin/weed shell; do
+  sleep 5
+done
+echo "revoked the shipped access key"
+while true; do sleep 3600; done
+"""
+
+
+def revoke_shipped_key_container() -> dict[str, Any]:
+    """A container in KFP's SeaweedFS pod that removes upstream's ``minio`` key once the server is up.
+
+    In the pod because ``weed shell`` needs the master and filer ports, which KFP's own NetworkPolicy for
+    SeaweedFS admits from nowhere in the namespace (only 8333); it stays running (a regular container that
+    exits would be restarted) and costs a few MiB.
+    """
+    image = next(image for image in versions.KFP_IMAGES if "/seaweedfs:" in image)  # KFP's own
+    return {
+        "name": "revoke-shipped-key",
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["/bin/sh", "-c", REVOKE_SCRIPT],
+        "resources": Resources(
+            cpu_request="10m", memory_request="32Mi", cpu_limit="100m", memory_limit="128Mi"
+        ).to_kubernetes(),
+        # As KFP's seaweedfs container runs (its user; weed shell may write under its home).
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "runAsNonRoot": True,
+            "runAsUser": 1000,
+            "runAsGroup": 1000,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+    }
 
 
 def _short_hash(value: str) -> str:

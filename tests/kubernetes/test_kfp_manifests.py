@@ -321,3 +321,27 @@ def test_seldons_rclone_config_carries_the_artifact_store_region(render_program:
     ]
     parameters = yaml.safe_load(rclone["stringData"]["s3"])["parameters"]
     assert parameters[fact("rclone.s3_region_option")] == "eu-west-1"
+
+
+def test_the_shipped_seaweedfs_key_is_revoked_inside_kfps_seaweedfs_pod(dev_render: Any) -> None:
+    """s3.configure appends keys: without a delete, minio/minio123 would stay valid next to ours."""
+    assert fact("seaweedfs.s3_configure_appends_keys") == "-delete"
+    seaweedfs = _built("Deployment", kfp.STORE_DEPLOYMENT)
+    (server,) = seaweedfs["spec"]["template"]["spec"]["containers"]
+    post_start = " ".join(server["lifecycle"]["postStart"]["exec"]["command"])
+    assert "s3.configure -user kubeflow-admin -access_key $accesskey" in post_start
+    # Why in the pod: KFP's policy admits namespace pods on the S3 port only.
+    policy = _built("NetworkPolicy", "seaweedfs")
+    same_namespace = [rule for rule in policy["spec"]["ingress"] if rule["from"] == [{"podSelector": {}}]]
+    assert [port["port"] for rule in same_namespace for port in rule["ports"]] == [
+        fact("kfp.seaweedfs_policy_ports")
+    ]
+    patch = _patches(dev_render.resources)[("apps", "Deployment", KUBEFLOW, kfp.STORE_DEPLOYMENT)]
+    (revoke,) = patch["spec"]["template"]["spec"]["containers"]
+    assert revoke["name"] != server["name"]  # a container of its own, not a change of upstream's
+    assert revoke["image"] == server["image"]
+    script = revoke["command"][-1]
+    shipped = fact("kfp.artifact_secret")["shipped"]["accesskey"]
+    assert f"-user kubeflow-admin -access_key {shipped} -delete -apply" in script
+    assert "/usr/bin/weed shell" in script and "127.0.0.1:8333/status" in script
+    assert revoke["resources"]["limits"] and revoke["securityContext"]["capabilities"] == {"drop": ["ALL"]}

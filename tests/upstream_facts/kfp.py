@@ -107,3 +107,25 @@ FACTS = [
         value="4.29.0",
     ),
 ]
+
+FACTS += [
+    Fact(
+        key="seaweedfs.s3_configure_appends_keys",
+        statement=(
+            "weed shell s3.configure -user U -access_key K adds K to U's credentials and keeps the others; "
+            "-delete with -access_key removes that key only"
+        ),
+        source="seaweedfs/seaweedfs weed/shell/command_s3_configure.go@4.34",
+        value="-delete",
+    ),
+    Fact(
+        key="kfp.seaweedfs_policy_ports",
+        statement=(
+            "KFP's NetworkPolicy for SeaweedFS admits pods of its own namespace on 8333 only, so weed shell "
+            "(master 9333/19333, filer 8888/18888) works only from inside the SeaweedFS pod"
+        ),
+        source="kubeflow/pipelines manifests/kustomize/third-party/seaweedfs/base/seaweedfs/"
+        "seaweedfs-networkpolicy.yaml@2.17.0",
+        value=8333,
+    ),
+]
