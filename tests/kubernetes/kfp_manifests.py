@@ -13,6 +13,7 @@ Not a conftest.py, for the reason given in pulumi_fixtures.py.
 from __future__ import annotations
 
 import atexit
+import copy
 import functools
 import os
 import re
@@ -107,9 +108,15 @@ def built_yaml(target: str) -> str:
     return completed.stdout
 
 
+@functools.cache
+def _parsed(target: str) -> tuple[dict[str, Any], ...]:
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the CRDs are ~1 MB of YAML
+    return tuple(document for document in yaml.load_all(built_yaml(target), Loader=loader) if document)
+
+
 def built_objects(target: str) -> list[dict[str, Any]]:
     """The objects of one built KFP target (a fresh copy each call: tests may modify them)."""
-    return [document for document in yaml.safe_load_all(built_yaml(target)) if document]
+    return copy.deepcopy(list(_parsed(target)))
 
 
 def all_built_objects() -> list[dict[str, Any]]:
