@@ -15,8 +15,6 @@ from __future__ import annotations
 import atexit
 import copy
 import functools
-import os
-import re
 import shutil
 import subprocess
 import tempfile
@@ -27,50 +25,11 @@ import pytest
 import yaml
 from upstream_facts import fact, upstream_path
 
+from platform_components.kubernetes.kfp import localize_argo_refs
+
 KFP_FOLDER = "kubeflow-pipelines-2.17.0"
 ARGO_FOLDER = "argo-workflows-v4.0.5"
-# https://github.com/argoproj/argo-workflows/manifests/<path>?ref=<tag>[&timeout=60s]
-ARGO_REMOTE = re.compile(
-    r"https://github\.com/argoproj/argo-workflows/manifests/([\w./-]+)\?ref=([\w.-]+)\S*"
-)
 TARGETS = ("cluster-scoped-resources", "env/platform-agnostic")
-
-
-def localize_argo_refs(kustomize_root: Path, argo_manifests: Path) -> list[Path]:
-    """Rewrite every remote Argo base under ``kustomize_root`` to a relative path into ``argo_manifests``.
-
-    Returns:
-        The kustomization files rewritten (KFP 2.17.0 has five references in four files).
-
-    Raises:
-        ValueError: a reference names another Argo tag than the folder holds, or a path it does not have.
-    """
-    rewritten = []
-    expected_tag = fact("kfp.argo_version")
-    for kustomization in sorted(kustomize_root.rglob("kustomization.yaml")):
-        text = kustomization.read_text()
-        if "github.com/argoproj/argo-workflows/manifests/" not in text:
-            continue
-
-        def local(match: re.Match[str], kustomization: Path = kustomization) -> str:
-            path, tag = match.group(1), match.group(2)
-            if tag != expected_tag:
-                raise ValueError(
-                    f"{kustomization}: Argo base at {tag}, the upstream folder holds {expected_tag}"
-                )
-            target = argo_manifests / path
-            if not target.is_dir():
-                raise ValueError(f"{kustomization}: Argo base {path} is not in {argo_manifests}")
-            return os.path.relpath(target, kustomization.parent)
-
-        # Only the `resources:` entries are references; comments that link to Argo's docs keep their URLs.
-        lines = [
-            ARGO_REMOTE.sub(local, line) if line.lstrip().startswith("- ") else line
-            for line in text.splitlines(keepends=True)
-        ]
-        kustomization.write_text("".join(lines))
-        rewritten.append(kustomization)
-    return rewritten
 
 
 @functools.cache
@@ -84,7 +43,11 @@ def _build_root() -> Path:
     atexit.register(shutil.rmtree, root, True)
     shutil.copytree(kfp_source, root / KFP_FOLDER / "manifests" / "kustomize")
     shutil.copytree(argo_source, root / ARGO_FOLDER / "manifests")
-    localize_argo_refs(root / KFP_FOLDER / "manifests" / "kustomize", root / ARGO_FOLDER / "manifests")
+    localize_argo_refs(
+        root / KFP_FOLDER / "manifests" / "kustomize",
+        root / ARGO_FOLDER / "manifests",
+        fact("kfp.argo_version"),
+    )
     return root
 
 

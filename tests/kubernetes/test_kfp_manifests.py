@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
-from kfp_manifests import TARGETS, all_built_objects, built_objects, identity, localize_argo_refs
+from kfp_manifests import TARGETS, all_built_objects, built_objects, identity
 from pulumi_fixtures import SEED, config_for, dev_render, render_program  # noqa: F401
 from upstream_facts import fact
 
@@ -62,7 +62,7 @@ def test_localize_refuses_an_argo_base_at_another_tag(tmp_path: Path) -> None:
         "resources:\n- https://github.com/argoproj/argo-workflows/manifests/base/crds/minimal?ref=v3.7.3\n"
     )
     with pytest.raises(ValueError, match="Argo base at v3.7.3"):
-        localize_argo_refs(tmp_path / "kfp", tmp_path / "argo")
+        kfp.localize_argo_refs(tmp_path / "kfp", tmp_path / "argo", fact("kfp.argo_version"))
 
 
 # ---- item 4: no object of ours collides with one KFP creates; the launcher is patched ----
