@@ -325,6 +325,12 @@ class KubeflowPipelines(pulumi.ComponentResource):
         password Job logs in with the new password or, on the first run, the empty one and sets it; the
         restarted pods then read the new values (env from Secrets is read at container start).
         """
+        # Fixed at first creation: MySQL keeps its root password in its volume and SeaweedFS appends keys,
+        # so a re-derived value (a new secret_seed) would lock KFP's pods out; rotate by hand, then
+        # `pulumi up --replace` these patches.
+        first_value_only = pulumi.ResourceOptions.merge(
+            after, pulumi.ResourceOptions(ignore_changes=["data"])
+        )
         artifact = k8s.core.v1.SecretPatch(
             f"{name}-artifact-secret",
             metadata={"name": ARTIFACT_SECRET, "namespace": namespace, "annotations": PATCH_FORCE},
@@ -334,13 +340,13 @@ class KubeflowPipelines(pulumi.ComponentResource):
                     "secretkey": _b64(credentials.store_secret_key),
                 }
             ),
-            opts=after,
+            opts=first_value_only,
         )
         database = k8s.core.v1.SecretPatch(
             f"{name}-database-secret",
             metadata={"name": DATABASE_SECRET, "namespace": namespace, "annotations": PATCH_FORCE},
             data=pulumi.Output.secret({"password": _b64(credentials.database_password)}),
-            opts=after,
+            opts=first_value_only,
         )
         job_account = service_account(self, "database-password", PASSWORD_JOB, namespace, after)
         password_job = k8s.batch.v1.Job(

@@ -345,3 +345,34 @@ def test_the_shipped_seaweedfs_key_is_revoked_inside_kfps_seaweedfs_pod(dev_rend
     assert f"-user kubeflow-admin -access_key {shipped} -delete -apply" in script
     assert "/usr/bin/weed shell" in script and "127.0.0.1:8333/status" in script
     assert revoke["resources"]["limits"] and revoke["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+
+
+def test_a_new_secret_seed_never_rewrites_kfps_store_credentials(
+    monkeypatch: pytest.MonkeyPatch, render_program: Any
+) -> None:
+    """MySQL keeps the first root password in its volume and SeaweedFS appends keys: a re-derived value
+    would lock KFP's pods out, so both Secret patches keep their first value (ignore_changes on data)."""
+    from platform_components import render
+
+    ignored: dict[str, tuple[str, ...]] = {}
+    record = render._record_dependencies
+
+    def recording(monitor: Any) -> dict[str, tuple[str, ...]]:
+        register = monitor.RegisterResource
+
+        def register_resource(request: Any) -> Any:
+            response = register(request)
+            ignored[response.urn] = tuple(request.ignoreChanges)
+            return response
+
+        monitor.RegisterResource = register_resource
+        return record(monitor)
+
+    monkeypatch.setattr(render, "_record_dependencies", recording)
+    result = render_program(config_for())
+    secret_patches = [r for r in result.resources if r.type == "kubernetes:core/v1:SecretPatch"]
+    assert {r.inputs["metadata"]["name"] for r in secret_patches} == {
+        fact("kfp.artifact_secret")["name"],
+        fact("kfp.database_secret")["name"],
+    }
+    assert {r.urn: ignored[r.urn] for r in secret_patches} == {r.urn: ("data",) for r in secret_patches}
