@@ -283,6 +283,8 @@ def kubernetes_objects(resources: Iterable[Registered], *, redact: bool = True) 
     for resource in resources:
         if not resource.type.startswith("kubernetes:") or resource.type.startswith(NOT_OBJECTS):
             continue
+        if is_patch(resource):
+            continue  # a patch of an object upstream creates, not an object: listed in releases.yaml
         inputs = clean(resource.inputs, redact=redact)
         if "apiVersion" not in inputs or "kind" not in inputs:
             continue
@@ -292,6 +294,11 @@ def kubernetes_objects(resources: Iterable[Registered], *, redact: bool = True) 
         objects.append(ordered)
     objects.sort(key=object_key)
     return objects
+
+
+def is_patch(resource: Registered) -> bool:
+    """A pulumi-kubernetes ``<Kind>Patch`` (server-side apply of some fields of an existing object)."""
+    return resource.type.startswith("kubernetes:") and resource.type.endswith("Patch")
 
 
 def object_key(obj: Mapping[str, Any]) -> tuple[str, str, str, str]:
@@ -305,10 +312,23 @@ def object_key(obj: Mapping[str, Any]) -> tuple[str, str, str, str]:
 
 
 def releases(resources: Iterable[Registered]) -> list[dict[str, Any]]:
-    """Helm releases and remote kustomize refs with their versions and values."""
+    """Helm releases, kustomize refs (remote or local) and patches of upstream's objects."""
     entries = []
     for resource in resources:
         inputs = clean(resource.inputs)
+        if is_patch(resource):
+            metadata = inputs.get("metadata") or {}
+            fields = {key: value for key, value in inputs.items() if key not in ("apiVersion", "kind")}
+            entries.append(
+                {
+                    "kind": "patch",
+                    "resource": resource.name,
+                    "target": f"{resource.type.rpartition(':')[2].removesuffix('Patch')}/"
+                    f"{metadata.get('namespace', '')}/{metadata.get('name')}",
+                    "fields": fields,
+                }
+            )
+            continue
         if resource.type == HELM_RELEASE:
             entries.append(
                 {
@@ -329,7 +349,7 @@ def releases(resources: Iterable[Registered]) -> list[dict[str, Any]]:
                     "kind": "kustomize",
                     "resource": resource.name,
                     "directory": directory,
-                    "version": directory.rpartition("?ref=")[2] or None,
+                    "version": directory.rpartition("?ref=")[2] if "?ref=" in directory else None,
                 }
             )
     return sorted(entries, key=lambda entry: (entry["kind"], entry["resource"]))
@@ -342,19 +362,24 @@ def images(objects: Iterable[Mapping[str, Any]], release_entries: Iterable[Mappi
     found: set[str] = set()
     for obj in objects:
         _collect_images(obj, found)
+    for entry in release_entries:
+        if entry.get("kind") == "patch":
+            fields = entry.get("fields") or {}
+            _collect_images(fields, found)
+            # KFP's pipeline-install-config: the image its cache webhook puts in place of a cached step.
+            cache_image = (fields.get("data") or {}).get("cacheImage")
+            if cache_image:
+                found.add(str(cache_image))
     names = {str(entry.get("chart") or "") for entry in release_entries}
     for entry in release_entries:
         for upstream in versions.UPSTREAMS:
-            if (
-                upstream.kind is versions.Kind.MANIFEST
-                and upstream.path
-                and upstream.path in str(entry.get("directory"))
-            ):
+            # A remote ref names the repository path; mlops:kfp.manifests_path ends in the target's folder.
+            target = upstream.path.removeprefix("manifests/kustomize/")
+            directory = str(entry.get("directory")).partition("?")[0].rstrip("/")
+            if upstream.kind is versions.Kind.MANIFEST and upstream.path and directory.endswith(target):
                 names.add(upstream.name)
     for name in sorted(names):
         found.update(versions.CHART_DEFAULT_IMAGES.get(name, ()))
-        if name == "kube-prometheus-stack":
-            pass  # listed without tags in versions.py: `helm template` prints the tags of the pinned chart
     return sorted(found)
 
 

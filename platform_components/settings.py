@@ -406,12 +406,38 @@ class KfpSettings(_Strict):
     namespace: Literal["kubeflow"] = Field(
         "kubeflow", description="Hard-coded upstream in cluster-scoped-resources and every env overlay."
     )
+    manifests_path: str | None = Field(
+        None,
+        description=(
+            "Local copy of KFP's manifests/kustomize folder (air gap): holds cluster-scoped-resources/ "
+            "and "
+            "env/platform-agnostic/ with their Argo bases made local. None applies the remote kustomize refs "
+            "at `version`."
+        ),
+    )
+    cache_image: PinnedImage = Field(
+        "ghcr.io/containerd/busybox:1.36",
+        description=(
+            "Image KFP's cache webhook runs in place of a cached step; upstream leaves it untagged "
+            "(pipeline-install-config cacheImage), which pulls :latest."
+        ),
+    )
+    pipeline_root_prefix: str = Field(
+        "pipelines",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]*$",
+        description="Key prefix of pipeline roots in the artifact bucket (s3://<bucket>/<prefix>).",
+    )
 
     @model_validator(mode="after")
     def _floor(self) -> KfpSettings:
         if tuple(int(part) for part in self.version.split(".")) < (2, 17, 0):
             raise ValueError(
                 f"version {self.version} is below the CVE floor 2.17.0 (CVE-2026-54745); use 2.17.0"
+            )
+        if self.manifests_path is not None and not Path(self.manifests_path).is_absolute():
+            raise ValueError(
+                f"manifests_path {self.manifests_path!r} must be an absolute path (the Pulumi program runs "
+                "from infra/), e.g. /srv/mirror/kubeflow-pipelines-2.17.0/manifests/kustomize"
             )
         return self
 

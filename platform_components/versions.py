@@ -175,11 +175,58 @@ UPSTREAMS: tuple[Upstream, ...] = (
     ),
 )
 
-# Images the upstream charts and manifests pull with the values we set; listed so images.txt is complete
-# for an
-# air-gapped mirror. They follow the chart/manifest versions above and were read from upstream sources,
-# not pulled.
+# Images the upstream charts and manifests pull with the values we set, fully qualified and tagged, so
+# images.txt is a complete list for an air-gapped mirror. Each was read in upstream's files at the pinned
+# version (tests/kubernetes/test_kfp_manifests.py and test_images.py recompute them from those files).
+KUBE_PROMETHEUS_STACK_IMAGES = (
+    # kube-prometheus-stack 81.6.2 values.yaml; the operator and config-reloader tags default to the
+    # chart's appVersion v0.88.1 (templates/prometheus-operator/deployment.yaml).
+    "quay.io/prometheus-operator/prometheus-operator:v0.88.1",
+    "quay.io/prometheus-operator/prometheus-config-reloader:v0.88.1",
+    "quay.io/prometheus/prometheus:v3.9.1",
+    "quay.io/prometheus/alertmanager:v0.31.0",
+    # prometheusOperator.admissionWebhooks.patch (enabled by default): the certgen Jobs.
+    "ghcr.io/jkroepke/kube-webhook-certgen:1.7.6",
+    # Sub-chart kube-state-metrics 7.1.0: tag defaults to v + appVersion 2.18.0.
+    "registry.k8s.io/kube-state-metrics/kube-state-metrics:v2.18.0",
+    # Sub-chart prometheus-node-exporter 4.51.1: v + appVersion 1.10.2 (listed although nodeExporter is off
+    # in our values: a team that turns it on must not find its mirror incomplete).
+    "quay.io/prometheus/node-exporter:v1.10.2",
+    # Sub-chart grafana 11.1.1 (grafana-community/helm-charts): appVersion 12.3.2, the dashboard sidecar,
+    # and the init-chown busybox.
+    "docker.io/grafana/grafana:12.3.2",
+    "quay.io/kiwigrid/k8s-sidecar:2.5.0",
+    "docker.io/library/busybox:1.37.0",
+)
+KFP_IMAGES = (
+    # kubeflow/pipelines manifests/kustomize env/platform-agnostic@2.17.0, built: every container and init
+    # container image, the V2 driver/launcher images (ml-pipeline env), Argo's executor (--executor-image)
+    # and the cache webhook's image (pipeline-install-config cacheImage).
+    "ghcr.io/kubeflow/kfp-api-server:2.17.0",
+    "ghcr.io/kubeflow/kfp-frontend:2.17.0",
+    "ghcr.io/kubeflow/kfp-persistence-agent:2.17.0",
+    "ghcr.io/kubeflow/kfp-scheduled-workflow-controller:2.17.0",
+    "ghcr.io/kubeflow/kfp-viewer-crd-controller:2.17.0",
+    "ghcr.io/kubeflow/kfp-visualization-server:2.17.0",
+    "ghcr.io/kubeflow/kfp-metadata-writer:2.17.0",
+    "ghcr.io/kubeflow/kfp-metadata-envoy:2.17.0",
+    "ghcr.io/kubeflow/kfp-cache-deployer:2.17.0",
+    "ghcr.io/kubeflow/kfp-cache-server:2.17.0",
+    "ghcr.io/kubeflow/kfp-driver:2.17.0",
+    "ghcr.io/kubeflow/kfp-launcher:2.17.0",
+    "gcr.io/tfx-oss-public/ml_metadata_store_server:1.14.0",
+    "quay.io/argoproj/workflow-controller:v4.0.5",
+    "quay.io/argoproj/argoexec:v4.0.5",
+    "docker.io/library/mysql:8.4",
+    "docker.io/library/alpine:3.23",
+    "ghcr.io/chrislusf/seaweedfs:4.34",
+    # Not KFP's cacheImage: upstream leaves it untagged (so :latest); mlops:kfp.cache_image pins it and the
+    # render lists it from the patch of pipeline-install-config.
+)
+
 CHART_DEFAULT_IMAGES: dict[str, tuple[str, ...]] = {
+    # seldon-core-v2-setup values.yaml: the components our values leave on (hodometer, dataflow and
+    # pipeline gateway are disabled; Triton runs only in a Server, and ours are MLServer).
     "seldon-core-v2-setup": tuple(
         f"docker.io/seldonio/{name}:{SELDON_VERSION}"
         for name in (
@@ -191,37 +238,11 @@ CHART_DEFAULT_IMAGES: dict[str, tuple[str, ...]] = {
         )
     )
     + ("docker.io/seldonio/mlserver:1.7.1",),
-    "kfp-platform-agnostic": (
-        "ghcr.io/kubeflow/kfp-api-server:2.17.0",
-        "ghcr.io/kubeflow/kfp-frontend:2.17.0",
-        "ghcr.io/kubeflow/kfp-persistence-agent:2.17.0",
-        "ghcr.io/kubeflow/kfp-scheduled-workflow-controller:2.17.0",
-        "ghcr.io/kubeflow/kfp-viewer-crd-controller:2.17.0",
-        "ghcr.io/kubeflow/kfp-visualization-server:2.17.0",
-        "ghcr.io/kubeflow/kfp-metadata-writer:2.17.0",
-        "ghcr.io/kubeflow/kfp-metadata-envoy:2.17.0",
-        "ghcr.io/kubeflow/kfp-driver:2.17.0",
-        "ghcr.io/kubeflow/kfp-launcher:2.17.0",
-        "gcr.io/tfx-oss-public/ml_metadata_store_server:1.14.0",
-        "quay.io/argoproj/workflow-controller:v4.0.5",
-        "quay.io/argoproj/argoexec:v4.0.5",
-        "docker.io/library/mysql:8.4",
-        "ghcr.io/chrislusf/seaweedfs:4.34",
-    ),
-    "kube-prometheus-stack": (
-        "quay.io/prometheus-operator/prometheus-operator",
-        "quay.io/prometheus-operator/prometheus-config-reloader",
-        "quay.io/prometheus/prometheus",
-        "quay.io/prometheus/alertmanager",
-        "registry.k8s.io/kube-state-metrics/kube-state-metrics",
-        "docker.io/grafana/grafana",
-        "quay.io/kiwigrid/k8s-sidecar",
-    ),
+    "kfp-platform-agnostic": KFP_IMAGES,
+    "kube-prometheus-stack": KUBE_PROMETHEUS_STACK_IMAGES,
 }
-"""Images pulled by upstream charts/manifests with our values (disabled parts left out). KFP's list is
-from the 2.17.0 manifests as read, not from a `kustomize build` (impossible offline here).
-kube-prometheus-stack's images follow its chart version and are listed without a tag: ``helm template`` with
-the pinned chart prints the tags (also impossible offline here)."""
+"""Images pulled by upstream charts/manifests with our values, by the versions.py entry that pulls them."""
+
 
 # Floors from shared/research/security.md; tests/test_versions.py keeps the table above them.
 FLOORS: dict[str, tuple[int, ...]] = {

@@ -9,7 +9,7 @@ from pydantic import SecretStr
 
 from platform_components.kubernetes.base import TOKEN_PREFIX, namespace
 from platform_components.kubernetes.cluster import Cluster, ClusterArgs
-from platform_components.kubernetes.kfp import KubeflowPipelines, KubeflowPipelinesArgs
+from platform_components.kubernetes.kfp import KubeflowPipelines, KubeflowPipelinesArgs, kfp_credentials
 from platform_components.kubernetes.mlflow import MlflowCredentials, MlflowServer, MlflowServerArgs
 from platform_components.kubernetes.model import ModelDeployment, ModelDeploymentArgs
 from platform_components.kubernetes.monitoring import MONITOR_PORT, Monitoring, MonitoringArgs
@@ -138,13 +138,15 @@ class MlopsPlatform(pulumi.ComponentResource):
             f"{name}-pipelines",
             KubeflowPipelinesArgs(
                 settings=settings.kfp,
-                store_endpoint=endpoint,
+                store_endpoint=endpoint if store.mode is ArtifactStoreMode.BUNDLED else str(store.endpoint),
+                store_region=store.region,
                 bucket=store.bucket,
                 store_access_key_id=secrets.store_access_key_id,
                 store_secret_access_key=secrets.store_secret_access_key,
                 tracking_uri=mlflow.tracking_uri,
                 mlflow_username=settings.mlflow.auth.admin_username,
                 mlflow_password=secrets.admin_password,
+                credentials=kfp_credentials(seed),
             ),
             in_namespaces,
         )
@@ -157,6 +159,7 @@ class MlopsPlatform(pulumi.ComponentResource):
                 store_endpoint=store_url,
                 store_access_key_id=secrets.store_access_key_id,
                 store_secret_access_key=secrets.store_secret_access_key,
+                store_region=store.region,
                 allow_load_balancer=settings.allow_load_balancer,
                 monitoring_release=monitoring.release,
                 ingress_namespaces=(settings.kfp.namespace, spaces.monitoring),

@@ -126,6 +126,7 @@ class SeldonServingArgs:
         settings: chart version, Servers, the operator's namespace and the prediction-log volume.
         namespace: serving namespace (created by the platform; Models live here too).
         store_endpoint / store_access_key_id / store_secret_access_key: the artifact store Models load from.
+        store_region: its region (``mlops:mlflow.artifact_store.region``), for rclone's request signing.
         allow_load_balancer: keep Seldon's upstream LoadBalancer defaults (off: ClusterIP).
         monitoring_release: kube-prometheus-stack release (PodMonitor CRD).
         ingress_namespaces: namespaces allowed to call inference (pipelines, monitor).
@@ -138,6 +139,7 @@ class SeldonServingArgs:
     store_endpoint: str
     store_access_key_id: str
     store_secret_access_key: str
+    store_region: str = "us-east-1"
     allow_load_balancer: bool = False
     monitoring_release: pulumi.Resource | None = None
     ingress_namespaces: tuple[str, ...] = ()
@@ -210,6 +212,8 @@ class SeldonServing(pulumi.ComponentResource):
                     f"  access_key_id: {args.store_access_key_id}\n  secret_access_key: "
                     f"{args.store_secret_access_key}\n"
                     f"  endpoint: {args.store_endpoint}\n"
+                    # rclone signs S3 requests for this region (an AWS bucket outside us-east-1 needs it).
+                    f"  region: {args.store_region}\n"
                 ),
             },
             child(self),
