@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_kubernetes as k8s
 
-from platform_components import versions
+from platform_components import images, versions
 from platform_components.kubernetes import pods
 from platform_components.kubernetes.base import TOKEN_PREFIX, child, network_policy, secret, service_account
 from platform_components.kubernetes.custom_resources import create, service_monitor
@@ -377,7 +377,7 @@ class MlflowServer(pulumi.ComponentResource):
             *settings.allowed_hosts,
         ]
         allowed_hosts = ",".join(hosts + [f"{host}:{MLFLOW_PORT}" for host in hosts])
-        image = settings.image or versions.get("mlflow").image
+        image = settings.image or images.reference("mlflow")
         server = pods.container(
             "mlflow",
             image,
