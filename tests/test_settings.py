@@ -204,7 +204,9 @@ def test_pulumi_yaml_declares_every_key() -> None:
         and project["stackConfigDir"] == "infra/stacks"
     )
     declared = project["config"]
-    top_level = set(PlatformSettings.model_fields) - {"secrets"}
+    # `images` is object-valued with defaults for every field: Pulumi cannot declare an object key with a
+    # default, and a declared key without one is required (issue 7 item 1), so it stays undeclared.
+    top_level = set(PlatformSettings.model_fields) - {"secrets", "images"}
     assert set(declared) == top_level | set(SECRET_KEYS)
     for key in SECRET_KEYS:
         assert declared[key]["secret"] is True and declared[key]["type"] == "string"
