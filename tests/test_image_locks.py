@@ -1,0 +1,210 @@
+"""Each image's lock, installed into a fresh virtual environment, runs the command its rendered pod runs.
+
+No Docker engine is needed: what an image adds to its base is the lock (and, for ours, this package), so a
+missing driver or extra fails here. The command, arguments, environment and probes are read from the render of
+the dev stack, never copied. Only what a cluster provides differently is mapped: each volume mount becomes a
+temporary folder, the container port a free local port, the Secrets' values the test's own, and cluster DNS
+names the local services. The image build itself (base image, COPY, USER) is not exercised here.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from platform_components import images
+from platform_components.render import kubernetes_objects, read_stack_config, run_program
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def uv() -> str | None:
+    return shutil.which("uv") or next(
+        (str(path) for path in [Path(sys.executable).with_name("uv")] if path.exists()), None
+    )
+
+
+def fresh_venv(folder: Path, lock: Path, *, with_package: bool) -> Path:
+    """A new virtual environment holding exactly ``lock`` (and this package, --no-deps, as in the images)."""
+    tool = uv()
+    python = folder / "bin" / "python"
+    if tool:
+        subprocess.run([tool, "venv", "--quiet", "--python", sys.executable, str(folder)], check=True)
+        install = [tool, "pip", "install", "--quiet", "--python", str(python), "--no-deps"]
+    else:
+        subprocess.run([sys.executable, "-m", "venv", str(folder)], check=True)
+        install = [str(python), "-m", "pip", "install", "--quiet", "--no-deps"]
+    subprocess.run([*install, "-r", str(lock)], check=True, timeout=900)
+    if with_package:
+        subprocess.run([*install, str(REPO)], check=True, timeout=300)
+    # The Dockerfiles end with `pip check`: the lock must be complete and consistent.
+    check = subprocess.run([str(python), "-m", "pip", "check"], capture_output=True, text=True)
+    if "No module named pip" not in check.stderr:
+        assert check.returncode == 0, check.stdout + check.stderr
+    return folder
+
+
+@pytest.fixture(scope="module")
+def dev_objects() -> list[dict[str, Any]]:
+    config, secret_keys = read_stack_config("dev", REPO)
+    return kubernetes_objects(run_program(config, secret_keys, stack="dev").resources, redact=False)
+
+
+def find(objects: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    for obj in objects:
+        if obj["kind"] == kind and obj["metadata"]["name"] == name:
+            return obj
+    raise AssertionError(f"no {kind} {name} in the render")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Pod:
+    """One rendered container, mapped onto this machine."""
+
+    argv: list[str]
+    env: dict[str, str]
+    port: int
+    probe_path: str
+    files: dict[str, Path]
+
+
+def local_pod(
+    objects: list[dict[str, Any]],
+    kind: str,
+    name: str,
+    venv: Path,
+    root: Path,
+    *,
+    secrets: Mapping[tuple[str, str], str],
+) -> Pod:
+    """The workload's first container as a local process: its own command and args, env and probe path."""
+    workload = find(objects, kind, name)
+    spec = workload["spec"]["template"]["spec"]
+    container = spec["containers"][0]
+    (container_port,) = [p["containerPort"] for p in container["ports"]]
+    port = free_port()
+    mounts = {m["mountPath"]: root / m["name"] for m in container.get("volumeMounts", [])}
+    for folder in mounts.values():
+        folder.mkdir(parents=True, exist_ok=True)
+    volumes = {v["name"]: v for v in spec.get("volumes", [])}
+    for mount in container.get("volumeMounts", []):
+        volume = volumes.get(mount["name"], {})
+        if "configMap" in volume:
+            data = find(objects, "ConfigMap", volume["configMap"]["name"]).get("data", {})
+            for key, value in data.items():
+                (root / mount["name"] / key).write_text(value)
+
+    def local(value: str) -> str:
+        for path, folder in sorted(mounts.items(), key=lambda item: -len(item[0])):
+            if value == path or value.startswith(path + "/"):
+                return str(folder) + value[len(path) :]
+        return value
+
+    argv = [local(str(part)) for part in container.get("command", []) + container.get("args", [])]
+    for index, part in enumerate(argv):
+        if part == str(container_port) and index and argv[index - 1] == "--port":
+            argv[index] = str(port)
+    env = {"PATH": f"{venv / 'bin'}:/usr/bin:/bin", "LANG": "C.UTF-8"}
+    for item in container.get("env", []):
+        if "value" in item:
+            env[item["name"]] = local(item["value"])
+        else:
+            ref = item["valueFrom"]["secretKeyRef"]
+            env[item["name"]] = secrets[(ref["name"], ref["key"])]
+    probe = container["readinessProbe"]["httpGet"]
+    assert probe["port"] in ("http", container_port)
+    return Pod(argv, env, port, probe["path"], mounts)
+
+
+@pytest.fixture
+def run_pod() -> Iterator[Any]:
+    started: list[subprocess.Popen[bytes]] = []
+
+    def run(
+        pod: Pod, log: Path, *, timeout: float = 90.0, headers: Mapping[str, str] | None = None
+    ) -> httpx.Response:
+        executable = shutil.which(pod.argv[0], path=pod.env["PATH"])
+        assert executable, f"{pod.argv[0]} is not in the lock's environment"
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                [executable, *pod.argv[1:]], env=pod.env, stdout=out, stderr=subprocess.STDOUT, cwd=log.parent
+            )
+        started.append(process)
+        deadline = time.monotonic() + timeout
+        url = f"http://127.0.0.1:{pod.port}{pod.probe_path}"
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise AssertionError(
+                    f"{pod.argv[:3]} exited {process.returncode}:\n{log.read_text()[-4000:]}"
+                )
+            try:
+                response = httpx.get(url, headers=dict(headers or {}), timeout=2.0)
+                if response.status_code == 200:
+                    return response
+            except httpx.TransportError:
+                pass
+            time.sleep(0.3)
+        raise AssertionError(f"{url} did not answer 200 within {timeout}s:\n{log.read_text()[-4000:]}")
+
+    yield run
+    for process in started:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="module")
+def platform_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    lock = REPO / images.our_image("monitor").lock
+    return fresh_venv(tmp_path_factory.mktemp("venv") / "platform", lock, with_package=True)
+
+
+def test_monitor_lock_runs_the_statefulsets_command_and_answers_health(
+    dev_objects: list[dict[str, Any]], platform_venv: Path, tmp_path: Path, run_pod: Any
+) -> None:
+    secrets = {
+        ("model-monitor-mlflow", "MLFLOW_TRACKING_USERNAME"): "admin",
+        ("model-monitor-mlflow", "MLFLOW_TRACKING_PASSWORD"): "not-used-until-a-check-runs",
+    }
+    pod = local_pod(dev_objects, "StatefulSet", "model-monitor", platform_venv, tmp_path, secrets=secrets)
+    assert pod.argv[:3] == ["python", "-m", "platform_components.monitoring.service"]
+    response = run_pod(pod, tmp_path / "monitor.log")
+    assert response.json() == {"status": "ok"}
+    # The package came from the lock's environment, not from this checkout's interpreter.
+    assert (
+        str(platform_venv)
+        in subprocess.run(
+            [
+                str(platform_venv / "bin" / "python"),
+                "-c",
+                "import platform_components, sys; print(sys.prefix)",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=tmp_path,
+        ).stdout
+    )
+    assert os.path.isdir(pod.files["/var/lib/mlops"])
