@@ -51,9 +51,9 @@ def fresh_venv(folder: Path, lock: Path, *, with_package: bool) -> Path:
     if with_package:
         subprocess.run([*install, str(REPO)], check=True, timeout=300)
     # The Dockerfiles end with `pip check`: the lock must be complete and consistent.
-    check = subprocess.run([str(python), "-m", "pip", "check"], capture_output=True, text=True)
-    if "No module named pip" not in check.stderr:
-        assert check.returncode == 0, check.stdout + check.stderr
+    check = [tool, "pip", "check", "--python", str(python)] if tool else [str(python), "-m", "pip", "check"]
+    checked = subprocess.run(check, capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
     return folder
 
 
@@ -85,6 +85,7 @@ class Pod:
     port: int
     probe_path: str
     files: dict[str, Path]
+    probe_headers: dict[str, str]
 
 
 def local_pod(
@@ -95,8 +96,20 @@ def local_pod(
     root: Path,
     *,
     secrets: Mapping[tuple[str, str], str],
+    dns: Mapping[str, str] | None = None,
 ) -> Pod:
-    """The workload's first container as a local process: its own command and args, env and probe path."""
+    """The workload's first container as a local process: its own command and args, env and probe path.
+
+    Args:
+        secrets: (Secret name, key) -> value, for env from Secrets and Secret volumes.
+        dns: cluster address -> local address, replaced in every value (env, Secrets, files).
+    """
+
+    def resolve(value: str) -> str:
+        for cluster, here in (dns or {}).items():
+            value = value.replace(cluster, here)
+        return value
+
     workload = find(objects, kind, name)
     spec = workload["spec"]["template"]["spec"]
     container = spec["containers"][0]
@@ -110,8 +123,13 @@ def local_pod(
         volume = volumes.get(mount["name"], {})
         if "configMap" in volume:
             data = find(objects, "ConfigMap", volume["configMap"]["name"]).get("data", {})
-            for key, value in data.items():
-                (root / mount["name"] / key).write_text(value)
+        elif "secret" in volume:
+            secret_name = volume["secret"]["secretName"]
+            data = {key: value for (owner, key), value in secrets.items() if owner == secret_name}
+        else:
+            data = {}
+        for key, value in data.items():
+            (root / mount["name"] / key).write_text(resolve(value))
 
     def local(value: str) -> str:
         for path, folder in sorted(mounts.items(), key=lambda item: -len(item[0])):
@@ -126,22 +144,21 @@ def local_pod(
     env = {"PATH": f"{venv / 'bin'}:/usr/bin:/bin", "LANG": "C.UTF-8"}
     for item in container.get("env", []):
         if "value" in item:
-            env[item["name"]] = local(item["value"])
+            env[item["name"]] = resolve(local(item["value"]))
         else:
             ref = item["valueFrom"]["secretKeyRef"]
-            env[item["name"]] = secrets[(ref["name"], ref["key"])]
+            env[item["name"]] = resolve(secrets[(ref["name"], ref["key"])])
     probe = container["readinessProbe"]["httpGet"]
     assert probe["port"] in ("http", container_port)
-    return Pod(argv, env, port, probe["path"], mounts)
+    headers = {header["name"]: header["value"] for header in probe.get("httpHeaders", [])}
+    return Pod(argv, env, port, probe["path"], mounts, headers)
 
 
 @pytest.fixture
 def run_pod() -> Iterator[Any]:
     started: list[subprocess.Popen[bytes]] = []
 
-    def run(
-        pod: Pod, log: Path, *, timeout: float = 90.0, headers: Mapping[str, str] | None = None
-    ) -> httpx.Response:
+    def run(pod: Pod, log: Path, *, timeout: float = 120.0) -> httpx.Response:
         executable = shutil.which(pod.argv[0], path=pod.env["PATH"])
         assert executable, f"{pod.argv[0]} is not in the lock's environment"
         with log.open("wb") as out:
@@ -157,7 +174,7 @@ def run_pod() -> Iterator[Any]:
                     f"{pod.argv[:3]} exited {process.returncode}:\n{log.read_text()[-4000:]}"
                 )
             try:
-                response = httpx.get(url, headers=dict(headers or {}), timeout=2.0)
+                response = httpx.get(url, headers=pod.probe_headers, timeout=2.0)
                 if response.status_code == 200:
                     return response
             except httpx.TransportError:
@@ -208,3 +225,73 @@ def test_monitor_lock_runs_the_statefulsets_command_and_answers_health(
         ).stdout
     )
     assert os.path.isdir(pod.files["/var/lib/mlops"])
+
+
+@pytest.fixture(scope="module")
+def mlflow_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    lock = REPO / images.our_image("mlflow").lock
+    return fresh_venv(tmp_path_factory.mktemp("venv") / "mlflow", lock, with_package=False)
+
+
+def string_data(objects: list[dict[str, Any]], namespace: str) -> dict[tuple[str, str], str]:
+    return {
+        (obj["metadata"]["name"], key): value
+        for obj in objects
+        if obj["kind"] == "Secret" and obj["metadata"]["namespace"] == namespace
+        for key, value in (obj.get("stringData") or {}).items()
+    }
+
+
+def admin_username(secrets: Mapping[tuple[str, str], str]) -> str:
+    for line in secrets[("mlflow-server", "basic_auth.ini")].splitlines():
+        key, _, value = line.partition("=")
+        if key.strip() == "admin_username":
+            return value.strip()
+    raise AssertionError("basic_auth.ini names no admin_username")
+
+
+def test_mlflow_lock_runs_the_deployments_command_on_postgresql_with_basic_auth_and_metrics(
+    dev_objects: list[dict[str, Any]], mlflow_venv: Path, tmp_path: Path, run_pod: Any
+) -> None:
+    """MLflow's bare image would exit here: no psycopg2, Flask-WTF or prometheus-flask-exporter."""
+    pg = pytest.importorskip("pg", reason="needs tests/pg.py (the PostgreSQL fixture of the mlflowdb branch)")
+    reason = pg.postgres_unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    server = pg.start_postgres(tmp_path / "pg")
+    try:
+        deployment = find(dev_objects, "Deployment", "mlflow")
+        namespace = deployment["metadata"]["namespace"]
+        secrets = string_data(dev_objects, namespace)
+        # What the postgres image's entrypoint does on an empty volume, with the rendered user, database and
+        # password (the StatefulSet's env and its Secret).
+        database = find(dev_objects, "StatefulSet", "postgres")["spec"]["template"]["spec"]["containers"][0]
+        env = {item["name"]: item for item in database["env"]}
+        ref = env["POSTGRES_PASSWORD"]["valueFrom"]["secretKeyRef"]
+        user, name = env["POSTGRES_USER"]["value"], env["POSTGRES_DB"]["value"]
+        server.create_role(user, secrets[(ref["name"], ref["key"])])
+        server.create_database(name, owner=user)
+        service = find(dev_objects, "Service", "postgres")
+        (port,) = [entry["port"] for entry in service["spec"]["ports"]]
+        dns = {f"postgres.{namespace}.svc.cluster.local:{port}": f"{server.host}:{server.port}"}
+
+        pod = local_pod(
+            dev_objects, "Deployment", "mlflow", mlflow_venv, tmp_path / "pod", secrets=secrets, dns=dns
+        )
+        assert pod.argv[:2] == ["mlflow", "server"] and "basic-auth" in pod.argv
+        assert pod.env["MLFLOW_BACKEND_STORE_URI"].startswith(f"postgresql+psycopg2://{user}:")
+        run_pod(pod, tmp_path / "mlflow.log", timeout=180.0)
+
+        base = f"http://127.0.0.1:{pod.port}"
+        admin = (admin_username(secrets), secrets[("mlflow-server", "admin-password")])
+        search = f"{base}/api/2.0/mlflow/experiments/search?max_results=5"
+        assert httpx.get(search, headers=pod.probe_headers, timeout=10).status_code == 401
+        answer = httpx.get(search, headers=pod.probe_headers, auth=admin, timeout=10)
+        assert answer.status_code == 200, answer.text
+        # The tracking and auth tables live in the real database, not in a local SQLite file.
+        assert int(server.scalar("SELECT count(*) FROM experiments", name)) >= 1
+        assert int(server.scalar("SELECT count(*) FROM users", name)) == 1
+        metrics = httpx.get(f"{base}/metrics", headers=pod.probe_headers, auth=admin, timeout=10)
+        assert metrics.status_code == 200 and "mlflow_http_request" in metrics.text, metrics.text[:500]
+    finally:
+        server.cleanup()
