@@ -68,7 +68,7 @@ OUR_IMAGES: tuple[OurImage, ...] = (
     OurImage("monitor", "docker/monitor.Dockerfile", "docker/requirements/platform.txt", __version__, True),
     OurImage("serving", "docker/serving.Dockerfile", "docker/requirements/platform.txt", __version__, True),
     OurImage(
-        "pipeline-base",
+        "credit-default-pipeline",
         "examples/credit_default/Dockerfile",
         "docker/requirements/platform.txt",
         __version__,
@@ -514,3 +514,37 @@ def lock_command(dry_run: bool) -> None:
             if not Path(uv).exists() and not shutil.which(uv):
                 raise PlatformError("uv is not installed: `pip install 'uv>=0.5'` (the dev extra has it)")
             subprocess.run(command, cwd=REPO, check=True)
+
+
+def mirror_plan(image_list: Sequence[str], settings: ImagesSettings) -> list[tuple[str, str]]:
+    """(source, target) for every upstream image of a render's ``images.txt``; ours are pushed, not copied."""
+    if not settings.mirror:
+        raise ConfigError("mlops:images.mirror is not set: give --mirror, e.g. registry.internal/mirror")
+    return [
+        (image, mirrored(image, settings.mirror))
+        for image in image_list
+        if image and not is_ours(image, settings)
+    ]
+
+
+@images_group.command("mirror-plan")
+@click.argument("images_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--mirror", required=True, help="Registry prefix of the mirror (mlops:images.mirror).")
+@_registry_option
+@click.option("--json", "as_json", is_flag=True, help="A JSON list of {source, target}.")
+def mirror_plan_command(images_file: Path, mirror: str, registry: str, as_json: bool) -> None:
+    """Print `source target` for every upstream image in IMAGES_FILE (`mlops render`'s images.txt).
+
+    Copy each pair into the mirror with your tool (`crane copy`, `skopeo copy`, `oras cp`) before `pulumi up`
+    with mlops:images.mirror set to the same prefix.
+    """
+    try:
+        settings = ImagesSettings(registry=registry, mirror=mirror)
+    except ValidationError as error:
+        raise ConfigError(f"--mirror/--registry: {error.errors()[0]['msg']}") from None
+    pairs = mirror_plan([line.strip() for line in images_file.read_text().splitlines()], settings)
+    if as_json:
+        click.echo(json.dumps([{"source": s, "target": t} for s, t in pairs], indent=2))
+    else:
+        for source, target in pairs:
+            click.echo(f"{source} {target}")

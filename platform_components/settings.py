@@ -330,7 +330,7 @@ class AuthSettings(_Strict):
     )
 
 
-OurImageName = Literal["mlflow", "monitor", "serving", "pipeline-base"]
+OurImageName = Literal["mlflow", "monitor", "serving", "credit-default-pipeline"]
 """The images the platform builds from docker/ (``platform_components/images.py`` lists them)."""
 _REGISTRY_PREFIX = re.compile(
     r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]+)?(/[a-z0-9]([a-z0-9._-]*[a-z0-9])?)*$"

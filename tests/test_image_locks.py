@@ -49,7 +49,17 @@ def fresh_venv(folder: Path, lock: Path, *, with_package: bool) -> Path:
         install = [str(python), "-m", "pip", "install", "--quiet", "--no-deps"]
     subprocess.run([*install, "-r", str(lock)], check=True, timeout=900)
     if with_package:
-        subprocess.run([*install, str(REPO)], check=True, timeout=300)
+        # What the Dockerfiles COPY, and only that (building in the checkout would leave build/ behind).
+        source = folder.parent / f"{folder.name}-source"
+        source.mkdir()
+        for name in ("pyproject.toml", "README.md"):
+            shutil.copy2(REPO / name, source / name)
+        shutil.copytree(
+            REPO / "platform_components",
+            source / "platform_components",
+            ignore=shutil.ignore_patterns("__pycache__"),
+        )
+        subprocess.run([*install, str(source)], check=True, timeout=300)
     # The Dockerfiles end with `pip check`: the lock must be complete and consistent.
     check = [tool, "pip", "check", "--python", str(python)] if tool else [str(python), "-m", "pip", "check"]
     checked = subprocess.run(check, capture_output=True, text=True)

@@ -173,7 +173,7 @@ def test_render_runs_exactly_the_images_the_dry_run_lists(configured_render: Any
 
 def test_dry_run_json_lists_image_dockerfile_context_tag_and_push_target() -> None:
     listed = {plan["name"]: plan for plan in dry_run("--registry", REGISTRY)}
-    assert sorted(listed) == ["mlflow", "monitor", "pipeline-base", "serving"]
+    assert sorted(listed) == ["credit-default-pipeline", "mlflow", "monitor", "serving"]
     for plan in listed.values():
         assert (REPO / plan["dockerfile"]).is_file()
         assert (REPO / plan["context"]).is_dir()
@@ -186,8 +186,8 @@ def test_dry_run_json_lists_image_dockerfile_context_tag_and_push_target() -> No
 def test_pipeline_base_tag_matches_the_example_pipeline() -> None:
     from examples.credit_default.components import BASE_IMAGE
 
-    plan = next(plan for plan in dry_run() if plan["name"] == "pipeline-base")
-    assert BASE_IMAGE.rsplit(":", 1)[1] == plan["tag"]
+    plan = next(plan for plan in dry_run() if plan["name"] == "credit-default-pipeline")
+    assert BASE_IMAGE.rsplit("/", 1)[1] == f"{plan['name']}:{plan['tag']}"
 
 
 def test_push_dry_run_pushes_the_built_tags() -> None:
@@ -354,3 +354,24 @@ def test_kfp_kustomize_images_cover_every_kfp_image() -> None:
     assert names == {ref.rsplit(":", 1)[0] for ref in versions.CHART_DEFAULT_IMAGES["kfp-platform-agnostic"]}
     assert all(entry["newName"].startswith(f"{MIRROR}/") for entry in entries)
     assert images.kustomize_images(ImagesSettings()) == []
+
+
+def test_mirror_plan_copies_every_upstream_image_of_the_render_to_where_the_render_pulls_it(
+    configured_render: Any, tmp_path: Path
+) -> None:
+    """images.txt of a render without mirror -> the pairs to copy; the mirrored render pulls the targets."""
+    plain = run_program(
+        {**config_for(), "mlops:images": json.dumps({"registry": REGISTRY})}, ("mlops:secret_seed",)
+    )
+    objects = kubernetes_objects(plain.resources)
+    listing = tmp_path / "images.txt"
+    listing.write_text("".join(f"{image}\n" for image in sorted(container_images(objects))))
+    result = CliRunner().invoke(
+        images.images_group,
+        ["mirror-plan", str(listing), "--mirror", MIRROR, "--registry", REGISTRY, "--json"],
+    )
+    assert result.exit_code == 0, result.output
+    targets = {pair["target"] for pair in json.loads(result.stdout)}
+    mirrored_render = container_images(kubernetes_objects(configured_render.resources))
+    assert {image for image in mirrored_render if not image.startswith(f"{REGISTRY}/")} <= targets
+    assert not [pair for pair in json.loads(result.stdout) if pair["source"].startswith(f"{REGISTRY}/")]
