@@ -66,7 +66,7 @@ FACTS = [
     Fact(
         key="seldon.setup.image_pull_secrets",
         statement="The setup chart's top-level `imagePullSecrets` is copied with toYaml into the pod spec of "
-        "every component, so it takes a list of {name: ...}",
+        "every component and of both ServerConfigs (mlserver, triton), so it takes a list of {name: ...}",
         source="SeldonIO/seldon-core k8s/helm-charts/seldon-core-v2-setup/templates/"
         "_components-statefulsets.tpl@v2.10.2",
         value="imagePullSecrets",
