@@ -90,12 +90,12 @@ def test_mlflow_runs_our_image_by_default_not_mlflows_bare_one(default_render: A
 
 def test_mlflow_lock_has_what_the_server_command_needs() -> None:
     """The bare image installs only mlflow; the lock adds each package the Deployment's flags need."""
-    assert fact("mlflow.image.installs_only_mlflow") == ("mlflow",)
+    assert fact("mlflow_image.published.installs_only_mlflow") == ("mlflow",)
     pins = lock_pins(REPO / "docker/requirements/mlflow.txt")
     wanted = {
-        fact("mlflow.extra.auth"),  # --app-name basic-auth
-        fact("mlflow.extra.db.postgres"),  # postgresql+psycopg2://
-        *fact("mlflow.extra.extras.s3_and_metrics"),  # s3:// artifacts, --expose-prometheus
+        fact("mlflow_image.extra.auth"),  # --app-name basic-auth
+        fact("mlflow_image.extra.db_postgres"),  # postgresql+psycopg2://
+        *fact("mlflow_image.extra.s3_and_metrics"),  # s3:// artifacts, --expose-prometheus
     }
     assert wanted <= set(pins), f"missing from the MLflow lock: {sorted(wanted - set(pins))}"
     assert pins["mlflow"] == versions.get("mlflow").version.lstrip("v")
@@ -309,8 +309,8 @@ def test_mirror_replaces_the_registry_and_keeps_the_path(ref: str, expected: str
 
 def test_seldon_setup_chart_gets_mirror_and_pull_secrets_through_its_own_keys(configured_render: Any) -> None:
     values = release_values(configured_render.resources)["seldon-core-v2-setup"]
-    assert values[fact("seldon.setup.image_pull_secrets")] == [{"name": "registry-credentials"}]
-    for key in fact("seldon.setup.image_keys"):
+    assert values[fact("image_sources.seldon_setup.image_pull_secrets")] == [{"name": "registry-credentials"}]
+    for key in fact("image_sources.seldon_setup.image_keys"):
         node = values
         for part in key.split("."):
             node = node[part]
@@ -332,8 +332,12 @@ def test_seldon_image_keys_are_every_image_in_the_setup_chart() -> None:
                 walk(child, (*prefix, key))
 
     walk(upstream, ())
-    assert sorted(blocks) == sorted(fact("seldon.setup.image_keys")) == sorted(images.SELDON_SETUP_IMAGE_KEYS)
-    assert fact("seldon.setup.image_pull_secrets") in upstream
+    assert (
+        sorted(blocks)
+        == sorted(fact("image_sources.seldon_setup.image_keys"))
+        == sorted(images.SELDON_SETUP_IMAGE_KEYS)
+    )
+    assert fact("image_sources.seldon_setup.image_pull_secrets") in upstream
 
 
 def test_kube_prometheus_stack_gets_mirror_and_pull_secrets_in_its_global_keys(
@@ -341,7 +345,7 @@ def test_kube_prometheus_stack_gets_mirror_and_pull_secrets_in_its_global_keys(
 ) -> None:
     path = upstream_path("kube-prometheus-stack-81.6.2", "charts", "kube-prometheus-stack", "values.yaml")
     upstream_global = yaml.safe_load(path.read_text())["global"]
-    registry_key, secrets_key = fact("kube_prometheus_stack.global_image_keys")
+    registry_key, secrets_key = fact("image_sources.kube_prometheus_stack.global_image_keys")
     assert {registry_key, secrets_key} <= set(upstream_global)
     values = release_values(configured_render.resources)["kube-prometheus-stack"]["global"]
     assert values[registry_key] == MIRROR
