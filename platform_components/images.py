@@ -107,20 +107,27 @@ def resolve(settings: PlatformSettings) -> PlatformSettings:
     mlflow = settings.mlflow
     seldon = settings.seldon
     monitor = settings.monitoring.monitor
+
+    def chosen(override: str | None, name: str) -> str:
+        return reference(name, images) if override is None else override
+
     return settings.model_copy(
         update={
-            "mlflow": mlflow.model_copy(update={"image": mlflow.image or reference("mlflow", images)}),
-            "seldon": seldon.model_copy(
-                update={"serving_image": seldon.serving_image or reference("serving", images)}
-            ),
+            "mlflow": mlflow.model_copy(update={"image": chosen(mlflow.image, "mlflow")}),
+            "seldon": seldon.model_copy(update={"serving_image": chosen(seldon.serving_image, "serving")}),
             "monitoring": settings.monitoring.model_copy(
-                update={
-                    "monitor": monitor.model_copy(
-                        update={"image": monitor.image or reference("monitor", images)}
-                    )
-                }
+                update={"monitor": monitor.model_copy(update={"image": chosen(monitor.image, "monitor")})}
             ),
         }
+    )
+
+
+def images_of_ours(settings: PlatformSettings) -> frozenset[str]:
+    """The references of our images a resolved ``settings`` runs (overrides included)."""
+    return frozenset(
+        image
+        for image in (settings.mlflow.image, settings.seldon.serving_image, settings.monitoring.monitor.image)
+        if image is not None
     )
 
 
@@ -151,8 +158,9 @@ def mirrored(ref: str, mirror: str | None) -> str:
     return f"{mirror}/{path}"
 
 
-def is_ours(ref: str, settings: ImagesSettings) -> bool:
-    return ref.startswith(f"{settings.registry}/")
+def is_ours(ref: str, settings: ImagesSettings, ours: frozenset[str] = frozenset()) -> bool:
+    """Under our registry prefix, or one of our images given by an explicit override (never mirrored)."""
+    return ref in ours or ref.startswith(f"{settings.registry}/")
 
 
 # Seldon Core 2 setup chart: every image is `<key>.image.{registry,repository,tag}`, joined by the templates
@@ -241,12 +249,14 @@ _POD_SPEC_PATHS: dict[str, tuple[str, ...]] = {
 _HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
 
 
-def apply_to_pod_spec(pod_spec: Mapping[str, Any], settings: ImagesSettings) -> dict[str, Any]:
+def apply_to_pod_spec(
+    pod_spec: Mapping[str, Any], settings: ImagesSettings, ours: frozenset[str] = frozenset()
+) -> dict[str, Any]:
     """A pod spec with the pull secrets added and every upstream container image moved to the mirror."""
     spec = dict(pod_spec)
     for key in ("containers", "initContainers"):
         if isinstance(spec.get(key), list):
-            spec[key] = [_mirror_container(container, settings) for container in spec[key]]
+            spec[key] = [_mirror_container(container, settings, ours) for container in spec[key]]
     if settings.pull_secrets:
         existing = [entry for entry in spec.get("imagePullSecrets") or [] if isinstance(entry, Mapping)]
         names = {entry.get("name") for entry in existing}
@@ -256,16 +266,16 @@ def apply_to_pod_spec(pod_spec: Mapping[str, Any], settings: ImagesSettings) -> 
     return spec
 
 
-def _mirror_container(container: Any, settings: ImagesSettings) -> Any:
+def _mirror_container(container: Any, settings: ImagesSettings, ours: frozenset[str]) -> Any:
     if not isinstance(container, Mapping) or not isinstance(container.get("image"), str):
         return container
     image = container["image"]
-    if is_ours(image, settings):
+    if is_ours(image, settings, ours):
         return container
     return {**container, "image": mirrored(image, settings.mirror)}
 
 
-def transformation(settings: ImagesSettings) -> Callable[[Any], Any]:
+def transformation(settings: ImagesSettings, ours: frozenset[str] = frozenset()) -> Callable[[Any], Any]:
     """A Pulumi resource transformation for ``MlopsPlatform``: it reaches every child we register.
 
     Workloads (Deployment, StatefulSet, DaemonSet, Job, CronJob, Pod) get ``apply_to_pod_spec``; Helm releases
@@ -279,7 +289,7 @@ def transformation(settings: ImagesSettings) -> Callable[[Any], Any]:
             path = _POD_SPEC_PATHS[args.type_]
             props = dict(args.props)
             props[path[0]] = _at_path(
-                props.get(path[0]), path[1:], lambda spec: apply_to_pod_spec(spec, settings)
+                props.get(path[0]), path[1:], lambda spec: apply_to_pod_spec(spec, settings, ours)
             )
             return pulumi.ResourceTransformationResult(props, args.opts)
         if args.type_ == _HELM_RELEASE:

@@ -379,3 +379,18 @@ def test_mirror_plan_copies_every_upstream_image_of_the_render_to_where_the_rend
     mirrored_render = container_images(kubernetes_objects(configured_render.resources))
     assert {image for image in mirrored_render if not image.startswith(f"{REGISTRY}/")} <= targets
     assert not [pair for pair in json.loads(result.stdout) if pair["source"].startswith(f"{REGISTRY}/")]
+
+
+def test_an_image_of_ours_given_by_override_is_not_moved_to_the_mirror() -> None:
+    override = "other-registry.example.test/team/mlflow:3.17.2-custom"
+    result = run_program(
+        {
+            **config_for(),
+            "mlops:images": json.dumps({"registry": REGISTRY, "mirror": MIRROR}),
+            "mlops:mlflow": json.dumps({"image": override}),
+        },
+        ("mlops:secret_seed",),
+    )
+    objects = kubernetes_objects(result.resources)
+    (deployment,) = [o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] == "mlflow"]
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == override

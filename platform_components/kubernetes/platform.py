@@ -77,7 +77,10 @@ class MlopsPlatform(pulumi.ComponentResource):
         settings = images.resolve(args.settings)
         # Pull secrets and the mirror reach every pod and chart we register (children inherit this).
         opts = pulumi.ResourceOptions.merge(
-            opts, pulumi.ResourceOptions(transformations=[images.transformation(settings.images)])
+            opts,
+            pulumi.ResourceOptions(
+                transformations=[images.transformation(settings.images, images.images_of_ours(settings))]
+            ),
         )
         super().__init__(f"{TOKEN_PREFIX}:MlopsPlatform", name, None, opts)
         spaces = settings.namespaces
