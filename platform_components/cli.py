@@ -41,6 +41,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "Run a monitoring check for a model.",
     ),
     "decisions": ("platform_components.monitoring.cli", "decisions_command", "List retrain decisions."),
+    "images": (
+        "platform_components.images",
+        "images_group",
+        "Build and push the platform's images; regenerate their locks.",
+    ),
     "demo": ("platform_components.demo", "demo_command", "Run the whole loop on the local target."),
 }
 

@@ -358,11 +358,68 @@ class AuthSettings(_Strict):
     )
 
 
+OurImageName = Literal["mlflow", "monitor", "serving", "credit-default-pipeline"]
+"""The images the platform builds from docker/ (``platform_components/images.py`` lists them)."""
+_REGISTRY_PREFIX = re.compile(
+    r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]+)?(/[a-z0-9]([a-z0-9._-]*[a-z0-9])?)*$"
+)
+_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+
+def _registry_prefix(value: str) -> str:
+    if "://" in value or value.endswith("/") or not _REGISTRY_PREFIX.match(value):
+        raise ValueError(
+            "must be a registry host with an optional path, no scheme, tag or trailing '/', "
+            "e.g. 'registry.example.com/mlops' or 'ghcr.io/my-org'"
+        )
+    return value
+
+
+def _digest(value: str) -> str:
+    if not _DIGEST.match(value):
+        raise ValueError(
+            "must be an image digest 'sha256:<64 hex digits>' (from `docker push` or `crane digest`)"
+        )
+    return value
+
+
+RegistryPrefix = Annotated[str, AfterValidator(_registry_prefix)]
+ImageDigest = Annotated[str, AfterValidator(_digest)]
+
+
+class ImagesSettings(_Strict):
+    """Where images come from: ours (built by ``mlops images build|push``) and upstream's (mirror).
+
+    Our images are ``<registry>/<name>:<tag>`` (``@<digest>`` added when ``digests`` has the name); the image
+    fields of ``mlflow``, ``seldon`` and ``monitoring.monitor`` still override one image each.
+    """
+
+    registry: RegistryPrefix = Field(
+        "ghcr.io/mlops-platform",
+        description="Registry prefix our images are pushed to and pulled from (`mlops images push`).",
+    )
+    pull_secrets: tuple[KubernetesName, ...] = Field(
+        (),
+        description="Secrets of type kubernetes.io/dockerconfigjson set as imagePullSecrets on every pod the "
+        "platform renders and passed to the charts; create them in each namespace.",
+    )
+    mirror: RegistryPrefix | None = Field(
+        None,
+        description="Registry prefix mirroring every upstream image (air gap): "
+        "'docker.io/library/postgres:16' is pulled as '<mirror>/library/postgres:16'; "
+        "None pulls from upstream's registries.",
+    )
+    digests: dict[OurImageName, ImageDigest] = Field(
+        default_factory=dict, description="Pin our images by digest once pushed: image name -> sha256:..."
+    )
+
+
 class MlflowSettings(_Strict):
     """The MLflow tracking server and model registry."""
 
     image: PinnedImage | None = Field(
-        None, description="Image override; None uses the pinned image in versions.py."
+        None,
+        description="Image override; None uses ours, <images.registry>/mlflow (docker/mlflow.Dockerfile).",
     )
     replicas: int = Field(2, ge=1, le=20, description="Server replicas (a PodDisruptionBudget keeps one up).")
     workers: int = Field(2, ge=1, le=16, description="uvicorn workers per replica.")
@@ -459,9 +516,10 @@ class SeldonSettings(_Strict):
 
     chart_version: str | None = Field(None, description="Chart version override; None uses versions.py.")
     servers: tuple[ServerSettings, ...] = Field((ServerSettings(),), min_length=1)
-    serving_image: PinnedImage = Field(
-        "ghcr.io/mlops-platform/serving:0.1.0",
-        description="MLServer with our monitored runtime; built from docker/serving.Dockerfile; mirror it.",
+    serving_image: PinnedImage | None = Field(
+        None,
+        description="MLServer with our monitored runtime; None uses ours, <images.registry>/serving "
+        "(docker/serving.Dockerfile).",
     )
     prediction_log_limit_bytes: int = Field(
         512 * 1024 * 1024,
@@ -511,8 +569,8 @@ class MonitorSettings(_Strict):
     It serves ``/v2/feedback`` and ``/metrics`` and checks every model every ``check_interval_seconds``.
     """
 
-    image: PinnedImage = Field(
-        "ghcr.io/mlops-platform/monitor:0.1.0", description="Built from docker/monitor.Dockerfile; mirror it."
+    image: PinnedImage | None = Field(
+        None, description="Override; None uses ours, <images.registry>/monitor (docker/monitor.Dockerfile)."
     )
     check_interval_seconds: int = Field(
         900, ge=60, le=86400, description="Seconds between checks of every model."
@@ -639,6 +697,7 @@ class PlatformSettings(_Strict):
     kfp: KfpSettings = Field(default_factory=KfpSettings)
     seldon: SeldonSettings = Field(default_factory=SeldonSettings)
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
+    images: ImagesSettings = Field(default_factory=ImagesSettings)
     models: tuple[ModelDeploymentSettings, ...] = Field(())
     allow_load_balancer: bool = Field(
         False, description="Allow Services of type LoadBalancer (off: ClusterIP only)."

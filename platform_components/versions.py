@@ -15,6 +15,7 @@ class Kind(StrEnum):
     CHART = "chart"
     MANIFEST = "manifest"
     IMAGE = "image"
+    PACKAGE = "package"  # a Python package pinned in an image of ours (docker/requirements/*.txt)
 
 
 @dataclass(frozen=True)
@@ -23,7 +24,7 @@ class Upstream:
 
     Attributes:
         name: our key for it (``seldon-core-v2-crds``, ``mlflow``).
-        kind: chart | manifest | image.
+        kind: chart | manifest | image | package.
         version: the pinned chart version, git ref or image tag.
         repository: Helm repository URL, git URL of the kustomize base, or image repository.
         licence: SPDX identifier (or "BSL-1.1").
@@ -132,15 +133,26 @@ UPSTREAMS: tuple[Upstream, ...] = (
     ),
     Upstream(
         "mlflow",
-        Kind.IMAGE,
-        "v3.17.2",
-        "ghcr.io/mlflow/mlflow",
+        Kind.PACKAGE,
+        "3.17.2",
+        "https://pypi.org/project/mlflow/",
         "Apache-2.0",
         (
-            "The official MLflow image; 3.17.x clears the CVE floor 3.17.0 (CVE-2026-115886 SSRF, "
-            "CVE-2026-64849 on CISA KEV). The server needs psycopg2 and boto3 for PostgreSQL and S3: not "
-            "verified offline that this image ships them; if not, set mlops:mlflow.image to a derived image."
+            "The MLflow server, installed in our image docker/mlflow.Dockerfile from "
+            "docker/requirements/mlflow.txt; 3.17.x clears the CVE floor 3.17.0 (CVE-2026-115886 SSRF, "
+            "CVE-2026-64849 on CISA KEV). Not MLflow's ghcr.io/mlflow/mlflow image: it installs mlflow alone "
+            "(mlflow/mlflow docker/Dockerfile): no psycopg2, boto3, prometheus-flask-exporter or Flask-WTF, "
+            "so our server exits at start on it."
         ),
+    ),
+    Upstream(
+        "python",
+        Kind.IMAGE,
+        "3.11-slim-bookworm",
+        "docker.io/library/python",
+        "PSF-2.0",
+        "Base of our MLflow and monitor images and of a project's pipeline base: the Python the locks in "
+        "docker/requirements/ are compiled for (3.11). Pin it by digest in your mirror.",
     ),
     Upstream(
         "mlserver",

@@ -30,7 +30,7 @@ def test_floors_cover_mlflow_and_kfp() -> None:
     assert get("kfp-platform-agnostic").version == "2.17.0"
     assert get("kfp-platform-agnostic").path == "manifests/kustomize/env/platform-agnostic"
     assert get("mlserver").image == "seldonio/mlserver:1.7.1"
-    assert get("mlflow").image.startswith("ghcr.io/mlflow/mlflow:v3.17.")
+    assert get("mlflow").kind is Kind.PACKAGE and get("mlflow").version.startswith("3.17.")
 
 
 def test_seldon_core_2_is_pinned_and_declared_bsl() -> None:

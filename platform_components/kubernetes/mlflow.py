@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_kubernetes as k8s
 
-from platform_components import versions
+from platform_components import images, versions
 from platform_components.kubernetes import pods
 from platform_components.kubernetes.base import TOKEN_PREFIX, child, network_policy, secret, service_account
 from platform_components.kubernetes.custom_resources import create, service_monitor
@@ -519,7 +519,7 @@ class MlflowServer(pulumi.ComponentResource):
         )
         service_account(self, "server", "mlflow", namespace, opts)
         allowed_hosts = mlflow_allowed_hosts(namespace, settings)
-        image = settings.image or versions.get("mlflow").image
+        image = settings.image or images.reference("mlflow")
         server = pods.container(
             "mlflow",
             image,

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from platform_components import versions
+from platform_components import images, versions
 from platform_components.kubernetes import pods
 from platform_components.kubernetes.base import TOKEN_PREFIX, child, network_policy, secret, service_account
 from platform_components.kubernetes.custom_resources import (
@@ -264,7 +264,7 @@ class Monitoring(pulumi.ComponentResource):
         pod_labels = labels("model-monitor", name)
         server = pods.container(
             "monitor",
-            monitor.image,
+            monitor.image or images.reference("monitor"),
             resources=monitor.resources,
             readiness=pods.http_probe("/health", "http"),
             liveness=pods.http_probe("/health", "http", period=20, failures=6),

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import pulumi
 from pydantic import SecretStr
 
+from platform_components import images
 from platform_components.kubernetes.base import TOKEN_PREFIX, namespace
 from platform_components.kubernetes.cluster import Cluster, ClusterArgs
 from platform_components.kubernetes.kfp import KubeflowPipelines, KubeflowPipelinesArgs, kfp_credentials
@@ -73,8 +74,15 @@ class MlopsPlatform(pulumi.ComponentResource):
     def __init__(
         self, name: str, args: MlopsPlatformArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
+        settings = images.resolve(args.settings)
+        # Pull secrets and the mirror reach every pod and chart we register (children inherit this).
+        opts = pulumi.ResourceOptions.merge(
+            opts,
+            pulumi.ResourceOptions(
+                transformations=[images.transformation(settings.images, images.images_of_ours(settings))]
+            ),
+        )
         super().__init__(f"{TOKEN_PREFIX}:MlopsPlatform", name, None, opts)
-        settings = args.settings
         spaces = settings.namespaces
         secrets = credentials(settings)
         cluster = Cluster(

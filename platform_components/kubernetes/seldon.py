@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from platform_components import versions
+from platform_components import images, versions
 from platform_components.errors import ConfigError
 from platform_components.kubernetes import pods
 from platform_components.kubernetes.base import TOKEN_PREFIX, child, network_policy, secret
@@ -232,7 +232,7 @@ class SeldonServing(pulumi.ComponentResource):
                     replicas=server.replicas,
                     resources=server.resources.to_kubernetes(),
                     labels=labels("seldon-server", server.name),
-                    image=args.settings.serving_image,
+                    image=args.settings.serving_image or images.reference("serving"),
                     env=server_env,
                     volumes=(
                         [

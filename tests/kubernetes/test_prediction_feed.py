@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import pytest
 from pulumi_fixtures import REPO, dev_render  # noqa: F401
 
-from platform_components import versions
+from platform_components import images, versions
 from platform_components.errors import ConfigError
 from platform_components.kubernetes.seldon import MONITORED_RUNTIME
 from platform_components.render import kubernetes_objects
@@ -35,7 +35,8 @@ def test_servers_run_the_serving_image_and_ship_to_the_monitor_service(dev_rende
     objects = kubernetes_objects(dev_render.resources)
     server = find(objects, "Server", "mlserver-mlflow")
     (container,) = [c for c in server["spec"]["podSpec"]["containers"] if c["name"] == "mlserver"]
-    assert container["image"] == SeldonSettings().serving_image
+    assert SeldonSettings().serving_image is None  # None: ours, from mlops:images.registry
+    assert container["image"] == images.reference("serving")
     env = {item["name"]: item["value"] for item in container["env"]}
     assert env["MLSERVER_MODEL_IMPLEMENTATION"] == MONITORED_RUNTIME
     assert env["MLOPS_SELDON_NAMES"] == "1"
@@ -78,7 +79,7 @@ def test_serving_dockerfile_builds_on_the_pinned_mlserver_image() -> None:
     bases = [line.split()[1] for line in dockerfile.splitlines() if line.startswith("FROM ")]
     assert len(bases) == 1
     assert bases[0].removeprefix("docker.io/") == versions.get("mlserver").image
-    assert 'pip install ".[ml]"' in dockerfile
+    assert "pip install --no-deps -r /tmp/requirements.txt" in dockerfile  # the lock (tests/test_images.py)
 
 
 def test_serving_image_must_be_pinned() -> None:
