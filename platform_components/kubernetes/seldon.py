@@ -49,6 +49,7 @@ class SeldonServingArgs:
         store_endpoint / store_access_key_id / store_secret_access_key: the artifact store Models load from.
         allow_load_balancer: keep Seldon's upstream LoadBalancer defaults (off: ClusterIP).
         monitoring_release: kube-prometheus-stack release (PodMonitor CRD).
+        install_charts: install the Seldon charts (``mlops:upstream.helm_charts``). Default: True.
         ingress_namespaces: namespaces allowed to call inference (pipelines, monitor).
         monitor_url / monitor_namespace / monitor_port: where the Servers ship their prediction logs
             (``MLOPS_MONITOR_URL``; egress allowed to that namespace and port only). No URL: no shipping.
@@ -61,6 +62,7 @@ class SeldonServingArgs:
     store_secret_access_key: str
     allow_load_balancer: bool = False
     monitoring_release: pulumi.Resource | None = None
+    install_charts: bool = True
     ingress_namespaces: tuple[str, ...] = ()
     monitor_url: str | None = None
     monitor_namespace: str | None = None
@@ -83,8 +85,10 @@ class SeldonServing(pulumi.ComponentResource):
         namespace = args.namespace
         service_type = "LoadBalancer" if args.allow_load_balancer else "ClusterIP"
         version = args.settings.chart_version
-        self.crds = _release(self, name, "seldon-core-v2-crds", namespace, version, {}, [])
-        setup = _release(
+        # Releases are None when the platform team installs the charts (mlops:upstream.helm_charts false).
+        release = _release if args.install_charts else _not_installed
+        self.crds = release(self, name, "seldon-core-v2-crds", namespace, version, {}, [])
+        setup = release(
             self,
             name,
             "seldon-core-v2-setup",
@@ -97,7 +101,7 @@ class SeldonServing(pulumi.ComponentResource):
             },
             [self.crds],
         )
-        runtime = _release(
+        runtime = release(
             self,
             name,
             "seldon-core-v2-runtime",
@@ -115,7 +119,7 @@ class SeldonServing(pulumi.ComponentResource):
             },
             [setup],
         )
-        self.servers_release = _release(
+        self.servers_release = release(
             self,
             name,
             "seldon-core-v2-servers",
@@ -224,6 +228,11 @@ class SeldonServing(pulumi.ComponentResource):
         self.register_outputs({"inference_url": self.inference_url})
 
 
+def _not_installed(*_args: object) -> None:
+    """In place of ``_release`` when the platform team installs the charts itself."""
+    return None
+
+
 def _release(
     component: pulumi.ComponentResource,
     name: str,
@@ -231,7 +240,7 @@ def _release(
     namespace: str,
     version: str | None,
     values: dict[str, object],
-    depends: list[pulumi.Resource],
+    depends: list[pulumi.Resource | None],
 ) -> k8s.helm.v3.Release:
     upstream = versions.get(chart)
     return k8s.helm.v3.Release(
