@@ -648,6 +648,24 @@ class ModelDeploymentSettings(_Strict):
         return data
 
 
+class UpstreamSettings(_Strict):
+    """Whether the platform installs upstream's Helm charts itself (``mlops:upstream``).
+
+    ``helm_charts: true`` (the default): the program installs Seldon Core 2 (crds, setup, runtime, servers)
+    and kube-prometheus-stack from their chart repositories at the versions pinned in versions.py.
+
+    ``helm_charts: false``: the program creates no Helm release. The platform team installs those charts
+    itself, at the same pinned versions and with the values the program would pass (``mlops render`` writes
+    them to ``releases.yaml``), for example from a mirror or an air-gapped chart registry, before
+    ``pulumi up``. Everything of ours is still created: namespaces, policies, Secrets, MLflow and its
+    stores, the monitor, and the custom resources (Seldon ``Server``, ``ServiceMonitor``, ``PodMonitor``,
+    ``PrometheusRule``), which then depend on no release: their CRDs must already be installed. Kubeflow
+    Pipelines' remote manifests have their own switch in ``mlops:kfp``.
+    """
+
+    helm_charts: bool = Field(True, description="Install upstream's Helm charts (off: you install them).")
+
+
 class SecretSettings(_Strict):
     """Values that only ever come from Pulumi secret config (``pulumi config set --secret``)."""
 
@@ -699,6 +717,7 @@ class PlatformSettings(_Strict):
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
     images: ImagesSettings = Field(default_factory=ImagesSettings)
     models: tuple[ModelDeploymentSettings, ...] = Field(())
+    upstream: UpstreamSettings = Field(default_factory=UpstreamSettings)
     allow_load_balancer: bool = Field(
         False, description="Allow Services of type LoadBalancer (off: ClusterIP only)."
     )

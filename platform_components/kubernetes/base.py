@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import pulumi
@@ -13,9 +14,17 @@ from platform_components.kubernetes.naming import PART_OF
 TOKEN_PREFIX = "mlops:platform"
 
 
-def child(parent: pulumi.Resource, depends_on: list[pulumi.Resource] | None = None) -> pulumi.ResourceOptions:
-    """Options of a child: parented (URN and provider come from the component), optional ordering."""
-    return pulumi.ResourceOptions(parent=parent, depends_on=depends_on or [])
+def child(
+    parent: pulumi.Resource, depends_on: Sequence[pulumi.Resource | None] | None = None
+) -> pulumi.ResourceOptions:
+    """Options of a child: parented (URN and provider come from the component), optional ordering.
+
+    ``None`` entries are dropped: a Helm release the platform does not install (``mlops:upstream``) is
+    ``None``, and what would have waited for it depends on nothing missing.
+    """
+    return pulumi.ResourceOptions(
+        parent=parent, depends_on=[item for item in depends_on or () if item is not None]
+    )
 
 
 def namespace(

@@ -42,6 +42,7 @@ class MonitoringArgs:
         models: the model deployments whose rules, dashboards and monitor entries are packed into shards.
         tracking_uri / mlflow_username / mlflow_password: how the monitor reaches MLflow.
         mlflow_namespace / serving_namespace / kfp_namespace: for the platform's health rules and egress.
+        install_charts: install kube-prometheus-stack (``mlops:upstream.helm_charts``). Default: True.
     """
 
     settings: MonitoringSettings
@@ -54,6 +55,7 @@ class MonitoringArgs:
     mlflow_namespace: str
     serving_namespace: str
     kfp_namespace: str
+    install_charts: bool = True
 
 
 class Monitoring(pulumi.ComponentResource):
@@ -62,7 +64,7 @@ class Monitoring(pulumi.ComponentResource):
     and one
     monitor CronJob for every model."""
 
-    release: k8s.helm.v3.Release
+    release: k8s.helm.v3.Release | None
     monitor_url: str
     prometheus_url: pulumi.Output[str]
     grafana_url: pulumi.Output[str]
@@ -82,7 +84,8 @@ class Monitoring(pulumi.ComponentResource):
             },
             child(self),
         )
-        self.release = self._create_release(name)
+        # None when the platform team installs the chart (mlops:upstream.helm_charts false).
+        self.release = self._create_release(name) if args.install_charts else None
         after = child(self, [self.release])
         create(
             f"{name}-platform-rules",

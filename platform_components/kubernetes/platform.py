@@ -121,6 +121,7 @@ class MlopsPlatform(pulumi.ComponentResource):
                 mlflow_namespace=spaces.mlflow,
                 serving_namespace=spaces.serving,
                 kfp_namespace=settings.kfp.namespace,
+                install_charts=settings.upstream.helm_charts,
             ),
             in_namespaces,
         )
@@ -174,6 +175,7 @@ class MlopsPlatform(pulumi.ComponentResource):
                 monitor_url=monitoring.monitor_url,
                 monitor_namespace=spaces.monitoring,
                 monitor_port=MONITOR_PORT,
+                install_charts=settings.upstream.helm_charts,
             ),
             in_namespaces,
         )

@@ -129,6 +129,7 @@ class SeldonServingArgs:
         store_region: its region (``mlops:mlflow.artifact_store.region``), for rclone's request signing.
         allow_load_balancer: keep Seldon's upstream LoadBalancer defaults (off: ClusterIP).
         monitoring_release: kube-prometheus-stack release (PodMonitor CRD).
+        install_charts: install the Seldon charts (``mlops:upstream.helm_charts``). Default: True.
         ingress_namespaces: namespaces allowed to call inference (pipelines, monitor).
         monitor_url / monitor_namespace / monitor_port: where the Servers ship their prediction logs
             (``MLOPS_MONITOR_URL``; egress allowed to that namespace and port only). No URL: no shipping.
@@ -142,6 +143,7 @@ class SeldonServingArgs:
     store_region: str = "us-east-1"
     allow_load_balancer: bool = False
     monitoring_release: pulumi.Resource | None = None
+    install_charts: bool = True
     ingress_namespaces: tuple[str, ...] = ()
     monitor_url: str | None = None
     monitor_namespace: str | None = None
@@ -187,8 +189,10 @@ class SeldonServing(pulumi.ComponentResource):
             ),
             child(self, [operator_space]),
         )
-        self.crds = _release(self, name, "seldon-core-v2-crds", namespace, version, {}, [])
-        setup = _release(
+        # Releases are None when the platform team installs the charts (mlops:upstream.helm_charts false).
+        release = _release if args.install_charts else _not_installed
+        self.crds = release(self, name, "seldon-core-v2-crds", namespace, version, {}, [])
+        setup = release(
             self,
             name,
             "seldon-core-v2-setup",
@@ -197,7 +201,7 @@ class SeldonServing(pulumi.ComponentResource):
             setup_values(namespace, service_type),
             [self.crds, operator_space],
         )
-        runtime = _release(
+        runtime = release(
             self, name, "seldon-core-v2-runtime", namespace, version, runtime_values(service_type), [setup]
         )
         after = child(self, [self.crds, runtime])
@@ -358,6 +362,11 @@ def _operator_namespace(
     return created
 
 
+def _not_installed(*_args: object) -> None:
+    """In place of ``_release`` when the platform team installs the charts itself."""
+    return None
+
+
 def _release(
     component: pulumi.ComponentResource,
     name: str,
@@ -365,7 +374,7 @@ def _release(
     namespace: str,
     version: str | None,
     values: dict[str, object],
-    depends: list[pulumi.Resource],
+    depends: list[pulumi.Resource | None],
 ) -> k8s.helm.v3.Release:
     upstream = versions.get(chart)
     return k8s.helm.v3.Release(

@@ -97,7 +97,8 @@ def seldon_images() -> set[str]:
     """seldon-core-v2-setup's images for the components our values leave on, at the pinned version."""
     values = yaml.safe_load(upstream_path(*SELDON_SETUP, "values.yaml").read_text())
     server_config = values["serverConfig"]
-    sections = [values[name]["image"] for name in ("controller", "scheduler", "envoy", "modelgateway")]
+    # The model gateway is switched off (no Kafka): seldon.py's runtime values disable it.
+    sections = [values[name]["image"] for name in ("controller", "scheduler", "envoy")]
     sections += [server_config[name]["image"] for name in ("agent", "rclone", "mlserver")]
     return {qualified(_image(section, "")) for section in sections}
 

@@ -21,7 +21,13 @@ from platform_components.settings import ArtifactStoreSettings, _parse_quantity,
 
 
 def find(objects: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
-    matches = [o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name]
+    # The bucket Job's name carries a hash of what it does (naming.keyed_name): match on its prefix.
+    matches = [
+        o
+        for o in objects
+        if o["kind"] == kind
+        and (o["metadata"]["name"] == name or (kind == "Job" and o["metadata"]["name"].startswith(f"{name}-")))
+    ]
     assert len(matches) == 1, f"{kind}/{name}: {len(matches)} found"
     return matches[0]
 

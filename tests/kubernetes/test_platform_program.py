@@ -431,3 +431,25 @@ def test_the_bucket_job_has_no_ttl_and_a_name_keyed_by_what_it_does(render_progr
     assert len(first) == 1 and "ttlSecondsAfterFinished" not in first[0]["spec"]
     assert first[0]["metadata"]["name"] == again[0]["metadata"]["name"]
     assert first[0]["metadata"]["name"] != other[0]["metadata"]["name"]
+
+
+def test_with_upstream_charts_off_no_release_is_created_and_nothing_depends_on_one(
+    render_program: Any,
+) -> None:
+    """The engine tier's API server cannot fetch remote charts: `mlops:upstream.helm_charts: false`."""
+    on = render_program(config_for(models=[model("credit-default")]))
+    off = render_program(config_for(models=[model("credit-default")], upstream={"helm_charts": False}))
+    assert {r["chart"] for r in releases(on.resources) if r["kind"] == "helm"} >= {
+        "kube-prometheus-stack",
+        "seldon-core-v2-crds",
+    }
+    assert [r for r in releases(off.resources) if r["kind"] == "helm"] == []
+    urns = {r.urn for r in off.resources}
+    assert [(r.name, d) for r in off.resources for d in r.dependencies if d not in urns] == []
+
+    def kinds(result: Any) -> Counter[str]:
+        return Counter(o["kind"] for o in kubernetes_objects(result.resources))
+
+    # Every object of ours is still there, custom resources included.
+    assert kinds(off) == kinds(on)
+    assert kinds(off)["PrometheusRule"] >= 2 and kinds(off)["Server"] >= 1
