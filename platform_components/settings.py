@@ -590,6 +590,21 @@ class MonitoringSettings(_Strict):
     chart_version: str | None = Field(None, description="Chart version override; None uses versions.py.")
     retention: Duration = Field("15d", description="Prometheus retention time.")
     storage_size: Quantity = Field("50Gi", description="Prometheus PVC size.")
+    # kube-prometheus-stack sets no resources for either (values.yaml prometheus.prometheusSpec.resources and
+    # alertmanager.alertmanagerSpec.resources are {}), so the namespace LimitRange's 512Mi default would cap
+    # them. Prometheus needs about 2 GiB per million series.
+    prometheus_resources: Resources = Field(
+        default_factory=lambda: Resources(
+            cpu_request="500m", memory_request="2Gi", cpu_limit="2", memory_limit="4Gi"
+        ),
+        description="Prometheus container requests and limits.",
+    )
+    alertmanager_resources: Resources = Field(
+        default_factory=lambda: Resources(
+            cpu_request="50m", memory_request="128Mi", cpu_limit="500m", memory_limit="256Mi"
+        ),
+        description="Alertmanager container requests and limits.",
+    )
     grafana: GrafanaSettings = Field(default_factory=GrafanaSettings)
     monitor: MonitorSettings = Field(default_factory=MonitorSettings)
     rules_per_object: int = Field(
@@ -608,7 +623,12 @@ class Thresholds(_Strict):
     )
     psi: float = Field(0.2, gt=0, description="Prediction/feature drift when PSI is above.")
     min_accuracy: float = Field(0.7, ge=0, le=1, description="Alert when labelled accuracy falls below.")
-    max_p95_latency_seconds: float = Field(0.5, gt=0, description="Alert when p95 serving latency is above.")
+    max_p95_latency_seconds: float = Field(
+        0.5,
+        gt=0,
+        description="Alert when the model's mean serving latency is above (Seldon 2.10 exports no per-model "
+        "latency histogram, so no quantile; the name is kept for existing stacks).",
+    )
     max_error_rate: float = Field(
         0.01, ge=0, le=1, description="Alert when the 5xx share of requests is above."
     )

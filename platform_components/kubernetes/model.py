@@ -19,6 +19,7 @@ from typing import Any
 
 import pulumi
 
+from platform_components.kubernetes import seldon_metrics
 from platform_components.kubernetes.base import TOKEN_PREFIX
 from platform_components.kubernetes.custom_resources import AlertRule
 from platform_components.settings import ModelDeploymentSettings
@@ -67,7 +68,9 @@ class ModelDeployment(pulumi.ComponentResource):
 def alert_rules(settings: ModelDeploymentSettings) -> list[AlertRule]:
     """The model's alerts from its thresholds: serving error rate and latency, drift, accuracy.
 
-    Serving metrics are Seldon Core 2's (``seldon_model_infer_total``, ``seldon_model_infer_api_seconds``);
+    Serving metrics are Seldon Core 2's per-model counters (``seldon_metrics``: server errors only, mean
+    latency from ``seldon_model_infer_seconds_total / seldon_model_infer_total``, since the agent's latency
+    histogram has no ``model`` label);
     drift and accuracy are the monitor service's gauges (``mlops_monitor_drifted_features`` after its
     multiple-testing correction at ``drift_p_value``, ``mlops_monitor_max_psi``, ``mlops_monitor_accuracy``;
     labels ``model``, ``version``: platform_components/monitoring/service.py).
@@ -78,9 +81,7 @@ def alert_rules(settings: ModelDeploymentSettings) -> list[AlertRule]:
     return [
         AlertRule(
             "ModelErrorRateHigh",
-            f'sum(rate(seldon_model_infer_total{{{selector},code!~"2.."}}[5m])) / '
-            f"clamp_min(sum(rate(seldon_model_infer_total{{{selector}}}[5m])), 1e-9) > "
-            f"{limits.max_error_rate}",
+            f"{seldon_metrics.error_share(selector)} > {limits.max_error_rate}",
             "10m",
             "critical",
             f"{model}: more than {limits.max_error_rate:.2%} of requests fail",
@@ -88,12 +89,10 @@ def alert_rules(settings: ModelDeploymentSettings) -> list[AlertRule]:
         ),
         AlertRule(
             "ModelLatencyHigh",
-            f"histogram_quantile(0.95, sum by (le) "
-            f"(rate(seldon_model_infer_api_seconds_bucket{{{selector}}}[5m])))"
-            f" > {limits.max_p95_latency_seconds}",
+            f"{seldon_metrics.mean_latency(selector)} > {limits.max_p95_latency_seconds}",
             "10m",
             "warning",
-            f"{model}: p95 latency above {limits.max_p95_latency_seconds}s",
+            f"{model}: mean inference latency above {limits.max_p95_latency_seconds}s",
             RUNBOOK,
         ),
         AlertRule(
@@ -137,17 +136,9 @@ def dashboard(settings: ModelDeploymentSettings) -> dict[str, Any]:
     model = settings.name
     selector = f'model="{model}"'
     panels = [
-        ("Requests per second", f"sum(rate(seldon_model_infer_total{{{selector}}}[5m]))"),
-        (
-            "Error share",
-            f'sum(rate(seldon_model_infer_total{{{selector},code!~"2.."}}[5m])) / '
-            f"clamp_min(sum(rate(seldon_model_infer_total{{{selector}}}[5m])), 1e-9)",
-        ),
-        (
-            "p95 latency (s)",
-            f"histogram_quantile(0.95, sum by (le) "
-            f"(rate(seldon_model_infer_api_seconds_bucket{{{selector}}}[5m])))",
-        ),
+        ("Requests per second", f"sum(rate({seldon_metrics.INFER_COUNT}{{{selector}}}[5m]))"),
+        ("Server error share", seldon_metrics.error_share(selector)),
+        ("Mean latency (s)", seldon_metrics.mean_latency(selector)),
         ("Drifted features", f"max(mlops_monitor_drifted_features{{{selector}}})"),
         ("Largest feature PSI", f"max(mlops_monitor_max_psi{{{selector}}})"),
         ("Prediction drift (KS statistic)", f"max(mlops_monitor_prediction_drift_statistic{{{selector}}})"),

@@ -9,7 +9,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from platform_components import images, versions
-from platform_components.kubernetes import pods
+from platform_components.kubernetes import pods, seldon_metrics
 from platform_components.kubernetes.base import TOKEN_PREFIX, child, network_policy, secret, service_account
 from platform_components.kubernetes.custom_resources import (
     AlertRule,
@@ -29,6 +29,14 @@ from platform_components.settings import ModelDeploymentSettings, MonitoringSett
 
 GRAFANA_SECRET = "grafana-admin"
 MONITOR_PORT = 8090
+RELEASE_NAME = "kps"
+# The kubelet's authenticated port, scraped by the chart's kubelet ServiceMonitor (https-metrics).
+KUBELET_PORT = 10250
+# kube-prometheus-stack 81.6.2: prometheusOperator.tls.internalPort (values.yaml) is the operator's https
+# listen port, the webhook Service's targetPort; its pods carry app=<chart name>-operator, release=<release>
+# (templates/prometheus-operator/deployment.yaml, service.yaml).
+OPERATOR_WEBHOOK_PORT = 10250
+OPERATOR_SELECTOR = {"app": "kube-prometheus-stack-operator", "release": RELEASE_NAME}
 
 
 @dataclass(frozen=True)
@@ -124,8 +132,25 @@ class Monitoring(pulumi.ComponentResource):
                 {},
                 ingress=[([{"podSelector": {}}], [])],
                 # Prometheus scrapes every namespace; the operator and Grafana's sidecar talk to the API
-                # server.
-                egress=[([{"namespaceSelector": {}}], []), ([pods.outside_cluster()], [443, 6443])],
+                # server; the kubelet (cAdvisor, /metrics/resource) listens on the nodes' addresses, which
+                # no pod selector matches.
+                egress=[
+                    ([{"namespaceSelector": {}}], []),
+                    ([pods.outside_cluster()], [443, 6443, KUBELET_PORT]),
+                ],
+            ),
+            child(self),
+        )
+        network_policy(
+            self,
+            "allow-operator-webhook",
+            pods.allow_policy(
+                "allow-operator-webhook",
+                namespace,
+                OPERATOR_SELECTOR,
+                # The API server calls the operator's admission webhook (PrometheusRule validation) from the
+                # control plane's address, outside the pod network.
+                ingress=[([pods.outside_cluster()], [OPERATOR_WEBHOOK_PORT])],
             ),
             child(self),
         )
@@ -154,6 +179,8 @@ class Monitoring(pulumi.ComponentResource):
                 "service": {"type": "ClusterIP"},
                 "prometheusSpec": {
                     "retention": settings.retention,
+                    # The chart sets none; without them the namespace LimitRange's 512Mi default caps it.
+                    "resources": settings.prometheus_resources.to_kubernetes(),
                     "securityContext": restricted,
                     # Pick up every ServiceMonitor, PodMonitor and PrometheusRule, not only the chart's own.
                     "serviceMonitorSelectorNilUsesHelmValues": False,
@@ -171,7 +198,10 @@ class Monitoring(pulumi.ComponentResource):
             },
             "alertmanager": {
                 "service": {"type": "ClusterIP"},
-                "alertmanagerSpec": {"securityContext": restricted},
+                "alertmanagerSpec": {
+                    "securityContext": restricted,
+                    "resources": settings.alertmanager_resources.to_kubernetes(),
+                },
             },
             "grafana": {
                 "enabled": settings.grafana.enabled,
@@ -194,7 +224,7 @@ class Monitoring(pulumi.ComponentResource):
         }
         return k8s.helm.v3.Release(
             f"{name}-kube-prometheus-stack",
-            name="kps",
+            name=RELEASE_NAME,
             chart=upstream.chart,
             version=settings.chart_version or upstream.version,
             repository_opts={"repo": upstream.repository},
@@ -369,16 +399,15 @@ def platform_rule_group(args: MonitoringArgs) -> dict[str, object]:
     rules = [
         AlertRule(
             "ServingErrorRateHigh",
-            'sum(rate(seldon_model_infer_total{code!~"2.."}[5m])) / '
-            "clamp_min(sum(rate(seldon_model_infer_total[5m])), 1e-9) > 0.05",
+            f"{seldon_metrics.error_share()} > 0.05",
             "10m",
             "critical",
-            "More than 5% of inference requests fail across models",
+            "More than 5% of inference requests fail with a server error across models",
             RUNBOOK,
         ),
         AlertRule(
             "ServingLatencyHigh",
-            "histogram_quantile(0.95, sum by (le) (rate(seldon_model_infer_api_seconds_bucket[5m]))) > 1",
+            f"{seldon_metrics.fleet_latency_quantile(0.95)} > 1",
             "15m",
             "warning",
             "p95 inference latency above 1s across models",
@@ -439,11 +468,7 @@ def platform_dashboard(args: MonitoringArgs) -> dict[str, object]:
     """The platform overview: serving traffic and errors, MLflow, pipelines and the monitor."""
     panels = [
         ("Inference requests per second by model", "sum by (model) (rate(seldon_model_infer_total[5m]))"),
-        (
-            "Inference error share",
-            'sum(rate(seldon_model_infer_total{code!~"2.."}[5m])) / '
-            "clamp_min(sum(rate(seldon_model_infer_total[5m])), 1e-9)",
-        ),
+        ("Inference server error share", seldon_metrics.error_share()),
         ("MLflow replicas up", f'sum(up{{namespace="{args.mlflow_namespace}",service="mlflow"}})'),
         (
             "Pipelines API available replicas",

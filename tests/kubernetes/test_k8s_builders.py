@@ -107,8 +107,8 @@ def test_dashboard_has_traffic_latency_drift_and_accuracy_panels() -> None:
     titles = [panel["title"] for panel in dashboard(model_settings())["panels"]]
     assert titles == [
         "Requests per second",
-        "Error share",
-        "p95 latency (s)",
+        "Server error share",
+        "Mean latency (s)",
         "Drifted features",
         "Largest feature PSI",
         "Prediction drift (KS statistic)",
