@@ -26,7 +26,9 @@ def find(objects: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
         o
         for o in objects
         if o["kind"] == kind
-        and (o["metadata"]["name"] == name or (kind == "Job" and o["metadata"]["name"].startswith(f"{name}-")))
+        and (
+            o["metadata"]["name"] == name or (kind == "Job" and o["metadata"]["name"].startswith(f"{name}-"))
+        )
     ]
     assert len(matches) == 1, f"{kind}/{name}: {len(matches)} found"
     return matches[0]
