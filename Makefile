@@ -36,6 +36,24 @@ golden: $(STAMP) ## Rewrite golden files (render, pipeline IR) on purpose; revie
 bench: $(STAMP) ## Run every benchmark and print its table (slow; not part of test)
 	for script in bench/bench_*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
+REGISTRY ?= ghcr.io/mlops-platform
+
+images: $(STAMP) ## Build the platform's own images for $(REGISTRY) (needs docker, podman or buildah)
+	$(BIN)/mlops images build --registry $(REGISTRY)
+
+images-push: $(STAMP) ## Push the built images to $(REGISTRY)
+	$(BIN)/mlops images push --registry $(REGISTRY)
+
+images-lock: $(STAMP) ## Regenerate docker/requirements/*.txt (exact pins, uv)
+	$(BIN)/mlops images lock
+
+kfp-manifests: $(STAMP) ## Make a KFP manifests copy air-gap ready: KFP=<kubeflow/pipelines manifests/kustomize @2.17.0> ARGO=<argo-workflows manifests @v4.0.5>
+	@test -n "$(KFP)" -a -n "$(ARGO)" || { echo "set KFP=<path> and ARGO=<path>"; exit 2; }
+	$(BIN)/python -c 'from pathlib import Path; from platform_components.kubernetes.kfp import localize_argo_refs; print(*localize_argo_refs(Path("$(KFP)"), Path("$(ARGO)"), "v4.0.5"), sep="\n")'
+
+tools: ## Build the pinned Go tools (promtool, ...) into ~/.cache/mlops-platform/tools (needs go; warm: seconds)
+	$(PYTHON) tools/build.py $(TOOLS)
+
 lint: $(STAMP) ## ruff check and format check
 	$(BIN)/ruff check platform_components infra tests bench examples
 	$(BIN)/ruff format --check platform_components infra tests bench examples
@@ -43,4 +61,4 @@ lint: $(STAMP) ## ruff check and format check
 clean: ## Remove the environment, local state and render output
 	rm -rf $(VENV) .mlops out
 
-.PHONY: help venv test demo render golden bench lint clean
+.PHONY: help venv test demo render golden bench images images-push images-lock kfp-manifests tools lint clean

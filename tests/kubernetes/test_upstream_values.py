@@ -50,6 +50,8 @@ FREE_FORM: dict[str, dict[str, str]] = {
     },
     "kube-prometheus-stack": {
         "*.*.securityContext": "the Prometheus/Alertmanager CR's pod securityContext, passed through as is",
+        "*.*.resources": "the Prometheus/Alertmanager CR's container ResourceRequirements, declared as {} "
+        "in values.yaml (prometheus.prometheusSpec.resources, alertmanager.alertmanagerSpec.resources)",
         "prometheus.prometheusSpec.storageSpec": "a Prometheus Operator StorageSpec, declared as {} with a "
         "commented example in values.yaml",
         "grafana.service": "a value of the grafana subchart (grafana/helm-charts charts/grafana "
