@@ -167,7 +167,8 @@ def is_ours(ref: str, settings: ImagesSettings, ours: frozenset[str] = frozenset
 # as registry/repository:tag; `imagePullSecrets` is rendered with toYaml into every pod spec
 # (SeldonIO/seldon-core k8s/helm-charts/seldon-core-v2-setup/values.yaml, templates/_components-*.tpl
 # @v2.10.2).
-SELDON_SETUP_IMAGE_KEYS: tuple[str, ...] = (
+#: The setup chart's components, each with `<key>.image` and a pod `securityContext` value of its own.
+SELDON_SETUP_COMPONENTS: tuple[str, ...] = (
     "controller",
     "scheduler",
     "envoy",
@@ -175,6 +176,9 @@ SELDON_SETUP_IMAGE_KEYS: tuple[str, ...] = (
     "pipelinegateway",
     "dataflow",
     "hodometer",
+)
+SELDON_SETUP_IMAGE_KEYS: tuple[str, ...] = (
+    *SELDON_SETUP_COMPONENTS,
     "serverConfig.rclone",
     "serverConfig.agent",
     "serverConfig.mlserver",

@@ -32,16 +32,7 @@ PREDICTION_LOG_VOLUME = "prediction-log"
 PREDICTION_LOG_ROOT = "/mnt/predictions"
 #: SeldonConfig components the setup chart defines, each with a pod ``securityContext`` value of its own
 #: (seldon-core-v2-setup values.yaml@v2.10.2); ``serverConfig`` is the ServerConfigs' pod securityContext.
-SETUP_POD_SECURITY_KEYS = (
-    "controller",
-    "scheduler",
-    "envoy",
-    "modelgateway",
-    "pipelinegateway",
-    "dataflow",
-    "hodometer",
-    "serverConfig",
-)
+SETUP_POD_SECURITY_KEYS = (*images.SELDON_SETUP_COMPONENTS, "serverConfig")
 #: Runtime components that stay on, with the one container the SeldonConfig gives each.
 RUNTIME_CONTAINERS = {"scheduler": "scheduler", "envoy": "envoy"}
 #: Runtime components we switch off: Kafka-backed pipelines and the model gateway need Kafka, which is not

@@ -133,7 +133,8 @@ def test_launcher_endpoint_keeps_tls_unless_the_url_says_http(
     assert (default["endpoint"], default["disableSSL"], default["region"]) == (host, disable_ssl, "eu-west-1")
 
 
-def test_the_launcher_region_is_the_artifact_store_region(render_program: Any) -> None:
+def _render_with_external_store(render_program: Any) -> Any:
+    """The platform with prod's kind of artifact store: external S3 in eu-west-1."""
     config = config_for(
         mlflow={
             "artifact_store": {
@@ -146,12 +147,16 @@ def test_the_launcher_region_is_the_artifact_store_region(render_program: Any) -
         artifact_store_access_key_id="AKIAEXAMPLE",
         artifact_store_secret_access_key="example-secret",
     )
-    secret_keys = (
+    keys = (
         "mlops:secret_seed",
         "mlops:artifact_store_access_key_id",
         "mlops:artifact_store_secret_access_key",
     )
-    result = render_program(config, secret_keys)
+    return render_program(config, keys)
+
+
+def test_the_launcher_region_is_the_artifact_store_region(render_program: Any) -> None:
+    result = _render_with_external_store(render_program)
     launcher = _patches(result.resources)[("", "ConfigMap", KUBEFLOW, kfp.LAUNCHER_CONFIG_MAP)]
     default = yaml.safe_load(launcher["data"]["providers"])["s3"]["default"]
     assert (default["region"], default["endpoint"], default["disableSSL"]) == (
@@ -298,24 +303,7 @@ def test_the_built_localized_targets_are_what_a_local_path_applies(tmp_path: Pat
 
 def test_seldons_rclone_config_carries_the_artifact_store_region(render_program: Any) -> None:
     """Item 14's 'the same for rclone': Models load from the same bucket as pipeline roots."""
-    config = config_for(
-        mlflow={
-            "artifact_store": {
-                "mode": "external",
-                "endpoint": "https://s3.eu-west-1.amazonaws.com",
-                "region": "eu-west-1",
-                "bucket": "prod-artifacts",
-            }
-        },
-        artifact_store_access_key_id="AKIAEXAMPLE",
-        artifact_store_secret_access_key="example-secret",
-    )
-    secret_keys = (
-        "mlops:secret_seed",
-        "mlops:artifact_store_access_key_id",
-        "mlops:artifact_store_secret_access_key",
-    )
-    objects = kubernetes_objects(render_program(config, secret_keys).resources, redact=False)
+    objects = kubernetes_objects(_render_with_external_store(render_program).resources, redact=False)
     (rclone,) = [
         o for o in objects if o["kind"] == "Secret" and o["metadata"]["name"] == "mlops-artifact-store-rclone"
     ]
