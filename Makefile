@@ -47,9 +47,10 @@ images-push: $(STAMP) ## Push the built images to $(REGISTRY)
 images-lock: $(STAMP) ## Regenerate docker/requirements/*.txt (exact pins, uv)
 	$(BIN)/mlops images lock
 
-kfp-manifests: $(STAMP) ## Make a KFP manifests copy air-gap ready: KFP=<kubeflow/pipelines manifests/kustomize @2.17.0> ARGO=<argo-workflows manifests @v4.0.5>
-	@test -n "$(KFP)" -a -n "$(ARGO)" || { echo "set KFP=<path> and ARGO=<path>"; exit 2; }
+kfp-manifests: $(STAMP) ## Make a KFP manifests copy air-gap ready: KFP=<kubeflow/pipelines manifests/kustomize @2.17.0> ARGO=<argo-workflows manifests @v4.0.5> [MIRROR=<registry prefix>]
+	@test -n "$(KFP)" -a -n "$(ARGO)" || { echo "set KFP=<path> and ARGO=<path> (and MIRROR=<registry prefix> for mlops:images.mirror)"; exit 2; }
 	$(BIN)/python -c 'from pathlib import Path; from platform_components.kubernetes.kfp import localize_argo_refs; print(*localize_argo_refs(Path("$(KFP)"), Path("$(ARGO)"), "v4.0.5"), sep="\n")'
+	$(if $(MIRROR),$(BIN)/python -c 'from pathlib import Path; from platform_components import images; from platform_components.kubernetes.kfp import mirror_kfp_images; from platform_components.settings import ImagesSettings; print(*mirror_kfp_images(Path("$(KFP)"), images.kustomize_images(ImagesSettings(mirror="$(MIRROR)"))), sep="\n")')
 
 tools: ## Build the pinned Go tools (promtool, ...) into ~/.cache/mlops-platform/tools (needs go; warm: seconds)
 	$(PYTHON) tools/build.py $(TOOLS)

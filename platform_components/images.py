@@ -217,8 +217,23 @@ def kustomize_images(settings: ImagesSettings) -> list[dict[str, str]]:
     entries = []
     for ref in versions.CHART_DEFAULT_IMAGES["kfp-platform-agnostic"]:
         name = ref.rsplit(":", 1)[0]
-        entries.append({"name": name, "newName": mirrored(name, settings.mirror)})
+        target = mirrored(name, settings.mirror)
+        # kustomize matches `name` as the manifest spells it, and KFP 2.17.0 spells Docker Hub images
+        # short (`mysql:8.4`, `docker.io/alpine:3.23`): one entry per spelling of the same image.
+        entries += [{"name": spelling, "newName": target} for spelling in _docker_hub_spellings(name)]
     return entries
+
+
+def _docker_hub_spellings(name: str) -> list[str]:
+    """``name`` and the shorter forms Docker resolves to it (docker.io/library/mysql: mysql, ...)."""
+    if not name.startswith("docker.io/"):
+        return [name]
+    path = name.removeprefix("docker.io/")
+    spellings = [name, path]
+    if path.startswith("library/"):
+        short = path.removeprefix("library/")
+        spellings += [short, f"docker.io/{short}"]
+    return spellings
 
 
 def _set(values: dict[str, Any], dotted: str, value: Any) -> None:

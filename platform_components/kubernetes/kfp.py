@@ -158,6 +158,30 @@ def localize_argo_refs(kustomize_root: Path, argo_manifests: Path, argo_tag: str
     return rewritten
 
 
+def mirror_kfp_images(kustomize_root: Path, entries: list[dict[str, str]]) -> list[Path]:
+    """Add kustomize ``images:`` entries to both KFP targets under ``kustomize_root`` (a local copy).
+
+    The second step of preparing ``mlops:kfp.manifests_path`` for an air gap, after ``localize_argo_refs``:
+    kustomize's images transformer rewrites every container image of the target's resources, so KFP's pods
+    pull from the mirror (``images.kustomize_images`` gives the entries for ``mlops:images.mirror``). Entries
+    with the same ``name`` are replaced, so running it twice changes nothing.
+
+    Returns:
+        The kustomization files written.
+    """
+    written = []
+    for name in ("kfp-cluster-scoped-resources", "kfp-platform-agnostic"):
+        relative = versions.get(name).path.removeprefix("manifests/kustomize/")
+        kustomization = kustomize_root / relative / "kustomization.yaml"
+        document = yaml.safe_load(kustomization.read_text()) or {}
+        by_name = {entry["name"]: entry for entry in document.get("images", [])}
+        by_name.update({entry["name"]: dict(entry) for entry in entries})
+        document["images"] = [by_name[key] for key in sorted(by_name)]
+        kustomization.write_text(yaml.safe_dump(document, sort_keys=False))
+        written.append(kustomization)
+    return written
+
+
 def manifest_directories(settings: KfpSettings) -> tuple[str, str]:
     """The two kustomize targets, remote at ``settings.version`` or local under ``settings.manifests_path``.
 

@@ -364,3 +364,43 @@ def test_a_new_secret_seed_never_rewrites_kfps_store_credentials(
         fact("kfp.database_secret")["name"],
     }
     assert {r.urn: ignored[r.urn] for r in secret_patches} == {r.urn: ("data",) for r in secret_patches}
+
+
+def _container_images(objects: list[dict[str, Any]]) -> set[str]:
+    found = set()
+    for obj in objects:
+        spec = obj.get("spec", {}).get("template", {}).get("spec", {})
+        for container in spec.get("containers", []) + spec.get("initContainers", []):
+            found.add(container["image"])
+    return found
+
+
+def test_a_prepared_copy_pulls_every_kfp_image_from_the_mirror(tmp_path: Path) -> None:
+    """Air gap: after mirror_kfp_images, kubectl kustomize gives KFP pods that pull only from the mirror."""
+    import shutil
+    import subprocess
+
+    from kfp_manifests import ARGO_FOLDER, KFP_FOLDER, _build_root
+
+    from platform_components import images
+    from platform_components.settings import ImagesSettings
+
+    copy_root = tmp_path / "copy"
+    shutil.copytree(_build_root() / KFP_FOLDER, copy_root / KFP_FOLDER, symlinks=True)
+    shutil.copytree(_build_root() / ARGO_FOLDER, copy_root / ARGO_FOLDER, symlinks=True)
+    mirror = "registry.internal/mirror"
+    root = copy_root / KFP_FOLDER / "manifests" / "kustomize"
+    entries = images.kustomize_images(ImagesSettings(mirror=mirror))
+    kfp.mirror_kfp_images(root, entries)
+    kfp.mirror_kfp_images(root, entries)  # twice: the same entries, not duplicates
+    built = subprocess.run(
+        ["kubectl", "kustomize", str(root / "env/platform-agnostic")],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout
+    pulled = _container_images([obj for obj in yaml.safe_load_all(built) if obj])
+    upstream = _container_images(built_objects("env/platform-agnostic"))
+    assert len(pulled) == len(upstream) > 5
+    assert sorted(image for image in pulled if not image.startswith(f"{mirror}/")) == []
