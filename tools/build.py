@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -274,6 +275,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--print-path", metavar="BINARY", help="print BINARY's path (build if missing)")
     parser.add_argument("--list", action="store_true", help="list tools and their versions, build nothing")
     args = parser.parse_args(argv)
+    # SIGTERM (a cancelled CI job) unwinds like Ctrl-C, so half-built folders are removed.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     tools = load_tools()
     root = cache_root()
