@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -179,9 +180,13 @@ def prepare_pulumi_kubernetes(tool: Tool, work: Path, env: dict[str, str], log: 
         if not path.is_symlink():
             path.chmod(path.stat().st_mode | 0o200)
     gen_dir = copy / "cmd" / "pulumi-resource-kubernetes"
-    gen_env = dict(env, VERSION=tool.variables["provider_version"])
-    # generate.go is a `//go:build ignore` program of the provider module; it runs with the
-    # provider's own go.mod/go.sum (downloaded with the module, checksummed by the proxy).
+    # The provider's go.mod replaces sdk/v4 with ../sdk, a folder the module zip lacks; generate.go
+    # needs only pulumi/pkg/v3 codegen, so drop that replace in the copy. -mod=mod lets the Go client
+    # add the sums it needs, verified against the checksum database (GOSUMDB), as ordinary.
+    run(["go", "mod", "edit", "-dropreplace=github.com/pulumi/pulumi-kubernetes/sdk/v4"], copy, env, log)
+    gen_env = dict(env, VERSION=tool.variables["app_version"], GOFLAGS="-mod=mod -buildvcs=false")
+    # generate.go (`//go:build ignore`) reads schema.json and writes schema-embed.json and
+    # terraform-mapping-embed.json, both embedded by main.go.
     run(["go", "run", "generate.go"], gen_dir, gen_env, log)
     if not (gen_dir / "schema-embed.json").is_file():
         raise RuntimeError(f"generate.go did not write {gen_dir / 'schema-embed.json'}; log {log}")
@@ -270,6 +275,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--print-path", metavar="BINARY", help="print BINARY's path (build if missing)")
     parser.add_argument("--list", action="store_true", help="list tools and their versions, build nothing")
     args = parser.parse_args(argv)
+    # SIGTERM (a cancelled CI job) unwinds like Ctrl-C, so half-built folders are removed.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     tools = load_tools()
     root = cache_root()
