@@ -55,6 +55,9 @@ kfp-manifests: $(STAMP) ## Make a KFP manifests copy air-gap ready: KFP=<kubeflo
 tools: ## Build the pinned Go tools (promtool, ...) into ~/.cache/mlops-platform/tools (needs go; warm: seconds)
 	$(PYTHON) tools/build.py $(TOOLS)
 
+engine: ## Build every pinned Go tool of the engine tier (Pulumi CLI, provider, etcd, Kubernetes; long cold)
+	$(PYTHON) tools/build.py
+
 lint: $(STAMP) ## ruff check and format check
 	$(BIN)/ruff check platform_components infra tests bench examples
 	$(BIN)/ruff format --check platform_components infra tests bench examples
@@ -62,4 +65,4 @@ lint: $(STAMP) ## ruff check and format check
 clean: ## Remove the environment, local state and render output
 	rm -rf $(VENV) .mlops out
 
-.PHONY: help venv test demo render golden bench images images-push images-lock kfp-manifests tools lint clean
+.PHONY: help venv test demo render golden bench images images-push images-lock kfp-manifests tools engine lint clean
