@@ -7,6 +7,7 @@ Test modules import the fixtures they use from here.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -87,3 +88,14 @@ def pulumi_mocks() -> RecordingMocks:
     recording = RecordingMocks()
     pulumi.runtime.set_mocks(recording.mocks, project="mlops", stack="test", preview=False)
     return recording
+
+
+@functools.cache
+def _shipped_render(stack: str) -> Any:
+    config, secret_keys = read_stack_config(stack, REPO)
+    return run_program(config, secret_keys, stack=stack)
+
+
+def stack_render(stack: str, dev_render: Any) -> Any:
+    """A shipped stack's render: the module's dev render, or the other stack rendered once per session."""
+    return dev_render if stack == "dev" else _shipped_render(stack)

@@ -20,11 +20,11 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
-from pulumi_fixtures import dev_render  # noqa: F401
+from pulumi_fixtures import dev_render, stack_render  # noqa: F401
 from upstream_facts import upstream_path
 
 from platform_components.kubernetes.custom_resources import seldon_server
-from platform_components.render import kubernetes_objects, read_stack_config, run_program
+from platform_components.render import kubernetes_objects
 
 REPO = Path(__file__).resolve().parents[2]
 _KPS_CRDS = ("kube-prometheus-stack-81.6.2", "charts/kube-prometheus-stack/charts/crds/crds")
@@ -98,11 +98,7 @@ def custom_resources(render: Any) -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize("stack", ["dev", "staging", "local"])
 def test_every_custom_resource_validates_against_upstreams_crd(stack: str, dev_render: Any) -> None:
-    if stack == "dev":
-        render = dev_render
-    else:
-        config, secret_keys = read_stack_config(stack, REPO)
-        render = run_program(config, secret_keys, stack=stack)
+    render = stack_render(stack, dev_render)
     resources = custom_resources(render)
     if stack == "dev":
         kinds = {obj["kind"] for obj in resources}

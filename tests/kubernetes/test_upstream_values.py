@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 import yaml
-from pulumi_fixtures import dev_render  # noqa: F401
+from pulumi_fixtures import dev_render, stack_render  # noqa: F401
 from upstream_facts import fact, upstream_path
 
-from platform_components.render import read_stack_config, releases, run_program
+from platform_components.render import releases
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -91,11 +91,7 @@ def _helm_releases(render: Any) -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize("stack", ["dev", "staging", "local"])
 def test_every_helm_value_we_set_exists_upstream(stack: str, dev_render: Any) -> None:
-    if stack == "dev":
-        render = dev_render
-    else:
-        config, secret_keys = read_stack_config(stack, REPO)
-        render = run_program(config, secret_keys, stack=stack)
+    render = stack_render(stack, dev_render)
     entries = _helm_releases(render)
     if stack != "local":
         assert entries, "the render installs Helm charts"
