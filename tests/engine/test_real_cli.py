@@ -1,85 +1,69 @@
-"""The real Pulumi CLI (tools/pulumi) runs a Python program through the real language host.
+"""The real Pulumi CLI (tools/pulumi) runs Python programs through the real language host.
 
-A first step of the engine tier: the CLI and the Python language host are built from the Go module proxy by
-`make engine` (tools/pulumi, tools/pulumi-language-python); this test never builds them (minutes cold) and
-skips, saying so, when they are not in the tools cache. It runs `pulumi up` on a local file backend with a
-passphrase-encrypted secret and reads the outputs back, so the CLI, the host, its executor and our installed
-SDK are shown to work together.
+First steps of the engine tier: the CLI's own config validation and our SDK, language host and executor
+working together. The kubernetes provider plugin is not built yet, so the platform's preview stops at the
+provider; what these tests assert is everything before that. They skip where the tools are not built.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
-import subprocess
-import sys
+import shutil
 from pathlib import Path
 
 import pytest
-
-BUILD_PY = Path(__file__).resolve().parents[2] / "tools" / "build.py"
-
-
-def _built_folder(name: str) -> Path:
-    spec = importlib.util.spec_from_file_location("mlops_tools_build_cli", BUILD_PY)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    try:
-        spec.loader.exec_module(module)
-        folder = module.load_tools()[name].cache_dir(module.cache_root())
-    finally:
-        del sys.modules[spec.name]
-    if not (folder / "build.json").is_file():
-        pytest.skip(f"{name} is not built in {folder.parent}: run `make engine` (or tools/build.py {name})")
-    return folder
+from engine_cli import REPO, PulumiCli
 
 
 @pytest.mark.slow
 def test_the_real_cli_runs_a_python_program_with_a_secret(tmp_path: Path) -> None:
-    cli = _built_folder("pulumi")
-    host = _built_folder("pulumi-language-python")
+    pulumi = PulumiCli(tmp_path)
     project = tmp_path / "project"
     project.mkdir()
-    (project / "Pulumi.yaml").write_text(
-        f"name: probe\nruntime:\n  name: python\n  options:\n    virtualenv: {Path(sys.prefix)}\n"
-    )
+    (project / "Pulumi.yaml").write_text("name: probe\nruntime: python\n")
     (project / "__main__.py").write_text(
         "import pulumi\n"
         "config = pulumi.Config()\n"
         "pulumi.export('answer', 42)\n"
         "pulumi.export('seed_length', config.require_secret('seed').apply(len))\n"
     )
-    env = {
-        **os.environ,
-        "PATH": os.pathsep.join([str(Path(sys.executable).parent), str(host), str(cli), os.environ["PATH"]]),
-        "PULUMI_HOME": str(tmp_path / "home"),
-        "PULUMI_CONFIG_PASSPHRASE": "engine-test-passphrase",
-        "PULUMI_SKIP_UPDATE_CHECK": "true",
-        "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
-    }
-    backend = tmp_path / "state"
-    backend.mkdir()
-
-    def pulumi(*args: str) -> str:
-        completed = subprocess.run(
-            [str(cli / "pulumi"), *args, "--non-interactive"],
-            cwd=project,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-        assert completed.returncode == 0, f"pulumi {' '.join(args)}:\n{completed.stdout}\n{completed.stderr}"
-        return completed.stdout
-
-    pulumi("login", f"file://{backend}")
-    pulumi("stack", "init", "dev")
-    pulumi("config", "set", "--secret", "seed", "0123456789")
+    pulumi.run("stack", "init", "dev", cwd=project)
+    pulumi.run("config", "set", "--secret", "seed", "0123456789", cwd=project)
     assert "0123456789" not in (project / "Pulumi.dev.yaml").read_text()  # encrypted, not plain text
-    summary = pulumi("up", "--yes")
+    summary = pulumi.run("up", "--yes", cwd=project).stdout
     assert "1 created" in summary, summary
-    outputs = json.loads(pulumi("stack", "output", "--json", "--show-secrets"))
+    outputs = json.loads(pulumi.run("stack", "output", "--json", "--show-secrets", cwd=project).stdout)
     assert outputs == {"answer": 42, "seed_length": 10}
-    assert "1 unchanged" in pulumi("up", "--yes")  # a second up changes nothing
+    assert "1 unchanged" in pulumi.run("up", "--yes", cwd=project).stdout  # a second up changes nothing
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stack", ["dev", "staging", "local"])
+def test_the_real_cli_accepts_every_shipped_stacks_config_and_runs_the_program(
+    stack: str, tmp_path: Path
+) -> None:
+    """Issue 7 item 1 on the real CLI: no "missing configuration values"; the program runs to its outputs.
+
+    A copy of the repository with the stack's placeholder seed replaced by `pulumi config set --secret`.
+    (prod, an EKS stack, needs the eks extra to run its program: not here.)
+    """
+    pulumi = PulumiCli(tmp_path)
+    copy = tmp_path / "repo"
+    skipped = shutil.ignore_patterns(".git", ".venv", ".mlops", "out", "__pycache__")
+    shutil.copytree(REPO, copy, ignore=skipped)
+    stack_file = copy / "infra" / "stacks" / f"Pulumi.{stack}.yaml"
+    lines = stack_file.read_text().splitlines(keepends=True)
+    seed = next(index for index, line in enumerate(lines) if line.strip() == "mlops:secret_seed:")
+    stack_file.write_text("".join(lines[:seed] + lines[seed + 2 :]))  # the key and its `secure:` line
+    (copy / "Pulumi.yaml").write_text(
+        (copy / "Pulumi.yaml").read_text().replace("virtualenv: .venv", f"virtualenv: {Path(REPO, '.venv')}")
+    )
+    pulumi.run("stack", "init", stack, cwd=copy)
+    pulumi.run("config", "set", "--secret", "mlops:secret_seed", "engine-seed-0123456789abcdef", cwd=copy)
+    preview = pulumi.run("preview", cwd=copy, check=False)
+    output = preview.stdout + preview.stderr
+    assert "missing configuration value" not in output, output
+    assert "tracking_uri" in output, output  # the program ran to its exports
+    if preview.returncode != 0:  # until tools/pulumi-kubernetes is built and installed as a plugin
+        errors = [line for line in output.splitlines() if line.strip().startswith("error:")]
+        assert errors and all("pulumi-resource-kubernetes" in line for line in errors), output
