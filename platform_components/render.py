@@ -374,7 +374,7 @@ def images(objects: Iterable[Mapping[str, Any]], release_entries: Iterable[Mappi
     for entry in release_entries:
         for upstream in versions.UPSTREAMS:
             # A remote ref names the repository path; mlops:kfp.manifests_path ends in the target's folder.
-            target = upstream.path.removeprefix("manifests/kustomize/")
+            target = upstream.kustomize_target
             directory = str(entry.get("directory")).partition("?")[0].rstrip("/")
             if upstream.kind is versions.Kind.MANIFEST and upstream.path and directory.endswith(target):
                 names.add(upstream.name)

@@ -58,6 +58,11 @@ class Upstream:
             raise ValueError(f"{self.name} is a {self.kind}, not a manifest")
         return f"{self.repository}/{self.path}?ref={self.version}"
 
+    @property
+    def kustomize_target(self) -> str:
+        """The target's folder below KFP's ``manifests/kustomize`` (how a local copy of it is laid out)."""
+        return self.path.removeprefix("manifests/kustomize/")
+
 
 SELDON_HELM_REPOSITORY = "https://seldonio.github.io/helm-charts/"
 SELDON_VERSION = "2.10.2"

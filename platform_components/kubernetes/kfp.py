@@ -171,7 +171,7 @@ def mirror_kfp_images(kustomize_root: Path, entries: list[dict[str, str]]) -> li
     """
     written = []
     for name in ("kfp-cluster-scoped-resources", "kfp-platform-agnostic"):
-        relative = versions.get(name).path.removeprefix("manifests/kustomize/")
+        relative = versions.get(name).kustomize_target
         kustomization = kustomize_root / relative / "kustomization.yaml"
         document = yaml.safe_load(kustomization.read_text()) or {}
         by_name = {entry["name"]: entry for entry in document.get("images", [])}
@@ -195,7 +195,7 @@ def manifest_directories(settings: KfpSettings) -> tuple[str, str]:
     root = Path(settings.manifests_path)
     targets = []
     for upstream in (scoped, overlay):
-        relative = upstream.path.removeprefix("manifests/kustomize/")
+        relative = upstream.kustomize_target
         target = root / relative
         if not (target / "kustomization.yaml").is_file():
             raise ConfigError(

@@ -135,23 +135,21 @@ def test_server_error_codes_are_5xx_and_the_grpc_codes_that_map_to_5xx() -> None
 # --- promtool test rules: every alert fires on its series and stays quiet otherwise ---
 
 
-def model_rules(render: Any) -> list[dict[str, Any]]:
-    return [
-        rule
-        for obj in kubernetes_objects(render.resources)
-        if obj["kind"] == "PrometheusRule"
-        for group in obj["spec"]["groups"]
-        if group["name"].startswith("model-")
-        for rule in group["rules"]
-    ]
-
-
 def rendered_rule_groups(render: Any) -> list[dict[str, Any]]:
     return [
         group
         for obj in kubernetes_objects(render.resources)
         if obj["kind"] == "PrometheusRule"
         for group in obj["spec"]["groups"]
+    ]
+
+
+def model_rules(render: Any) -> list[dict[str, Any]]:
+    return [
+        rule
+        for group in rendered_rule_groups(render)
+        if group["name"].startswith("model-")
+        for rule in group["rules"]
     ]
 
 
