@@ -75,13 +75,15 @@ class MlopsPlatform(pulumi.ComponentResource):
         self, name: str, args: MlopsPlatformArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         settings = images.resolve(args.settings)
-        # Pull secrets and the mirror reach every pod and chart we register (children inherit this).
-        opts = pulumi.ResourceOptions.merge(
-            opts,
-            pulumi.ResourceOptions(
-                transformations=[images.transformation(settings.images, images.images_of_ours(settings))]
-            ),
-        )
+        if settings.images.mirror or settings.images.pull_secrets:
+            # Pull secrets and the mirror reach every pod and chart we register (children inherit this).
+            # Without either it would be an identity run on every child: not installed (1,000+ models).
+            opts = pulumi.ResourceOptions.merge(
+                opts,
+                pulumi.ResourceOptions(
+                    transformations=[images.transformation(settings.images, images.images_of_ours(settings))]
+                ),
+            )
         super().__init__(f"{TOKEN_PREFIX}:MlopsPlatform", name, None, opts)
         spaces = settings.namespaces
         secrets = credentials(settings)
