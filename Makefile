@@ -4,6 +4,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+ENGINE_VENV ?= .venv-engine
+ENGINE_STAMP := $(ENGINE_VENV)/.installed
 STACK ?= dev
 OUT ?= out/render
 
@@ -21,8 +23,8 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP) ## Create the virtual environment from nothing (idempotent)
 
-test: $(STAMP) ## Install and run the whole test suite
-	$(BIN)/python -m pytest
+test: $(STAMP) ## Install and run the whole test suite (the engine tier apart: make test-engine)
+	$(BIN)/python -m pytest -m "not engine"
 
 demo: $(STAMP) ## The whole loop on the local target (train, register, deploy, monitor, retrain)
 	$(BIN)/mlops demo $(DEMO_ARGS)
@@ -58,11 +60,23 @@ tools: ## Build the pinned Go tools (promtool, ...) into ~/.cache/mlops-platform
 engine: ## Build every pinned Go tool of the engine tier (Pulumi CLI, provider, etcd, Kubernetes; long cold)
 	$(PYTHON) tools/build.py
 
+$(ENGINE_STAMP): pyproject.toml tests/engine/requirements.txt
+	$(PYTHON) -m venv $(ENGINE_VENV)
+	$(ENGINE_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(ENGINE_VENV)/bin/python -m pip install --quiet -r tests/engine/requirements.txt -e .
+	$(ENGINE_VENV)/bin/python -m pip check
+	touch $(ENGINE_STAMP)
+
+engine-venv: $(ENGINE_STAMP) ## The engine tier's Pulumi program venv (the exact SDK pins the tools match)
+
+test-engine: $(STAMP) $(ENGINE_STAMP) engine ## The real Pulumi engine, provider and API server (needs go)
+	$(BIN)/python -m pytest -m engine tests/engine -p no:cacheprovider -rA --tb=short
+
 lint: $(STAMP) ## ruff check and format check
 	$(BIN)/ruff check platform_components infra tests bench examples
 	$(BIN)/ruff format --check platform_components infra tests bench examples
 
 clean: ## Remove the environment, local state and render output
-	rm -rf $(VENV) .mlops out
+	rm -rf $(VENV) $(ENGINE_VENV) .mlops out
 
-.PHONY: help venv test demo render golden bench images images-push images-lock kfp-manifests tools engine lint clean
+.PHONY: help venv engine-venv test test-engine demo render golden bench images images-push images-lock kfp-manifests tools engine lint clean
