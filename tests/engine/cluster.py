@@ -278,6 +278,9 @@ class LocalCluster:
         tools: Where the built binaries are (the tools cache folders).
         node_count: Fake Nodes to create, each with ``node_allocatable``.
         volume_count: Pre-made PersistentVolumes of ``volume_size`` in the default StorageClass.
+        volume_binding_mode: The StorageClass's ``volumeBindingMode``: ``Immediate`` (claims bind when
+            created, what Pulumi's await logic for a claim expects) or ``WaitForFirstConsumer`` (the
+            scheduler binds when a Pod uses the claim, as many clouds' default classes do).
         extra_args: Extra flags per component name (``COMPONENTS``), appended last.
         timeout: Seconds ``start()`` waits for the cluster to be ready.
     """
@@ -291,6 +294,7 @@ class LocalCluster:
         node_allocatable: dict[str, str] | None = None,
         volume_count: int = 40,
         volume_size: str = "1Ti",
+        volume_binding_mode: str = "Immediate",
         extra_args: dict[str, list[str]] | None = None,
         timeout: float = 120.0,
     ) -> None:
@@ -308,13 +312,21 @@ class LocalCluster:
         }
         self.volume_count = volume_count
         self.volume_size = volume_size
+        if volume_binding_mode not in ("Immediate", "WaitForFirstConsumer"):
+            raise ValueError(
+                f"volume_binding_mode={volume_binding_mode!r}: use Immediate or WaitForFirstConsumer"
+            )
+        self.volume_binding_mode = volume_binding_mode
         self.extra_args = extra_args or {}
         self.timeout = timeout
         self.start_seconds: float | None = None
+        # Seconds from the start of the last attempt to each readiness step, for the start-time report.
+        self.start_steps: dict[str, float] = {}
         self._processes: list[_Process] = []
         self._decoy: _Decoy | None = None
         self._ports: dict[str, int] = {}
         self._ssl: ssl.SSLContext | None = None
+        self._attempt_started = 0.0
 
     # ----------------------------------------------------------------------------------------------- public
 
@@ -375,7 +387,9 @@ class LocalCluster:
                 self._close_decoy()
                 raise
         self.start_seconds = time.monotonic() - started
-        logger.info("local cluster ready at %s in %.1f s", self.server, self.start_seconds)
+        logger.info(
+            "local cluster ready at %s in %.1f s %s", self.server, self.start_seconds, self.start_steps
+        )
 
     def stop(self) -> None:
         """Stop every component (SIGTERM to each process group, SIGKILL after a grace period)."""
@@ -416,7 +430,9 @@ class LocalCluster:
         self._write_kubeconfigs(pki)
         self._ssl = ssl.create_default_context(cafile=str(pki.ca_file))
         self._ssl.load_cert_chain(pki.folder / "admin.crt", pki.folder / "admin.key")
-        deadline = time.monotonic() + self.timeout
+        self._attempt_started = time.monotonic()
+        self.start_steps = {}
+        deadline = self._attempt_started + self.timeout
 
         self._launch("etcd", self._etcd_argv(pki))
         self._launch("kube-apiserver", self._apiserver_argv(pki))
@@ -681,6 +697,7 @@ class LocalCluster:
                     )
             try:
                 if ready():
+                    self.start_steps[what] = round(time.monotonic() - self._attempt_started, 2)
                     return
             except (OSError, http.client.HTTPException, ValueError, KeyError) as error:
                 last_error = f"{type(error).__name__}: {error}"
@@ -807,7 +824,7 @@ class LocalCluster:
                 },
                 # Nothing provisions: claims bind to the pre-made pool below.
                 "provisioner": "kubernetes.io/no-provisioner",
-                "volumeBindingMode": "Immediate",
+                "volumeBindingMode": self.volume_binding_mode,
             },
         )
         for index in range(1, self.volume_count + 1):

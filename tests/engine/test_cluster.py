@@ -239,6 +239,13 @@ def test_claims_bind_to_the_premade_volumes(local_cluster: LocalCluster) -> None
         assert bound["spec"]["volumeName"].startswith("engine-pv-")
     local_cluster.kubectl("wait", "--for=condition=Ready", "pod/store-0", "pod/scratch", "-n", namespace)
 
+    # The pool is Retain: a deleted claim leaves its volume Released until the fixture hands it out again.
+    volume = _get(local_cluster, "pvc", "data", "-n", namespace)["spec"]["volumeName"]
+    local_cluster.kubectl("delete", "pvc", "data", "-n", namespace)
+    local_cluster.kubectl("wait", "--for=jsonpath={.status.phase}=Released", f"pv/{volume}", "--timeout=60s")
+    assert local_cluster.recycle_released_volumes() >= 1
+    local_cluster.kubectl("wait", "--for=jsonpath={.status.phase}=Available", f"pv/{volume}", "--timeout=60s")
+
 
 def test_namespace_deletion_finishes_and_garbage_collection_removes_a_replicasets_pods(
     local_cluster: LocalCluster,
