@@ -322,6 +322,7 @@ class LocalCluster:
         self.start_seconds: float | None = None
         # Seconds from the start of the last attempt to each readiness step, for the start-time report.
         self.start_steps: dict[str, float] = {}
+        self.start_attempts = 0
         self._processes: list[_Process] = []
         self._decoy: _Decoy | None = None
         self._ports: dict[str, int] = {}
@@ -376,11 +377,13 @@ class LocalCluster:
         """
         started = time.monotonic()
         for attempt in range(3):
+            self.start_attempts = attempt + 1
             try:
                 self._start_once()
                 break
             except ClusterStartError as error:
-                self._kill_processes()
+                # Nothing of a failed start is worth a graceful shutdown.
+                self._kill_processes(grace=0.0)
                 if "address already in use" in str(error) and attempt < 2:
                     logger.warning("a port was taken during start, retrying with new ports: %s", error)
                     continue
@@ -855,16 +858,18 @@ class LocalCluster:
         waves = (("kwok", "kube-scheduler", "kube-controller-manager"), ("kube-apiserver",), ("etcd",))
         for wave in waves:
             group = [p for p in self._processes if p.name in wave and p.popen is not None]
+            if grace > 0:
+                for process in group:
+                    if process.popen.poll() is None:
+                        with contextlib.suppress(ProcessLookupError):
+                            os.killpg(process.popen.pid, signal.SIGTERM)
+                deadline = time.monotonic() + grace
             for process in group:
-                if process.popen.poll() is None:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.killpg(process.popen.pid, signal.SIGTERM)
-            deadline = time.monotonic() + grace
-            for process in group:
-                try:
-                    process.popen.wait(timeout=max(0.1, deadline - time.monotonic()))
-                except subprocess.TimeoutExpired:
-                    logger.warning("%s did not stop on SIGTERM within %.0f s: SIGKILL", process.name, grace)
+                if grace > 0:
+                    try:
+                        process.popen.wait(timeout=max(0.1, deadline - time.monotonic()))
+                    except subprocess.TimeoutExpired:
+                        logger.warning("%s did not stop on SIGTERM in %.0f s: SIGKILL", process.name, grace)
                 # Whatever is left in its group (the leader or anything it forked) is killed.
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(process.popen.pid, signal.SIGKILL)

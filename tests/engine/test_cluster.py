@@ -10,20 +10,20 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
+import cluster as cluster_module
 import psutil
 import pytest
 from cluster import KWOK_STAGES, ClusterStartError, LocalCluster, cluster_tools, wait_for
 from upstream_facts import fact
 
 REPO = Path(__file__).resolve().parents[2]
-
-pytestmark = pytest.mark.slow
 
 # A container Pod Security's restricted level admits (non-root, no privilege escalation, no capabilities,
 # RuntimeDefault seccomp), with requests and limits as every workload of the platform has.
@@ -96,6 +96,7 @@ UNRESTRICTED_POD_SPEC: dict[str, Any] = {
 }
 
 
+@pytest.mark.slow
 def test_the_api_server_reports_the_pinned_version(local_cluster: LocalCluster) -> None:
     version = json.loads(local_cluster.kubectl("get", "--raw", "/version").stdout)
     assert version["gitVersion"] == fact("kubernetes.version")
@@ -103,6 +104,7 @@ def test_the_api_server_reports_the_pinned_version(local_cluster: LocalCluster) 
     assert manifest["version"] == fact("kubernetes.version"), "tools/kubernetes builds another version"
 
 
+@pytest.mark.slow
 def test_pod_security_refuses_a_pod_that_is_not_restricted_where_enforced(
     local_cluster: LocalCluster,
 ) -> None:
@@ -116,6 +118,7 @@ def test_pod_security_refuses_a_pod_that_is_not_restricted_where_enforced(
     assert _get(local_cluster, "pod", "restricted", "-n", namespace)["metadata"]["name"] == "restricted"
 
 
+@pytest.mark.slow
 def test_pod_security_warns_where_only_warn_is_set(local_cluster: LocalCluster) -> None:
     labels = fact("pod_security.labels")
     namespace = _namespace(local_cluster, "psa-warn", {labels["warn"]: "restricted"})
@@ -127,6 +130,7 @@ def test_pod_security_warns_where_only_warn_is_set(local_cluster: LocalCluster) 
     assert "PodSecurity" not in quiet.stderr, quiet.stderr
 
 
+@pytest.mark.slow
 def test_a_deployment_becomes_available_and_its_service_gets_endpoints(local_cluster: LocalCluster) -> None:
     namespace = _namespace(local_cluster, "deploy")
     _apply(
@@ -176,6 +180,7 @@ def test_a_deployment_becomes_available_and_its_service_gets_endpoints(local_clu
     assert sorted(ready_endpoints()) == sorted(p["status"]["podIP"] for p in pods)
 
 
+@pytest.mark.slow
 def test_a_job_completes(local_cluster: LocalCluster) -> None:
     namespace = _namespace(local_cluster, "job")
     spec = {**RESTRICTED_POD_SPEC, "restartPolicy": "Never"}
@@ -195,6 +200,7 @@ def test_a_job_completes(local_cluster: LocalCluster) -> None:
     assert [p["status"]["phase"] for p in pods] == ["Succeeded"]
 
 
+@pytest.mark.slow
 def test_claims_bind_to_the_premade_volumes(local_cluster: LocalCluster) -> None:
     """A plain claim, a StatefulSet's claim template and a generic ephemeral volume all bind."""
     namespace = _namespace(local_cluster, "claims")
@@ -247,6 +253,7 @@ def test_claims_bind_to_the_premade_volumes(local_cluster: LocalCluster) -> None
     local_cluster.kubectl("wait", "--for=jsonpath={.status.phase}=Available", f"pv/{volume}", "--timeout=60s")
 
 
+@pytest.mark.slow
 def test_namespace_deletion_finishes_and_garbage_collection_removes_a_replicasets_pods(
     local_cluster: LocalCluster,
 ) -> None:
@@ -294,6 +301,7 @@ def test_namespace_deletion_finishes_and_garbage_collection_removes_a_replicaset
     assert time.monotonic() - started < 90
 
 
+@pytest.mark.slow
 def test_service_account_tokens_and_the_root_ca_are_issued(local_cluster: LocalCluster) -> None:
     """serviceaccount-token fills a legacy token Secret; root-ca-cert-publisher shares the cluster CA."""
     namespace = _namespace(local_cluster, "tokens")
@@ -332,6 +340,7 @@ def test_service_account_tokens_and_the_root_ca_are_issued(local_cluster: LocalC
     assert published == (local_cluster.folder / "pki" / "ca.crt").read_text()
 
 
+@pytest.mark.slow
 def test_kubectl_on_the_engine_context_never_reaches_the_decoy(local_cluster: LocalCluster) -> None:
     before = local_cluster.decoy_connections
     local_cluster.kubectl("get", "namespaces")
@@ -342,12 +351,35 @@ def test_kubectl_on_the_engine_context_never_reaches_the_decoy(local_cluster: Lo
     assert {c["name"] for c in kubeconfig["contexts"]} == {"engine", "decoy"}
 
 
-def test_a_cluster_starts_quickly_its_decoy_counts_and_stop_leaves_nothing_running(tmp_path: Path) -> None:
-    """A cluster of its own (the session's must outlive this test): start time, the decoy, a complete stop."""
+@pytest.mark.slow
+def test_a_cluster_starts_quickly_its_decoy_counts_and_stop_leaves_nothing_running(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cluster of its own (the session's must outlive this test): start time, the decoy, a complete stop.
+
+    Its first etcd port is taken by someone else (as another engineer's process may between the probe and
+    the bind): start() must retry with new ports.
+    """
+    squatter = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    squatter.bind(("127.0.0.1", 0))
+    squatter.listen(1)
+    probes = iter([True])
+    real_free_ports = cluster_module._free_ports
+
+    def free_ports(count: int) -> list[int]:
+        ports = real_free_ports(count)
+        if next(probes, False):
+            ports[0] = squatter.getsockname()[1]  # the etcd client port
+        return ports
+
+    monkeypatch.setattr(cluster_module, "_free_ports", free_ports)
     cluster = LocalCluster(tmp_path / "cluster", cluster_tools())
     cluster.folder.mkdir()
     try:
         cluster.start()
+        squatter.close()
+        assert cluster.start_attempts == 2, "the taken port was not retried"
+        assert "address already in use" in cluster.log_path("etcd").read_text()
         assert cluster.start_seconds is not None and cluster.start_seconds < 60, cluster.start_seconds
         # The current context is the decoy: kubectl without --context fails there, and the decoy saw it.
         assert cluster.decoy_connections == 0
@@ -376,6 +408,7 @@ def test_a_cluster_starts_quickly_its_decoy_counts_and_stop_leaves_nothing_runni
     assert not leftovers, f"processes left in the components' process groups: {leftovers}"
 
 
+@pytest.mark.slow
 def test_a_start_failure_names_the_component_and_shows_its_log(tmp_path: Path) -> None:
     folder = tmp_path / "broken"
     folder.mkdir()
