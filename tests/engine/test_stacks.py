@@ -79,8 +79,8 @@ def _stack(cli: PulumiCli, project: Path, stack: str, cluster: Any, kfp_manifest
     for key in keys:
         cli.run("config", "set", "--secret", key, PLACEHOLDER_VALUES[key], cwd=project)
     settings = {
-        "mlops:cluster.kubeconfig": str(cluster.kubeconfig),
-        "mlops:cluster.context": cluster.context,
+        "mlops:cluster.kubeconfig": str(cluster.kubeconfig_path()),
+        "mlops:cluster.context": "engine",
         "mlops:upstream.helm_charts": "false",
         "mlops:kfp.manifests_path": str(kfp_manifests),
     }
@@ -104,7 +104,7 @@ def test_every_shipped_stack_previews_against_the_api_server(
 ) -> None:
     """A copy of each shipped stack, secrets set by `pulumi config set --secret`, passes `pulumi preview`."""
     project = copy_project(tmp_path / "repo", engine_python().parents[1])
-    cli = PulumiCli(tmp_path, pulumi_home, kubeconfig=cluster.kubeconfig)
+    cli = PulumiCli(tmp_path, pulumi_home, kubeconfig=cluster.kubeconfig_path())
     _stack(cli, project, stack, cluster, kfp_manifests)
     preview = cli.run("preview", "--diff", cwd=project, check=False)
     output = preview.stdout + preview.stderr
@@ -113,7 +113,7 @@ def test_every_shipped_stack_previews_against_the_api_server(
     print(f"pulumi preview ({stack}):\n{counts.text}")
     assert counts["to create"] > 50, counts.text  # the whole platform, not an empty program
     assert not _warnings(output), _warnings(output)
-    assert cluster.decoy_connections() == 0  # nothing went to the kubeconfig's current context
+    assert cluster.decoy_connections == 0  # nothing went to the kubeconfig's current context
 
 
 # The engine stack: dev-sized, two models, upstream charts switched off (the CRDs are installed above).
@@ -136,8 +136,8 @@ CONTROL_PLANE_KINDS = {"Event", "events.k8s.io/Event"}
 
 def _inventory(cluster: Any) -> set[tuple[str, str, str]]:
     """(kind, namespace, name) of every object the API server lists, Events aside."""
-    kinds = cluster.kubectl("api-resources", "--verbs=list", "-o", "name").split()
-    listed = json.loads(cluster.kubectl("get", ",".join(kinds), "--all-namespaces", "-o", "json"))
+    kinds = cluster.kubectl("api-resources", "--verbs=list", "-o", "name").stdout.split()
+    listed = json.loads(cluster.kubectl("get", ",".join(kinds), "--all-namespaces", "-o", "json").stdout)
     found = set()
     for item in listed["items"]:
         group = item["apiVersion"].rpartition("/")[0]
@@ -171,7 +171,7 @@ def test_engine_stack_up_up_again_change_one_model_and_destroy(
     """`pulumi up` creates the platform on a real API server; again: 0 changes; destroy leaves nothing."""
     before = _inventory(cluster)
     project = copy_project(tmp_path / "repo", engine_python().parents[1])
-    cli = PulumiCli(tmp_path, pulumi_home, kubeconfig=cluster.kubeconfig)
+    cli = PulumiCli(tmp_path, pulumi_home, kubeconfig=cluster.kubeconfig_path())
     cli.run("stack", "init", "engine", cwd=project)
     stack_file = project / "infra" / "stacks" / "Pulumi.engine.yaml"
     document = yaml.safe_load(stack_file.read_text()) or {}
@@ -179,8 +179,8 @@ def test_engine_stack_up_up_again_change_one_model_and_destroy(
     stack_file.write_text(yaml.safe_dump(document, sort_keys=False))
     cli.run("config", "set", "--secret", "mlops:secret_seed", SEED, cwd=project)
     for key, value in {
-        "mlops:cluster.kubeconfig": str(cluster.kubeconfig),
-        "mlops:cluster.context": cluster.context,
+        "mlops:cluster.kubeconfig": str(cluster.kubeconfig_path()),
+        "mlops:cluster.context": "engine",
         "mlops:upstream.helm_charts": "false",
         "mlops:kfp.manifests_path": str(kfp_manifests),
     }.items():
@@ -205,4 +205,4 @@ def test_engine_stack_up_up_again_change_one_model_and_destroy(
     assert summary(destroyed.stdout)["deleted"] == created["created"]
     left = sorted(_inventory(cluster) - before)
     assert not left, f"objects left in the API server after destroy: {left}"
-    assert cluster.decoy_connections() == 0
+    assert cluster.decoy_connections == 0
