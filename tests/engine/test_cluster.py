@@ -96,6 +96,100 @@ UNRESTRICTED_POD_SPEC: dict[str, Any] = {
 }
 
 
+def test_the_kwok_wrapper_ships_kwokctls_default_stages() -> None:
+    manifest = json.loads((REPO / "tools" / "kwok" / "tool.json").read_text())
+    copied = {c["path"]: c["dest"] for c in manifest["copies"] if c["module"] == "sigs.k8s.io/kwok"}
+    stages = fact("kwok.default_stages")
+    assert sorted(copied) == sorted(stages["node"] + stages["pod"])
+    assert sorted(copied.values()) == sorted(KWOK_STAGES), "cluster.py passes other stage files to kwok"
+
+
+def test_the_built_api_server_enables_the_default_admission_plugins_of_the_facts() -> None:
+    binary = cluster_tools().kubernetes / "kube-apiserver"
+    help_text = subprocess.run([str(binary), "--help"], capture_output=True, text=True, check=False).stdout
+    line = next(
+        line for line in help_text.splitlines() if line.strip().startswith("--enable-admission-plugins")
+    )
+    defaults = line.split("in addition to default enabled ones (", 1)[1].split(")", 1)[0].split(", ")
+    assert sorted(defaults) == sorted(fact("kube_apiserver.default_admission_plugins"))
+    assert "PodSecurity" in defaults
+
+
+# The tests with a cluster of their own come before those on the session's: in this file's order they run
+# before the session cluster is started, so two clusters do not share the cores.
+
+
+@pytest.mark.slow
+def test_a_start_failure_names_the_component_and_shows_its_log(tmp_path: Path) -> None:
+    folder = tmp_path / "broken"
+    folder.mkdir()
+    cluster = LocalCluster(
+        folder, cluster_tools(), extra_args={"kube-apiserver": ["--no-such-flag"]}, timeout=60
+    )
+    with pytest.raises(ClusterStartError, match=r"kube-apiserver exited with \d+") as raised:
+        cluster.start()
+    assert "unknown flag: --no-such-flag" in str(raised.value)
+    # etcd had started: the failed start stopped it.
+    assert cluster.pids and not any(psutil.pid_exists(pid) for pid in cluster.pids.values())
+
+
+@pytest.mark.slow
+def test_a_cluster_starts_quickly_its_decoy_counts_and_stop_leaves_nothing_running(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cluster of its own (the session's must outlive this test): start time, the decoy, a complete stop.
+
+    Its first etcd port is taken by someone else (as another engineer's process may between the probe and
+    the bind): start() must retry with new ports.
+    """
+    squatter = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    squatter.bind(("127.0.0.1", 0))
+    squatter.listen(1)
+    probes = iter([True])
+    real_free_ports = cluster_module._free_ports
+
+    def free_ports(count: int) -> list[int]:
+        ports = real_free_ports(count)
+        if next(probes, False):
+            ports[0] = squatter.getsockname()[1]  # the etcd client port
+        return ports
+
+    monkeypatch.setattr(cluster_module, "_free_ports", free_ports)
+    cluster = LocalCluster(tmp_path / "cluster", cluster_tools())
+    cluster.folder.mkdir()
+    try:
+        cluster.start()
+        squatter.close()
+        assert cluster.start_attempts == 2, "the taken port was not retried"
+        assert "address already in use" in cluster.log_path("etcd").read_text()
+        assert cluster.start_seconds is not None and cluster.start_seconds < 60, cluster.start_seconds
+        # The current context is the decoy: kubectl without --context fails there, and the decoy saw it.
+        assert cluster.decoy_connections == 0
+        missed = cluster.kubectl_current_context("get", "namespaces", "--request-timeout=5s")
+        assert missed.returncode != 0
+        assert cluster.decoy_connections >= 1
+        pids = cluster.pids
+        assert sorted(pids) == sorted(
+            ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"]
+        )
+        # Each component leads its own process group (start_new_session): its pid is the group's id.
+        groups = {os.getpgid(pid) for pid in pids.values()}
+        assert groups == set(pids.values())
+    finally:
+        cluster.stop()
+    alive = {name: pid for name, pid in pids.items() if psutil.pid_exists(pid)}
+    assert not alive, f"still running after stop(): {alive}"
+    # Nothing a component forked survives either: no process is left in the components' process groups.
+    leftovers = []
+    for process in psutil.process_iter(["pid"]):
+        try:
+            if os.getpgid(process.pid) in groups:
+                leftovers.append(process.pid)
+        except (ProcessLookupError, psutil.NoSuchProcess):
+            continue
+    assert not leftovers, f"processes left in the components' process groups: {leftovers}"
+
+
 @pytest.mark.slow
 def test_the_api_server_reports_the_pinned_version(local_cluster: LocalCluster) -> None:
     version = json.loads(local_cluster.kubectl("get", "--raw", "/version").stdout)
@@ -349,93 +443,3 @@ def test_kubectl_on_the_engine_context_never_reaches_the_decoy(local_cluster: Lo
     kubeconfig = json.loads(local_cluster.kubeconfig_path().read_text())
     assert kubeconfig["current-context"] == "decoy"
     assert {c["name"] for c in kubeconfig["contexts"]} == {"engine", "decoy"}
-
-
-@pytest.mark.slow
-def test_a_cluster_starts_quickly_its_decoy_counts_and_stop_leaves_nothing_running(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A cluster of its own (the session's must outlive this test): start time, the decoy, a complete stop.
-
-    Its first etcd port is taken by someone else (as another engineer's process may between the probe and
-    the bind): start() must retry with new ports.
-    """
-    squatter = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    squatter.bind(("127.0.0.1", 0))
-    squatter.listen(1)
-    probes = iter([True])
-    real_free_ports = cluster_module._free_ports
-
-    def free_ports(count: int) -> list[int]:
-        ports = real_free_ports(count)
-        if next(probes, False):
-            ports[0] = squatter.getsockname()[1]  # the etcd client port
-        return ports
-
-    monkeypatch.setattr(cluster_module, "_free_ports", free_ports)
-    cluster = LocalCluster(tmp_path / "cluster", cluster_tools())
-    cluster.folder.mkdir()
-    try:
-        cluster.start()
-        squatter.close()
-        assert cluster.start_attempts == 2, "the taken port was not retried"
-        assert "address already in use" in cluster.log_path("etcd").read_text()
-        assert cluster.start_seconds is not None and cluster.start_seconds < 60, cluster.start_seconds
-        # The current context is the decoy: kubectl without --context fails there, and the decoy saw it.
-        assert cluster.decoy_connections == 0
-        missed = cluster.kubectl_current_context("get", "namespaces", "--request-timeout=5s")
-        assert missed.returncode != 0
-        assert cluster.decoy_connections >= 1
-        pids = cluster.pids
-        assert sorted(pids) == sorted(
-            ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"]
-        )
-        # Each component leads its own process group (start_new_session): its pid is the group's id.
-        groups = {os.getpgid(pid) for pid in pids.values()}
-        assert groups == set(pids.values())
-    finally:
-        cluster.stop()
-    alive = {name: pid for name, pid in pids.items() if psutil.pid_exists(pid)}
-    assert not alive, f"still running after stop(): {alive}"
-    # Nothing a component forked survives either: no process is left in the components' process groups.
-    leftovers = []
-    for process in psutil.process_iter(["pid"]):
-        try:
-            if os.getpgid(process.pid) in groups:
-                leftovers.append(process.pid)
-        except (ProcessLookupError, psutil.NoSuchProcess):
-            continue
-    assert not leftovers, f"processes left in the components' process groups: {leftovers}"
-
-
-@pytest.mark.slow
-def test_a_start_failure_names_the_component_and_shows_its_log(tmp_path: Path) -> None:
-    folder = tmp_path / "broken"
-    folder.mkdir()
-    cluster = LocalCluster(
-        folder, cluster_tools(), extra_args={"kube-apiserver": ["--no-such-flag"]}, timeout=60
-    )
-    with pytest.raises(ClusterStartError, match=r"kube-apiserver exited with \d+") as raised:
-        cluster.start()
-    assert "unknown flag: --no-such-flag" in str(raised.value)
-    # etcd had started: the failed start stopped it.
-    assert cluster.pids and not any(psutil.pid_exists(pid) for pid in cluster.pids.values())
-
-
-def test_the_kwok_wrapper_ships_kwokctls_default_stages() -> None:
-    manifest = json.loads((REPO / "tools" / "kwok" / "tool.json").read_text())
-    copied = {c["path"]: c["dest"] for c in manifest["copies"] if c["module"] == "sigs.k8s.io/kwok"}
-    stages = fact("kwok.default_stages")
-    assert sorted(copied) == sorted(stages["node"] + stages["pod"])
-    assert sorted(copied.values()) == sorted(KWOK_STAGES), "cluster.py passes other stage files to kwok"
-
-
-def test_the_built_api_server_enables_the_default_admission_plugins_of_the_facts() -> None:
-    binary = cluster_tools().kubernetes / "kube-apiserver"
-    help_text = subprocess.run([str(binary), "--help"], capture_output=True, text=True, check=False).stdout
-    line = next(
-        line for line in help_text.splitlines() if line.strip().startswith("--enable-admission-plugins")
-    )
-    defaults = line.split("in addition to default enabled ones (", 1)[1].split(")", 1)[0].split(", ")
-    assert sorted(defaults) == sorted(fact("kube_apiserver.default_admission_plugins"))
-    assert "PodSecurity" in defaults
