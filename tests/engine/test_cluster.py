@@ -12,6 +12,7 @@ import json
 import os
 import socket
 import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -45,6 +46,14 @@ RESTRICTED_POD_SPEC: dict[str, Any] = {
         }
     ],
 }
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie waiting for its reaper has stopped, whoever its parent now is)."""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 def _namespace(cluster: LocalCluster, prefix: str, labels: dict[str, str] | None = None) -> str:
@@ -188,6 +197,51 @@ def test_a_cluster_starts_quickly_its_decoy_counts_and_stop_leaves_nothing_runni
         except (ProcessLookupError, psutil.NoSuchProcess):
             continue
     assert not leftovers, f"processes left in the components' process groups: {leftovers}"
+
+
+@pytest.mark.slow
+def test_a_test_process_killed_outright_leaves_no_component_running(tmp_path: Path) -> None:
+    """SIGKILL skips every teardown: the kernel must stop the components (PR_SET_PDEATHSIG)."""
+    tools = cluster_tools()
+    program = (
+        "import json, sys, time\n"
+        "from pathlib import Path\n"
+        "from cluster import LocalCluster, ToolFolders\n"
+        "tools = ToolFolders(*(Path(p) for p in sys.argv[2:5]))\n"
+        "cluster = LocalCluster(Path(sys.argv[1]), tools)\n"
+        "cluster.start()\n"
+        "print(json.dumps(cluster.pids), flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    folder = tmp_path / "orphan"
+    folder.mkdir()
+    argv = [
+        sys.executable,
+        "-c",
+        program,
+        str(folder),
+        str(tools.etcd),
+        str(tools.kubernetes),
+        str(tools.kwok),
+    ]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), str(REPO / "tests")])}
+    runner = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        line = runner.stdout.readline() if runner.stdout else ""
+        assert line, (
+            f"the cluster did not start in the child: {runner.stderr.read() if runner.stderr else ''}"
+        )
+        pids: dict[str, int] = json.loads(line)
+        assert len(pids) == 5
+    finally:
+        runner.kill()
+        runner.wait(timeout=30)
+    wait_for(
+        "every component to die with the killed test process",
+        lambda: not [pid for pid in pids.values() if _alive(pid)],
+        timeout=15,
+        interval=0.2,
+    )
 
 
 @pytest.mark.slow
