@@ -3,7 +3,8 @@
 Everything the lead's Pulumi engine tests rely on is exercised here through the system kubectl: the pinned
 API server version, Pod Security (enforce and warn), Deployments, Jobs, claims binding to the pre-made
 volumes, namespace deletion and garbage collection, service account tokens, the decoy context and a clean
-stop. The tests skip, naming the tool, where etcd, kubernetes or kwok are not built.
+stop. The tests skip, naming the tool, where etcd, kubernetes or kwok are not built; those on real
+processes are marked ``engine`` (make test-engine) and ``slow``.
 """
 
 from __future__ import annotations
@@ -113,6 +114,7 @@ def test_the_kwok_wrapper_ships_kwokctls_default_stages() -> None:
     assert sorted(copied.values()) == sorted(KWOK_STAGES), "cluster.py passes other stage files to kwok"
 
 
+@pytest.mark.engine
 def test_the_built_api_server_enables_the_default_admission_plugins_of_the_facts() -> None:
     binary = cluster_tools().kubernetes / "kube-apiserver"
     help_text = subprocess.run([str(binary), "--help"], capture_output=True, text=True, check=False).stdout
@@ -128,6 +130,7 @@ def test_the_built_api_server_enables_the_default_admission_plugins_of_the_facts
 # before the session cluster is started, so two clusters do not share the cores.
 
 
+@pytest.mark.engine
 @pytest.mark.slow
 def test_a_start_failure_names_the_component_and_shows_its_log(tmp_path: Path) -> None:
     folder = tmp_path / "broken"
@@ -142,6 +145,7 @@ def test_a_start_failure_names_the_component_and_shows_its_log(tmp_path: Path) -
     assert cluster.pids and not any(psutil.pid_exists(pid) for pid in cluster.pids.values())
 
 
+@pytest.mark.engine
 @pytest.mark.slow
 def test_a_cluster_starts_quickly_its_decoy_counts_and_stop_leaves_nothing_running(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -199,6 +203,7 @@ def test_a_cluster_starts_quickly_its_decoy_counts_and_stop_leaves_nothing_runni
     assert not leftovers, f"processes left in the components' process groups: {leftovers}"
 
 
+@pytest.mark.engine
 @pytest.mark.slow
 def test_a_test_process_killed_outright_leaves_no_component_running(tmp_path: Path) -> None:
     """SIGKILL skips every teardown: the kernel must stop the components (PR_SET_PDEATHSIG)."""
@@ -244,6 +249,7 @@ def test_a_test_process_killed_outright_leaves_no_component_running(tmp_path: Pa
     )
 
 
+@pytest.mark.engine
 @pytest.mark.slow
 def test_the_api_server_reports_the_pinned_version(local_cluster: LocalCluster) -> None:
     version = json.loads(local_cluster.kubectl("get", "--raw", "/version").stdout)
@@ -252,6 +258,7 @@ def test_the_api_server_reports_the_pinned_version(local_cluster: LocalCluster) 
     assert manifest["version"] == fact("kubernetes.version"), "tools/kubernetes builds another version"
 
 
+@pytest.mark.engine
 @pytest.mark.slow
 def test_pod_security_refuses_a_pod_that_is_not_restricted_where_enforced(
     local_cluster: LocalCluster,
@@ -266,6 +273,7 @@ def test_pod_security_refuses_a_pod_that_is_not_restricted_where_enforced(
     assert _get(local_cluster, "pod", "restricted", "-n", namespace)["metadata"]["name"] == "restricted"
 
 
+@pytest.mark.engine
 @pytest.mark.slow
 def test_pod_security_warns_where_only_warn_is_set(local_cluster: LocalCluster) -> None:
     labels = fact("pod_security.labels")
@@ -278,6 +286,7 @@ def test_pod_security_warns_where_only_warn_is_set(local_cluster: LocalCluster) 
     assert "PodSecurity" not in quiet.stderr, quiet.stderr
 
 
+@pytest.mark.engine
 @pytest.mark.slow
 def test_a_deployment_becomes_available_and_its_service_gets_endpoints(local_cluster: LocalCluster) -> None:
     namespace = _namespace(local_cluster, "deploy")
@@ -328,6 +337,7 @@ def test_a_deployment_becomes_available_and_its_service_gets_endpoints(local_clu
     assert sorted(ready_endpoints()) == sorted(p["status"]["podIP"] for p in pods)
 
 
+@pytest.mark.engine
 @pytest.mark.slow
 def test_a_job_completes(local_cluster: LocalCluster) -> None:
     namespace = _namespace(local_cluster, "job")
@@ -348,6 +358,7 @@ def test_a_job_completes(local_cluster: LocalCluster) -> None:
     assert [p["status"]["phase"] for p in pods] == ["Succeeded"]
 
 
+@pytest.mark.engine
 @pytest.mark.slow
 def test_claims_bind_to_the_premade_volumes(local_cluster: LocalCluster) -> None:
     """A plain claim, a StatefulSet's claim template and a generic ephemeral volume all bind."""
@@ -401,6 +412,7 @@ def test_claims_bind_to_the_premade_volumes(local_cluster: LocalCluster) -> None
     local_cluster.kubectl("wait", "--for=jsonpath={.status.phase}=Available", f"pv/{volume}", "--timeout=60s")
 
 
+@pytest.mark.engine
 @pytest.mark.slow
 def test_namespace_deletion_finishes_and_garbage_collection_removes_a_replicasets_pods(
     local_cluster: LocalCluster,
@@ -449,6 +461,7 @@ def test_namespace_deletion_finishes_and_garbage_collection_removes_a_replicaset
     assert time.monotonic() - started < 90
 
 
+@pytest.mark.engine
 @pytest.mark.slow
 def test_service_account_tokens_and_the_root_ca_are_issued(local_cluster: LocalCluster) -> None:
     """serviceaccount-token fills a legacy token Secret; root-ca-cert-publisher shares the cluster CA."""
@@ -488,6 +501,7 @@ def test_service_account_tokens_and_the_root_ca_are_issued(local_cluster: LocalC
     assert published == (local_cluster.folder / "pki" / "ca.crt").read_text()
 
 
+@pytest.mark.engine
 @pytest.mark.slow
 def test_kubectl_on_the_engine_context_never_reaches_the_decoy(local_cluster: LocalCluster) -> None:
     before = local_cluster.decoy_connections
