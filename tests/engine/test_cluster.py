@@ -126,6 +126,19 @@ def test_the_built_api_server_enables_the_default_admission_plugins_of_the_facts
     assert "PodSecurity" in defaults
 
 
+@pytest.mark.engine
+def test_the_built_controller_manager_disables_only_the_controllers_of_the_facts() -> None:
+    """'--controllers=*' then runs the garbage collector, namespace, job, ... controllers used here."""
+    binary = cluster_tools().kubernetes / "kube-controller-manager"
+    help_text = subprocess.run([str(binary), "--help"], capture_output=True, text=True, check=False).stdout
+    controllers = fact("kube_controller_manager.controllers_default")
+    disabled = help_text.split("Disabled-by-default controllers: ", 1)[1].split(" (default", 1)
+    assert disabled[0].split(", ") == controllers["disabled_by_default"]
+    assert disabled[1].startswith(f" [{controllers['default']}])")
+    for needed in ("garbage-collector-controller", "namespace-controller", "job-controller"):
+        assert needed in help_text and needed not in controllers["disabled_by_default"]
+
+
 # The tests with a cluster of their own come before those on the session's: in this file's order they run
 # before the session cluster is started, so two clusters do not share the cores.
 
