@@ -15,7 +15,9 @@ that forgets to name the engine context reaches the decoy, never a cluster of th
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import ctypes
 import datetime
 import http.client
 import ipaddress
@@ -52,6 +54,8 @@ SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
 # (kubernetes-sigs/kwok pkg/kwokctl/components/kwok_controller.go@v0.8.0).
 KWOK_NODE_ANNOTATION = ("kwok.x-k8s.io/node", "fake")
 STORAGE_CLASS = "standard"
+# prctl(2): the signal a child receives when the thread that forked it exits.
+_PR_SET_PDEATHSIG = 1
 FRONT_PROXY_CLIENT = "front-proxy-client"
 # Node addresses (a range apart from the Service and pod ranges); Node n gets .n and pod range 10.244.n.0/24.
 NODE_IP_PREFIX = "10.240.0."
@@ -67,18 +71,6 @@ KWOK_STAGES = (
 )
 
 
-def cluster_tools() -> ToolFolders:
-    """The built etcd, kubernetes and kwok folders; skips the test, naming the tool, if one is not built."""
-    import pytest
-    from engine_cli import built_folder
-
-    if shutil.which("kubectl") is None:
-        pytest.skip("the engine cluster is driven with kubectl, which is not on PATH")
-    return ToolFolders(
-        etcd=built_folder("etcd"), kubernetes=built_folder("kubernetes"), kwok=built_folder("kwok")
-    )
-
-
 class ClusterStartError(RuntimeError):
     """The cluster did not become ready; the message carries the failing component's log tail."""
 
@@ -90,6 +82,18 @@ class ToolFolders:
     etcd: Path
     kubernetes: Path
     kwok: Path
+
+
+def cluster_tools() -> ToolFolders:
+    """The built etcd, kubernetes and kwok folders; skips the test, naming the tool, if one is not built."""
+    import pytest
+    from engine_cli import built_folder
+
+    if shutil.which("kubectl") is None:
+        pytest.skip("the engine cluster is driven with kubectl, which is not on PATH")
+    return ToolFolders(
+        etcd=built_folder("etcd"), kubernetes=built_folder("kubernetes"), kwok=built_folder("kwok")
+    )
 
 
 @dataclass
@@ -263,15 +267,17 @@ def _tail(path: Path, lines: int = 40) -> str:
 
 def _die_with_parent() -> None:
     """Child pre-exec hook: SIGKILL the component when the test process dies without stopping it."""
-    import ctypes
-
-    PR_SET_PDEATHSIG = 1  # noqa: N806 (the constant's name in prctl(2))
     with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 class LocalCluster:
     """etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok on 127.0.0.1.
+
+    One instance starts once: ``start()``, the tests, ``stop()`` (or a ``with`` block). Its counters and
+    pids stay readable after ``stop()`` for leak checks. Start it from the thread that will outlive it:
+    components are killed by the kernel when that thread exits (prctl PR_SET_PDEATHSIG), so a test run
+    killed outright leaves nothing behind.
 
     Args:
         folder: An empty folder for this cluster's certificates, data, kubeconfigs and logs.
@@ -495,8 +501,6 @@ class LocalCluster:
         return pki
 
     def _write_kubeconfigs(self, pki: _Pki) -> None:
-        import base64
-
         def data(path: Path) -> str:
             return base64.b64encode(path.read_bytes()).decode()
 

@@ -166,7 +166,14 @@ FACTS = [
         statement="--controllers defaults to '*', every controller not disabled by default; only "
         "bootstrap-signer, token-cleaner and selinux-warning are off by default",
         source=f"{K8S} staging/src/k8s.io/controller-manager/config/v1alpha1/defaults.go@{TAG}",
-        value=["*"],
+        value={
+            "default": "*",
+            "disabled_by_default": [
+                "bootstrap-signer-controller",
+                "selinux-warning-controller",
+                "token-cleaner-controller",
+            ],
+        },
     ),
     Fact(
         key="kube_controller_manager.sa_token_needs_key",
