@@ -583,7 +583,8 @@ class KfpApiFake:
                 pipeline_id,
                 f"Failed to get a pipeline with id {pipeline_id}",
                 f"Failed to get namespace for pipeline id {pipeline_id}",
-                f"Failed to list pipeline versions due to error fetching the namespace for pipeline {pipeline_id}",
+                "Failed to list pipeline versions due to error fetching the namespace for pipeline "
+                f"{pipeline_id}",
                 f"Failed to list pipeline versions for pipeline {pipeline_id}",
             )
         versions = [v for v in self.state.versions.values() if v.pipeline_id == pipeline_id]
