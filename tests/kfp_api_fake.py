@@ -362,6 +362,7 @@ class KfpApiFake:
     def __init__(self) -> None:
         self.state = _State()
         self.requests: list[Recorded] = []
+        self.hooks: list[tuple[str, str, Callable[[], None]]] = []
         self.lock = threading.RLock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -378,7 +379,13 @@ class KfpApiFake:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self.host = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, name="kfp-api-fake", daemon=True)
+        # A short poll interval: shutdown() waits up to one interval (0.5 s by default, per test).
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.02},
+            name="kfp-api-fake",
+            daemon=True,
+        )
         self._thread.start()
         return self
 
@@ -439,6 +446,11 @@ class KfpApiFake:
             run.state_history = [*(run.state_history or []), status]
             return run
 
+    def before(self, method: str, path: str, action: Callable[[], None]) -> None:
+        """Run ``action`` once, just before the next ``method path`` request is handled (a concurrent
+        change on the server, e.g. a version deleted between a client's lookup and its use)."""
+        self.hooks.append((method, path, action))
+
     def uploads(self) -> list[Recorded]:
         """The upload requests answered 200 (pipelines and versions)."""
         return [r for r in self.requests if r.path.startswith(f"{API}/pipelines/upload") and r.status == 200]
@@ -448,6 +460,10 @@ class KfpApiFake:
         self, method: str, path: str, query: dict[str, list[str]], headers: Any, body: bytes
     ) -> tuple[int, Any]:
         """Route one request; returns (HTTP status, JSON-able body)."""
+        with self.lock:
+            for hook in [hook for hook in self.hooks if hook[:2] == (method, path)]:
+                self.hooks.remove(hook)
+                hook[2]()
         for route_method, pattern, handler in self._routes():
             match = re.fullmatch(pattern, path)
             if match is None:
@@ -835,7 +851,8 @@ def _read_pipeline_file(filename: str, content: bytes, failure: str) -> dict[str
     if not filename.endswith((".yaml", ".yml", ".json")):
         raise UploadError(400, failure)
     try:
-        documents = [doc for doc in yaml.safe_load_all(content) if doc is not None]
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        documents = [doc for doc in yaml.load_all(content, Loader=loader) if doc is not None]
     except yaml.YAMLError:
         documents = []
     pipeline_specs = [
