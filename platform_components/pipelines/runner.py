@@ -422,6 +422,9 @@ def run_status(host: str, run_id: str, *, namespace: str | None = None) -> RunSt
         run_id,
     )
     api_state = str(run.state) if run.state is not None else None
+    if api_state is None and run.error is None:
+        # protojson omits an enum's zero value (EmitUnpopulated: false): no state is UNSPECIFIED.
+        api_state = "RUNTIME_STATE_UNSPECIFIED"
     state = RUN_STATES.get(api_state or "", "unknown")
     failed_tasks = tuple(
         str(task.display_name or task.task_id)

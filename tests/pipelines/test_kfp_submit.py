@@ -254,6 +254,26 @@ def test_a_failed_run_without_a_message_names_its_failed_step(kfp_api: KfpApiFak
     assert status.error == "step(s) train-model failed"
 
 
+def test_every_runtime_state_is_reported_in_our_words(kfp_api: KfpApiFake, ir: Path) -> None:
+    run_id = submit(kfp_api.host, ir, ARGUMENTS, experiment="e")
+    seen = {}
+    for api_state in ("RUNNING", "PAUSED", "CANCELING", "CANCELED", "SKIPPED"):
+        kfp_api.set_state(run_id, api_state)
+        status = run_status(kfp_api.host, run_id)
+        seen[api_state] = (status.state, status.finished, status.error)
+    assert seen == {
+        "RUNNING": ("running", False, None),
+        "PAUSED": ("paused", False, None),
+        "CANCELING": ("canceling", False, None),
+        "CANCELED": ("canceled", True, "the run was canceled"),
+        "SKIPPED": ("skipped", True, None),
+    }
+    # A run whose state is the enum's zero value arrives without the field (EmitUnpopulated: false).
+    kfp_api.state.runs[run_id].state = None
+    status = run_status(kfp_api.host, run_id)
+    assert (status.state, status.api_state) == ("pending", "RUNTIME_STATE_UNSPECIFIED")
+
+
 def test_the_same_ir_reuses_its_version_and_a_changed_ir_makes_a_new_one(
     kfp_api: KfpApiFake, ir: Path
 ) -> None:
