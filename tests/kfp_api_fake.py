@@ -477,10 +477,11 @@ class KfpApiFake:
                 return HTTP_STATUS.get(error.code, 500), error.body()
             except UploadError as error:
                 return error.status, {"error_message": error.message, "error_details": error.message}
-        if any(re.fullmatch(pattern, path) for _, pattern, _ in self._routes()):
-            # grpc-gateway DefaultRoutingErrorHandler: 405 becomes Unimplemented (501).
-            error = ApiError(UNIMPLEMENTED, "Method Not Allowed")
-            return 501, error.body()
+        if path.startswith("/apis/"):
+            # Upstream serves more of the API (archive, terminate, delete, v1beta1, ...) than the fake; say so
+            # rather than answer a misleading 404. Code Unimplemented, as the gateway gives a wrong method.
+            return 501, unimplemented(f"{method} {path}").body()
+        # grpc-gateway DefaultRoutingErrorHandler: an unknown path is NotFound.
         return 404, ApiError(NOT_FOUND, "Not Found").body()
 
     def _routes(self) -> list[tuple[str | None, str, Callable[..., Any]]]:
@@ -525,6 +526,7 @@ class KfpApiFake:
         name = _first(query, "name") or _first(query, "display_name") or filename
         display_name = _first(query, "display_name") or name
         description = _first(query, "description")
+        tags = _tags(query)
         if any(p.name == name and not p.namespace for p in self.state.pipelines.values()):
             raise UploadError(409, "Failed to create a pipeline and a pipeline version")
         now = _now()
@@ -534,6 +536,7 @@ class KfpApiFake:
             display_name=display_name,
             description=description or None,
             created_at=now,
+            tags=tags,
         )
         version = models.V2beta1PipelineVersion(
             pipeline_id=pipeline.pipeline_id,
@@ -560,6 +563,7 @@ class KfpApiFake:
         if pipeline_id not in self.state.pipelines:
             # FetchNamespaceFromPipelineId fails: the handler answers 400, not 404.
             raise UploadError(400, "Failed to create a pipeline version")
+        tags = _tags(query)
         if any(v.pipeline_id == pipeline_id and v.name == name for v in self.state.versions.values()):
             raise UploadError(409, "Failed to create a pipeline version")
         version = models.V2beta1PipelineVersion(
@@ -570,6 +574,7 @@ class KfpApiFake:
             description=_first(query, "description") or None,
             created_at=_now(),
             pipeline_spec=spec,
+            tags=tags,
         )
         self.state.versions[version.pipeline_version_id] = version
         return version
@@ -826,6 +831,22 @@ def _now() -> datetime.datetime:
 def _first(query: dict[str, list[str]], key: str) -> str:
     values = query.get(key) or [""]
     return values[0]
+
+
+def _tags(query: dict[str, list[str]]) -> dict[str, str] | None:
+    """The optional ``tags`` query parameter: a JSON object of strings (pipeline_upload_server.go)."""
+    text = _first(query, "tags")
+    if not text:
+        return None
+    try:
+        tags = json.loads(text)
+    except ValueError:
+        tags = None
+    if not isinstance(tags, dict) or not all(isinstance(v, str) for v in tags.values()):
+        raise UploadError(
+            400, "Failed to parse tags query parameter. Expected JSON object with string keys and values"
+        )
+    return tags
 
 
 def _form_file(headers: Any, body: bytes, failure: str) -> tuple[str, bytes]:

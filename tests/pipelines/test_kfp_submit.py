@@ -128,6 +128,19 @@ def test_run_bodies_are_checked_against_the_client_models(
     assert response.json()["code"] == 3 and problem in response.json()["message"]
 
 
+def test_what_the_fake_does_not_serve_is_said_never_guessed(kfp_api: KfpApiFake, ir: Path) -> None:
+    for method, path in (("POST", f"{API}/runs/r1:terminate"), ("DELETE", f"{API}/runs/r1")):
+        response = httpx.request(method, f"{kfp_api.host}{path}")
+        assert response.status_code == 501 and "kfp_api_fake does not implement" in response.json()["message"]
+    assert httpx.get(f"{kfp_api.host}/elsewhere").status_code == 404
+    response = httpx.post(
+        f"{kfp_api.host}{API}/pipelines/upload",
+        params={"name": PIPELINE, "tags": "[1]"},
+        files={"uploadfile": (ir.name, ir.read_bytes())},
+    )
+    assert response.status_code == 400 and "Failed to parse tags" in response.json()["error_message"]
+
+
 def test_camel_case_names_are_accepted_as_protojson_accepts_them(kfp_api: KfpApiFake) -> None:
     response = httpx.post(f"{kfp_api.host}{API}/experiments", json={"displayName": "camel"})
     assert response.status_code == 200
