@@ -911,6 +911,9 @@ def _listing(items: list[Any], query: dict[str, list[str]], kind: str) -> tuple[
     if filter_text:
         filter_model = parse_body(filter_text.encode(), "V2beta1Filter")
         for predicate in filter_model.predicates or []:
+            if predicate.key not in FILTER_KEYS[kind]:
+                # filter.go NewWithKeyMap: an unknown key is InvalidArgument, whatever the table holds.
+                raise invalid_input(f"no support for filtering on unrecognized field {predicate.key!r}")
             items = [item for item in items if _matches(item, predicate, kind)]
     sort_by = _first(query, "sort_by")
     if sort_by and sort_by.split()[0] != "created_at":
@@ -932,11 +935,7 @@ def _listing(items: list[Any], query: dict[str, list[str]], kind: str) -> tuple[
 
 
 def _matches(item: Any, predicate: Any, kind: str) -> bool:
-    keys = FILTER_KEYS[kind]
-    if predicate.key not in keys:
-        # filter.go NewWithKeyMap / list.go: an unknown key is InvalidArgument.
-        raise invalid_input(f"no support for filtering on unrecognized field {predicate.key!r}")
-    attribute = keys[predicate.key]
+    attribute = FILTER_KEYS[kind][predicate.key]
     if attribute is None:
         raise unimplemented(f"filtering on {predicate.key!r}")
     operation = predicate.operation

@@ -80,8 +80,8 @@ def test_the_fake_uses_upstreams_codes_states_and_filter_keys() -> None:
     assert fact("kfp_api.runtime_states") == RUNTIME_STATES
     # The client generated from the same swagger agrees with the proto.
     assert tuple(kfp_server_api.V2beta1RuntimeState.allowable_values) == fact("kfp_api.runtime_states")
-    for kind, keys in fact("kfp_api.filter_keys").items():
-        assert set(FILTER_KEYS[kind]) == keys
+    for kind in ("pipeline", "pipeline_version", "experiment", "run"):
+        assert set(FILTER_KEYS[kind]) == fact(f"kfp_api.filter_keys.{kind}")
 
 
 def test_the_fake_serves_exactly_the_routes_kfp_client_uses(kfp_api: KfpApiFake) -> None:
@@ -102,6 +102,15 @@ def test_a_body_with_an_unknown_field_is_refused_with_400(kfp_api: KfpApiFake) -
     body = response.json()
     assert body["code"] == fact("kfp_api.decode_error_code") and 'unknown field "colour"' in body["message"]
     assert kfp_api.state.experiments == {}  # nothing was created
+
+    # Filters are checked too: against the Filter model, then against the resource's filterable keys.
+    for predicate, problem in (
+        ({"key": "display_name", "operation": "EQUALS", "stringVal": "x"}, 'unknown field "stringVal"'),
+        ({"key": "colour", "operation": "EQUALS", "string_value": "x"}, "unrecognized field 'colour'"),
+    ):
+        filter_text = json.dumps({"predicates": [predicate]})
+        response = httpx.get(f"{kfp_api.host}{API}/pipelines", params={"filter": filter_text})
+        assert response.status_code == 400 and problem in response.json()["message"], response.text
 
 
 @pytest.mark.parametrize(

@@ -231,14 +231,26 @@ FACTS = [
         source=f"{_KFP} {_SERVER}/storage/run_store.go@{_TAG}",
         value=("error", "state_history[].error", "run_details.task_details[].state"),
     ),
-    Fact(
-        key="kfp_api.filter_keys",
-        statement=(
-            "The keys a list filter may name per resource (APIToModelFieldMap); any other key is "
-            "InvalidArgument 'no support for filtering on unrecognized field'"
-        ),
-        source=f"{_KFP} {_SERVER}/model/pipeline_version.go@{_TAG}",
-        value={
+    *(
+        Fact(
+            key=f"kfp_api.filter_keys.{kind}",
+            statement=(
+                f"The keys a {kind} list filter may name (APIToModelFieldMap, v2beta1 and v1beta1 names); "
+                "any other key is InvalidArgument 'no support for filtering on unrecognized field'"
+            ),
+            source=f"{_KFP} {_SERVER}/model/{kind}.go@{_TAG}",
+            value=keys,
+        )
+        for kind, keys in {
+            "pipeline": {
+                "id",
+                "pipeline_id",
+                "name",
+                "display_name",
+                "created_at",
+                "description",
+                "namespace",
+            },
             "pipeline_version": {
                 "id",
                 "pipeline_version_id",
@@ -249,16 +261,36 @@ FACTS = [
                 "description",
                 "pipeline_spec",
             },
-            "pipeline": {
+            "experiment": {
                 "id",
-                "pipeline_id",
+                "experiment_id",
                 "name",
                 "display_name",
                 "created_at",
+                "last_run_created_at",
                 "description",
                 "namespace",
+                "storage_state",
             },
-        },
+            "run": {
+                "run_id",
+                "id",
+                "display_name",
+                "name",
+                "created_at",
+                "finished_at",
+                "description",
+                "scheduled_at",
+                "storage_state",
+                "status",
+                "namespace",
+                "experiment_id",
+                "state",
+                "state_history",
+                "runtime_details",
+                "recurring_run_id",
+            },
+        }.items()
     ),
     Fact(
         key="kfp_api.page_size",
