@@ -9,6 +9,7 @@ Public contract (what project code such as ``examples/credit_default`` may use):
   ``@dsl.pipeline`` function, a compiled IR path or an uploaded pipeline's name; the IR is uploaded once and
   reused by its hash); ``submit_run`` returns the pipeline, version and experiment ids too;
 - ``run_status(host, run_id) -> RunStatus``: a KFP run's state in our words, with the failure's reason;
+- ``pipeline_input_names(pipeline)``: the inputs of a pipeline function or of its compiled IR file;
 - ``load_pipeline("path/to/pipeline.py:func" | "package.module:func")``;
 - ``PipelineError``: raised with the failing step's log;
 - ``with_mlflow_credentials(task)``: the platform's MLflow credentials for a step running in the cluster.
@@ -25,6 +26,7 @@ from platform_components.pipelines.runner import (
     coerce_arguments,
     compile_pipeline,
     load_pipeline,
+    pipeline_input_names,
     project_root_of,
     run_local,
     run_status,
@@ -41,6 +43,7 @@ __all__ = [
     "coerce_arguments",
     "compile_pipeline",
     "load_pipeline",
+    "pipeline_input_names",
     "project_root_of",
     "run_local",
     "run_status",

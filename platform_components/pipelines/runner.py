@@ -453,6 +453,27 @@ def run_status(host: str, run_id: str, *, namespace: str | None = None) -> RunSt
     )
 
 
+def pipeline_input_names(pipeline: Any) -> frozenset[str]:
+    """The inputs a pipeline takes, from a ``@dsl.pipeline`` function or its compiled IR file.
+
+    A cluster retrainer that holds only the IR (the monitor image carries no project code) uses this to
+    decide which arguments to pass, as ``component_spec.inputs`` does for a function.
+
+    Raises:
+        PipelineError: the file is missing or not a compiled KFP v2 pipeline.
+    """
+    if _is_pipeline(pipeline):
+        return frozenset(pipeline.component_spec.inputs or {})
+    path = Path(pipeline)
+    if not path.is_file():
+        raise PipelineError(
+            f"pipeline IR {str(path)!r} does not exist; set {KFP_PIPELINE_SETTING} to its path"
+        )
+    spec = _ir_documents(path.read_bytes(), path)[0]
+    inputs = (spec.get("root") or {}).get("inputDefinitions") or {}
+    return frozenset({**(inputs.get("parameters") or {}), **(inputs.get("artifacts") or {})})
+
+
 @dataclass(frozen=True)
 class _PipelineSource:
     name: str
@@ -491,6 +512,12 @@ def _pipeline_source(
 
 
 def _ir_name(content: bytes, path: Path) -> str:
+    name = (_ir_documents(content, path)[0].get("pipelineInfo") or {}).get("name")
+    return str(name)
+
+
+def _ir_documents(content: bytes, path: Path) -> list[dict[str, Any]]:
+    """The IR's documents, the pipeline spec (the one with ``pipelineInfo.name``) first."""
     import yaml
 
     try:
@@ -501,14 +528,13 @@ def _ir_name(content: bytes, path: Path) -> str:
         ]
     except yaml.YAMLError as error:
         raise PipelineError(f"pipeline IR {str(path)!r} is not YAML: {error}") from None
-    for document in documents:
-        name = (document.get("pipelineInfo") or {}).get("name")
-        if name:
-            return str(name)
-    raise PipelineError(
-        f"pipeline IR {str(path)!r} has no pipelineInfo.name; is it a compiled KFP v2 pipeline? "
-        f"(set {KFP_PIPELINE_SETTING} to the file the compiler wrote)"
-    )
+    specs = [document for document in documents if (document.get("pipelineInfo") or {}).get("name")]
+    if not specs:
+        raise PipelineError(
+            f"pipeline IR {str(path)!r} has no pipelineInfo.name; is it a compiled KFP v2 pipeline? "
+            f"(set {KFP_PIPELINE_SETTING} to the file the compiler wrote)"
+        )
+    return specs + [document for document in documents if document is not specs[0]]
 
 
 @contextlib.contextmanager

@@ -27,6 +27,7 @@ from platform_components.pipelines.runner import (
     RUN_STATES,
     PipelineError,
     load_pipeline,
+    pipeline_input_names,
     run_status,
     submit,
     submit_run,
@@ -468,3 +469,9 @@ def test_the_monitors_kfp_retrainer_submits_and_each_outcome_reads_back(
     assert (outcomes["FAILED"].state, outcomes["FAILED"].error) == ("failed", "prepare: no rows")
     assert len(kfp_api.uploads()) == 1  # the second retrain reused the uploaded version
     assert {e.display_name for e in kfp_api.state.experiments.values()} == {"mlops-retrain"}
+
+
+def test_the_inputs_of_a_compiled_ir_are_those_of_its_function() -> None:
+    function = load_pipeline("examples.credit_default.pipeline:credit_default_pipeline")
+    assert pipeline_input_names(GOLDEN_IR) == pipeline_input_names(function)
+    assert {"training_data_path", "tracking_uri", "model_name"} <= pipeline_input_names(GOLDEN_IR)
