@@ -475,3 +475,42 @@ def test_the_inputs_of_a_compiled_ir_are_those_of_its_function() -> None:
     function = load_pipeline("examples.credit_default.pipeline:credit_default_pipeline")
     assert pipeline_input_names(GOLDEN_IR) == pipeline_input_names(function)
     assert {"training_data_path", "tracking_uri", "model_name"} <= pipeline_input_names(GOLDEN_IR)
+
+
+# --- the same contract, asked of a real API server -----------------------------------------------------
+
+
+@pytest.mark.cluster
+def test_a_real_api_server_answers_as_the_fake_does(ir: Path) -> None:
+    """Needs --run-cluster and MLOPS_KFP_HOST (a KFP 2.17 API URL). Creates one experiment, nothing else.
+
+    The fake's codes and bodies above are read from upstream's source; this asks a running server the same
+    questions, so a drift between the two shows here first.
+    """
+    import os
+
+    host = os.environ.get("MLOPS_KFP_HOST")
+    if not host:
+        pytest.fail(
+            "set MLOPS_KFP_HOST to the KFP API URL, e.g. http://127.0.0.1:8888 (port-forward ml-pipeline)"
+        )
+    with pytest.warns(FutureWarning):
+        client = kfp.Client(host=host)
+    status, body = api_error(client.get_run, "00000000-0000-0000-0000-000000000000")
+    assert status == fact("kfp_api.not_found")["http"] and body["code"] == fact("kfp_api.not_found")["code"]
+    assert body["details"][0]["message"] == "Run 00000000-0000-0000-0000-000000000000 not found"
+    response = httpx.post(
+        f"{host}{API}/experiments", json={"display_name": "mlops-contract", "colour": "red"}
+    )
+    assert response.status_code == 400 and response.json()["code"] == fact("kfp_api.decode_error_code")
+    experiment = client.create_experiment("mlops-contract-check")
+    status, body = api_error(
+        client.run_pipeline, experiment.experiment_id, "r", pipeline_id="p", version_id="v"
+    )
+    assert status == fact("kfp_api.create_run_unknown_source")["http"]
+    status, body = api_error(
+        client.upload_pipeline_version, str(ir), pipeline_version_name="v", pipeline_id="p"
+    )
+    assert status == fact("kfp_api.upload_version_unknown_pipeline") and tuple(body) == fact(
+        "kfp_api.upload_error_body"
+    )
