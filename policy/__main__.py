@@ -85,6 +85,22 @@ def materialized(value: Any) -> Any:
     return value
 
 
+# Properties any object type turns into an object: object_from_pulumi(type, _TYPE_PROBE, name) is None exactly
+# for the types it never makes an object of (groups, patches, lists, providers, components, other clouds).
+_TYPE_PROBE: dict[str, Any] = {"apiVersion": "probe.invalid/v1", "kind": "Probe", "metadata": {}}
+
+
+def kubernetes_object(resource_type: str, props: Any, name: str, urn: str) -> dict[str, Any] | None:
+    """The object a resource applies, or None for anything not ours to check.
+
+    The type is decided before any property is read: a Helm release's or a group's outputs are unknown
+    during a preview, and reading them would make pulumi-policy give up on the whole stack policy.
+    """
+    if expanded_from_upstream(urn) or object_from_pulumi(resource_type, _TYPE_PROBE, name) is None:
+        return None
+    return object_from_pulumi(resource_type, materialized(props), name)
+
+
 def _allow_load_balancer(args) -> bool:
     return bool((args.get_config() or {}).get("allowLoadBalancer", False))
 
@@ -100,9 +116,7 @@ def _report(violations, report_violation: ReportViolation, urns: dict[str, str] 
 
 
 def validate_resource(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    if expanded_from_upstream(args.urn):
-        return
-    obj = object_from_pulumi(args.resource_type, materialized(args.props), args.name)
+    obj = kubernetes_object(args.resource_type, args.props, args.name, args.urn)
     if obj is None:
         return
     violations = check_objects([obj], allow_load_balancer=_allow_load_balancer(args))
@@ -113,9 +127,7 @@ def validate_resource(args: ResourceValidationArgs, report_violation: ReportViol
 def validate_stack(args: StackValidationArgs, report_violation: ReportViolation) -> None:
     objects, urns = [], {}
     for resource in args.resources:
-        if expanded_from_upstream(resource.urn):
-            continue
-        obj = object_from_pulumi(resource.resource_type, materialized(resource.props), resource.name)
+        obj = kubernetes_object(resource.resource_type, resource.props, resource.name, resource.urn)
         if obj is None:
             continue
         objects.append(obj)
