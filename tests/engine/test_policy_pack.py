@@ -13,7 +13,10 @@ the engine address, and the launcher runs the pack the way a current host would
 
 The deliberately bad program runs without a cluster: pulumi-kubernetes previews plain resources
 client-side when the cluster is unreachable. The dev stack needs one: its Kubeflow Pipelines manifests are a
-kustomize.v2 Directory, which the provider (4.25.0) refuses to construct without a reachable cluster.
+kustomize.v2 Directory, which the provider (4.25.0) refuses to construct without a reachable cluster. With
+one, the program itself fails under pulumi-kubernetes 4.25.0's Python SDK ("Unexpected type. Expected 'list'
+got '<class 'str'>'": the SDK types the Directory's `resources` output as a string,
+pulumi/pulumi-kubernetes#3389, fixed by #4295 after 4.25.0), as tests/engine/test_stacks.py does.
 """
 
 from __future__ import annotations
@@ -193,7 +196,9 @@ def test_the_pack_refuses_a_program_that_breaks_each_of_its_policies(
     _seconds("preview of the bad program with the pack", started)
     output = preview.stdout + preview.stderr
     assert preview.returncode != 0, output
-    assert f"{PACK_NAME}@v" in output and "preview failed" in output, output
+    # The CLI read PulumiPolicy.yaml beside the launcher for the pack's version.
+    version = yaml.safe_load((pack.parent / "PulumiPolicy.yaml").read_text())["version"]
+    assert f"{PACK_NAME}@v{version}" in output and "preview failed" in output, output
     found = violations(preview.stdout)
     reported = {(v.policy, v.resource, v.rule) for v in found}
     object_policy, stack_policy = POLICIES
