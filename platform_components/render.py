@@ -31,6 +31,7 @@ from typing import Any
 import click
 import yaml
 
+from platform_components import versions
 from platform_components.errors import ConfigError, ValidationFailed
 
 logger = logging.getLogger(__name__)
@@ -483,7 +484,12 @@ def render_stack(stack: str, root: Path) -> Render:
     type=click.Path(file_okay=False, path_type=Path),
     help="Folder for objects/, releases.yaml and images.txt.",
 )
-@click.option("--kubernetes-version", default="1.31", show_default=True, help="Schemas to validate against.")
+@click.option(
+    "--kubernetes-version",
+    default=versions.KUBERNETES_MINOR,
+    show_default=True,
+    help="Schemas to validate against (the platform's target: versions.KUBERNETES_VERSION).",
+)
 @click.option(
     "--root",
     type=click.Path(file_okay=False, exists=True, path_type=Path),

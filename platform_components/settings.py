@@ -28,6 +28,7 @@ from pydantic import (
     model_validator,
 )
 
+from platform_components import versions
 from platform_components.errors import ConfigError
 
 ENV_PREFIX = "MLOPS_"
@@ -236,7 +237,11 @@ class EksSettings(_Strict):
     """EKS cluster (needs the ``eks`` extra: pulumi-eks)."""
 
     region: str = Field("eu-west-1", description="AWS region.")
-    kubernetes_version: str = Field("1.31", pattern=r"^1\.[0-9]{2}$", description="Control-plane version.")
+    kubernetes_version: str = Field(
+        versions.KUBERNETES_MINOR,
+        pattern=r"^1\.[0-9]{2}$",
+        description="Control-plane version (default: the platform's target; check that EKS offers it).",
+    )
     instance_type: str = Field("m6i.xlarge", description="Node instance type.")
     desired_nodes: int = Field(3, ge=1, le=100, description="Node group size.")
 

@@ -29,12 +29,13 @@ from referencing.jsonschema import DRAFT202012
 
 from platform_components.errors import ValidationFailed
 from platform_components.policies._core import ContainerRef, as_dict, as_list, containers, pod_template
+from platform_components.versions import KUBERNETES_MINOR
 
 __all__ = ["CUSTOM_SCHEMAS", "Problem", "available_kubernetes_versions", "validate_objects"]
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_KUBERNETES_VERSION = "1.31"
+DEFAULT_KUBERNETES_VERSION = KUBERNETES_MINOR
 _DEFINITIONS_URI = "https://kubernetes.io/api/_definitions.json"
 
 #: (group, version, kind) -> our schema file for that custom resource.

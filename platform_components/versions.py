@@ -64,6 +64,12 @@ class Upstream:
         return self.path.removeprefix("manifests/kustomize/")
 
 
+# The Kubernetes release the platform targets: offline validation uses its minor's schemas, the EKS mode
+# asks for its minor, and the engine tier builds and runs its API server (tools/kubernetes, a test keeps the
+# two equal). 1.36 is a supported minor on 2026-12 (1.31, the earlier target, left support in 2025).
+KUBERNETES_VERSION = "1.36.3"
+KUBERNETES_MINOR = KUBERNETES_VERSION.rpartition(".")[0]
+
 SELDON_HELM_REPOSITORY = "https://seldonio.github.io/helm-charts/"
 SELDON_VERSION = "2.10.2"
 _SELDON_WHY = (

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -237,6 +238,24 @@ class KubeflowPipelinesArgs:
     credentials: KfpCredentials | None = None
 
 
+class KustomizeDirectory(k8s.kustomize.v2.Directory):
+    """``kustomize.v2.Directory`` with its ``resources`` output typed the way the provider returns it.
+
+    The Python SDK types ``resources`` as a string while the provider answers with an array of the children,
+    so on a real engine every preview or up that reaches a cluster dies deserializing it ("Unexpected type.
+    Expected 'list' got '<class 'str'>'": pulumi/pulumi-kubernetes#3389, fixed by #4295 in April 2026, so in
+    SDKs from 4.2x on). The engine tier runs SDK 4.25.0 (the newest whose provider the Go proxy serves) and
+    met it; this subclass is the whole fix (the SDK reads a resource's output types from its class's getters,
+    the subclass's last) and is inert on fixed SDKs.
+    """
+
+    @property
+    @pulumi.getter
+    def resources(self) -> pulumi.Output[Sequence[Any] | None]:
+        """The children the Directory created."""
+        return pulumi.get(self, "resources")
+
+
 class KubeflowPipelines(pulumi.ComponentResource):
     """KFP standalone: ``cluster-scoped-resources`` first, then ``env/platform-agnostic``, both remote
     kustomize targets at the pinned ref (``kustomize.v2.Directory``: the provider runs kustomize, so under the
@@ -257,10 +276,10 @@ class KubeflowPipelines(pulumi.ComponentResource):
         settings = args.settings
         namespace = settings.namespace
         scoped_directory, overlay_directory = manifest_directories(settings)
-        cluster_scoped = k8s.kustomize.v2.Directory(
+        cluster_scoped = KustomizeDirectory(
             f"{name}-cluster-scoped", directory=scoped_directory, opts=child(self)
         )
-        environment = k8s.kustomize.v2.Directory(
+        environment = KustomizeDirectory(
             f"{name}-platform-agnostic", directory=overlay_directory, opts=child(self, [cluster_scoped])
         )
         after = child(self, [environment])

@@ -76,3 +76,11 @@ def test_every_wrapper_pins_its_sums_and_a_local_toolchain(tool: str) -> None:
         assert re.search(rf"^\s*(tool\s+)?{re.escape(build['package'])}\s*$", gomod, re.MULTILINE), (
             f"tools/{tool}/go.mod has no tool directive for {build['package']}"
         )
+
+
+def test_the_api_server_built_is_the_kubernetes_release_the_platform_targets() -> None:
+    from platform_components.versions import KUBERNETES_VERSION
+
+    assert _manifest("kubernetes")["version"] == f"v{KUBERNETES_VERSION}"
+    for module in ("k8s.io/api", "k8s.io/apimachinery", "k8s.io/client-go"):
+        assert _required("kubernetes", module) == "v0." + KUBERNETES_VERSION.partition(".")[2]

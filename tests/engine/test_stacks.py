@@ -12,13 +12,14 @@ would; KFP 2.17.0 is applied for real from a local manifests copy (``mlops:kfp.m
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from engine_cli import PulumiCli, copy_project, engine_python, summary
+from engine_cli import PulumiCli, Summary, copy_project, engine_python, summary
 from upstream_facts import fact, upstream_path
 
 from platform_components.kubernetes.kfp import localize_argo_refs
@@ -78,8 +79,8 @@ def _stack(cli: PulumiCli, project: Path, stack: str, cluster: Any, kfp_manifest
     for key in keys:
         cli.run("config", "set", "--secret", key, PLACEHOLDER_VALUES[key], cwd=project)
     settings = {
-        "mlops:cluster.kubeconfig": str(cluster.kubeconfig),
-        "mlops:cluster.context": cluster.context,
+        "mlops:cluster.kubeconfig": str(cluster.kubeconfig_path()),
+        "mlops:cluster.context": "engine",
         "mlops:upstream.helm_charts": "false",
         "mlops:kfp.manifests_path": str(kfp_manifests),
     }
@@ -103,13 +104,105 @@ def test_every_shipped_stack_previews_against_the_api_server(
 ) -> None:
     """A copy of each shipped stack, secrets set by `pulumi config set --secret`, passes `pulumi preview`."""
     project = copy_project(tmp_path / "repo", engine_python().parents[1])
-    cli = PulumiCli(tmp_path, pulumi_home, kubeconfig=cluster.kubeconfig)
+    cli = PulumiCli(tmp_path, pulumi_home, kubeconfig=cluster.kubeconfig_path())
     _stack(cli, project, stack, cluster, kfp_manifests)
-    preview = cli.run("preview", "--diff", cwd=project, check=False)
+    preview = cli.run("preview", cwd=project, check=False)
     output = preview.stdout + preview.stderr
     assert preview.returncode == 0, output
     counts = summary(preview.stdout)
     print(f"pulumi preview ({stack}):\n{counts.text}")
     assert counts["to create"] > 50, counts.text  # the whole platform, not an empty program
     assert not _warnings(output), _warnings(output)
-    assert cluster.decoy_connections() == 0  # nothing went to the kubeconfig's current context
+    assert cluster.decoy_connections == 0  # nothing went to the kubeconfig's current context
+
+
+# The engine stack: dev-sized, two models, upstream charts switched off (the CRDs are installed above).
+ENGINE_CONFIG: dict[str, Any] = {
+    "mlops:mlflow": {
+        "replicas": 1,
+        "workers": 1,
+        "database": {"storage_size": "1Gi"},
+        "artifact_store": {"bucket": "mlflow-artifacts", "storage_size": "2Gi"},
+    },
+    "mlops:monitoring": {"retention": "1d", "storage_size": "1Gi"},
+    "mlops:models": [
+        {"name": "credit-default", "registered_model": "credit-default"},
+        {"name": "churn", "registered_model": "churn", "thresholds": {"psi": 0.2}},
+    ],
+}
+# Objects the control plane writes by itself while anything happens (not ours, never deleted by destroy).
+CONTROL_PLANE_KINDS = {"Event", "events.k8s.io/Event"}
+
+
+def _inventory(cluster: Any) -> set[tuple[str, str, str]]:
+    """(kind, namespace, name) of every object the API server lists, Events aside."""
+    kinds = cluster.kubectl("api-resources", "--verbs=list", "-o", "name").stdout.split()
+    listed = json.loads(cluster.kubectl("get", ",".join(kinds), "--all-namespaces", "-o", "json").stdout)
+    found = set()
+    for item in listed["items"]:
+        group = item["apiVersion"].rpartition("/")[0]
+        kind = f"{group}/{item['kind']}" if group else item["kind"]
+        if kind not in CONTROL_PLANE_KINDS:
+            found.add((kind, item["metadata"].get("namespace", ""), item["metadata"]["name"]))
+    return found
+
+
+def _steps(cli: PulumiCli, project: Path) -> dict[str, list[str]]:
+    """URNs per operation of a `pulumi preview --json` (same, create, update, replace, delete...)."""
+    preview = json.loads(cli.run("preview", "--json", cwd=project).stdout)
+    steps: dict[str, list[str]] = {}
+    for step in preview.get("steps", []):
+        steps.setdefault(step["op"], []).append(step["urn"])
+    return steps
+
+
+def _up(cli: PulumiCli, project: Path, what: str) -> Summary:
+    completed = cli.run("up", "--yes", "--skip-preview", cwd=project, timeout=1800)
+    output = completed.stdout + completed.stderr
+    counts = summary(completed.stdout)
+    print(f"pulumi up ({what}):\n{counts.text}")
+    assert not _warnings(output), "\n".join(_warnings(output))  # Pod Security, unknown fields, deprecations
+    return counts
+
+
+def test_engine_stack_up_up_again_change_one_model_and_destroy(
+    cluster: Any, kfp_manifests: Path, pulumi_home: Path, tmp_path: Path
+) -> None:
+    """`pulumi up` creates the platform on a real API server; again: 0 changes; destroy leaves nothing."""
+    before = _inventory(cluster)
+    project = copy_project(tmp_path / "repo", engine_python().parents[1])
+    cli = PulumiCli(tmp_path, pulumi_home, kubeconfig=cluster.kubeconfig_path())
+    cli.run("stack", "init", "engine", cwd=project)
+    stack_file = project / "infra" / "stacks" / "Pulumi.engine.yaml"
+    document = yaml.safe_load(stack_file.read_text()) or {}
+    document.setdefault("config", {}).update(ENGINE_CONFIG)
+    stack_file.write_text(yaml.safe_dump(document, sort_keys=False))
+    cli.run("config", "set", "--secret", "mlops:secret_seed", SEED, cwd=project)
+    for key, value in {
+        "mlops:cluster.kubeconfig": str(cluster.kubeconfig_path()),
+        "mlops:cluster.context": "engine",
+        "mlops:upstream.helm_charts": "false",
+        "mlops:kfp.manifests_path": str(kfp_manifests),
+    }.items():
+        cli.run("config", "set", "--path", key, value, cwd=project)
+
+    created = _up(cli, project, "create")
+    assert created["created"] > 50 and set(created.counts) == {"created"}, created.text
+
+    again = _up(cli, project, "again, nothing changed")
+    assert set(again.counts) == {"unchanged"} and again["unchanged"] == created["created"], again.text
+
+    cli.run("config", "set", "--path", "mlops:models[1].thresholds.psi", "0.3", cwd=project)
+    steps = _steps(cli, project)
+    changed = sorted(urn for op, urns in steps.items() if op != "same" for urn in urns)
+    print("changing churn's psi threshold touches:", *changed, sep="\n  ")
+    assert changed and all(op == "update" for op in steps if op != "same"), steps.keys()
+    changed_once = _up(cli, project, "churn's psi threshold")
+    assert changed_once["updated"] == len(changed), changed_once.text
+
+    destroyed = cli.run("destroy", "--yes", "--skip-preview", cwd=project, timeout=1800)
+    print(f"pulumi destroy:\n{summary(destroyed.stdout).text}")
+    assert summary(destroyed.stdout)["deleted"] == created["created"]
+    left = sorted(_inventory(cluster) - before)
+    assert not left, f"objects left in the API server after destroy: {left}"
+    assert cluster.decoy_connections == 0

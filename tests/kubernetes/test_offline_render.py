@@ -19,6 +19,7 @@ from pulumi_fixtures import REPO, dev_render, render_program  # noqa: F401
 
 from platform_components import images as images_of_ours
 from platform_components.render import check, images, kubernetes_objects, releases, write_render
+from platform_components.versions import KUBERNETES_MINOR
 
 GOLDEN = Path(__file__).parent / "golden" / "dev"
 
@@ -85,10 +86,8 @@ def test_releases_and_images_list_every_upstream(dev_render: Any) -> None:
 
 
 def test_rendered_dev_objects_are_valid_and_policy_clean(dev_render: Any) -> None:
-    assert (
-        check(kubernetes_objects(dev_render.resources), kubernetes_version="1.31", allow_load_balancer=False)
-        == []
-    )
+    objects = kubernetes_objects(dev_render.resources)
+    assert check(objects, kubernetes_version=KUBERNETES_MINOR, allow_load_balancer=False) == []
 
 
 def test_checks_report_a_load_balancer_and_a_schema_error(dev_render: Any) -> None:
@@ -97,7 +96,7 @@ def test_checks_report_a_load_balancer_and_a_schema_error(dev_render: Any) -> No
     service["spec"]["type"] = "LoadBalancer"
     deployment = next(o for o in objects if o["kind"] == "Deployment")
     deployment["spec"]["replicas"] = "two"
-    problems = check(objects, kubernetes_version="1.31", allow_load_balancer=False)
+    problems = check(objects, kubernetes_version=KUBERNETES_MINOR, allow_load_balancer=False)
     assert any(line.startswith("policy") and "LoadBalancer" in line for line in problems), problems
     assert any(line.startswith("schema") and "replicas" in line for line in problems), problems
 
@@ -158,4 +157,4 @@ def test_other_stacks_render_clean(render_program: Any, stack: str) -> None:
 
     config, secret_keys = read_stack_config(stack, REPO)
     objects = kubernetes_objects(render_program(config, tuple(secret_keys), stack=stack).resources)
-    assert check(objects, kubernetes_version="1.31", allow_load_balancer=False) == []
+    assert check(objects, kubernetes_version=KUBERNETES_MINOR, allow_load_balancer=False) == []
