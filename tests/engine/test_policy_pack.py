@@ -12,11 +12,9 @@ the engine address, and the launcher runs the pack the way a current host would
 (``.venv/bin/python -u -m pulumi.policy <engine> <pack folder>``).
 
 The deliberately bad program runs without a cluster: pulumi-kubernetes previews plain resources
-client-side when the cluster is unreachable. The dev stack needs one: its Kubeflow Pipelines manifests are a
-kustomize.v2 Directory, which the provider (4.25.0) refuses to construct without a reachable cluster. With
-one, the program itself fails under pulumi-kubernetes 4.25.0's Python SDK ("Unexpected type. Expected 'list'
-got '<class 'str'>'": the SDK types the Directory's `resources` output as a string,
-pulumi/pulumi-kubernetes#3389, fixed by #4295 after 4.25.0), as tests/engine/test_stacks.py does.
+client-side when the cluster is unreachable. The dev stack needs one (the local API server of
+tests/engine/cluster.py): its Kubeflow Pipelines manifests are a kustomize.v2 Directory, which the provider
+(4.25.0) refuses to construct without a reachable cluster.
 """
 
 from __future__ import annotations
@@ -271,25 +269,19 @@ def _local_kfp_manifests(root: Path) -> Path:
 
 
 def test_the_dev_stack_passes_the_pack(
-    request: pytest.FixtureRequest, pack: Path, repo_copy: Path, pulumi_home: Path, tmp_path: Path
+    local_cluster: Any, pack: Path, repo_copy: Path, pulumi_home: Path, tmp_path: Path
 ) -> None:
     """The shipped dev stack (charts off, KFP from a local copy) previews with zero violations of the pack."""
-    try:
-        cluster = request.getfixturevalue("local_cluster")
-    except pytest.FixtureLookupError:
-        pytest.skip(
-            "needs the engine tier's local API server (the local_cluster fixture): pulumi-kubernetes 4.25.0 "
-            "refuses to construct the KFP kustomize.v2 Directory without a reachable cluster"
-        )
+    cluster = local_cluster
     _apply_crds(cluster)
     kfp_manifests = _local_kfp_manifests(tmp_path / "kfp")
     drop_placeholder_seed(repo_copy / "infra" / "stacks" / "Pulumi.dev.yaml")
-    cli = PulumiCli(tmp_path, pulumi_home, kubeconfig=cluster.kubeconfig)
+    cli = PulumiCli(tmp_path, pulumi_home, kubeconfig=cluster.kubeconfig_path())
     cli.run("stack", "init", "dev", cwd=repo_copy)
     cli.run("config", "set", "--secret", "mlops:secret_seed", SEED, cwd=repo_copy)
     settings = {
-        "mlops:cluster.kubeconfig": str(cluster.kubeconfig),
-        "mlops:cluster.context": cluster.context,
+        "mlops:cluster.kubeconfig": str(cluster.kubeconfig_path()),
+        "mlops:cluster.context": "engine",  # tests/engine/cluster.py: the current context is a decoy
         "mlops:upstream.helm_charts": "false",
         "mlops:kfp.manifests_path": str(kfp_manifests),
     }
@@ -309,3 +301,4 @@ def test_the_dev_stack_passes_the_pack(
     ]
     assert unchecked == [], unchecked
     assert summary(preview.stdout)["to create"] > 50  # the whole platform, not an empty program
+    assert cluster.decoy_connections == 0  # nothing went to the kubeconfig's current context
