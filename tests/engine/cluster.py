@@ -363,6 +363,36 @@ class LocalCluster:
         """The kubeconfig with contexts ``engine`` and ``decoy`` (current)."""
         return self.folder / "kubeconfig"
 
+    @property
+    def audit_log_path(self) -> Path:
+        """The API server's audit log (JSON lines, one event per write request; reads are not logged)."""
+        return self.folder / "logs" / "audit.log"
+
+    def audit_events(self) -> list[dict[str, Any]]:
+        """Every audit event logged so far (one ``audit.k8s.io/v1`` Event a line)."""
+        if not self.audit_log_path.exists():
+            return []
+        return [json.loads(line) for line in self.audit_log_path.read_text().splitlines() if line.strip()]
+
+    def _write_audit_policy(self) -> Path:
+        policy = self.folder / "audit-policy.yaml"
+        policy.write_text(
+            json.dumps(
+                {
+                    "apiVersion": "audit.k8s.io/v1",
+                    "kind": "Policy",
+                    "omitStages": ["RequestReceived"],
+                    "rules": [
+                        {"level": "None", "verbs": ["get", "list", "watch"]},
+                        {"level": "None", "resources": [{"group": "coordination.k8s.io"}]},
+                        {"level": "None", "resources": [{"group": "", "resources": ["events"]}]},
+                        {"level": "Metadata"},
+                    ],
+                }
+            )
+        )
+        return policy
+
     def log_path(self, component: str) -> Path:
         """The log file of ``component``."""
         return self.folder / "logs" / f"{component}.log"
@@ -618,6 +648,12 @@ class LocalCluster:
             f"--proxy-client-cert-file={folder / 'front-proxy-client.crt'}",
             f"--proxy-client-key-file={folder / 'front-proxy-client.key'}",
             # No --enable-admission-plugins / --disable-admission-plugins: the default set, PodSecurity in it.
+            # An audit log of writes: the pulumi-kubernetes provider discards the API server's warnings
+            # (rest.NoWarnings), but what Pod Security's audit mode and the deprecated-API check find is
+            # also written into each request's audit annotations, which the engine tests read.
+            f"--audit-policy-file={self._write_audit_policy()}",
+            f"--audit-log-path={self.audit_log_path}",
+            "--audit-log-format=json",
             *self.extra_args.get("kube-apiserver", []),
         ]
 

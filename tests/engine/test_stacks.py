@@ -12,6 +12,7 @@ would; KFP 2.17.0 is applied for real from a local manifests copy (``mlops:kfp.m
 
 from __future__ import annotations
 
+import datetime
 import json
 import shutil
 from pathlib import Path
@@ -95,7 +96,22 @@ def _stack(cli: PulumiCli, project: Path, stack: str, cluster: Any, kfp_manifest
 
 
 def _warnings(output: str) -> list[str]:
-    return [line.strip() for line in output.splitlines() if "warning:" in line.lower()]
+    """The warnings of Pulumi's ``Diagnostics:`` block: what the API server answered (Pod Security, unknown or
+    duplicate fields, deprecations) and what the program or provider logged as a warning.
+
+    Not the progress lines, which repeat the provider's await status while it waits for readiness
+    ("[MinimumReplicasUnavailable] Deployment does not have minimum availability") and are not warnings.
+    """
+    found: list[str] = []
+    inside = False
+    for line in output.splitlines():
+        if line.startswith("Diagnostics:"):
+            inside = True
+        elif inside and line.strip() and not line.startswith(" "):
+            inside = False
+        elif inside and "warning:" in line:
+            found.append(line.strip())
+    return found
 
 
 @pytest.mark.parametrize("stack", ["dev", "staging", "local", "prod"])
@@ -147,21 +163,52 @@ def _inventory(cluster: Any) -> set[tuple[str, str, str]]:
     return found
 
 
-def _steps(cli: PulumiCli, project: Path) -> dict[str, list[str]]:
-    """URNs per operation of a `pulumi preview --json` (same, create, update, replace, delete...)."""
-    preview = json.loads(cli.run("preview", "--json", cwd=project).stdout)
-    steps: dict[str, list[str]] = {}
+# Audit annotations the API server writes where it would also answer with a warning (which the provider
+# discards: pulumi/pulumi-kubernetes provider/pkg/provider/provider.go, rest.NoWarnings, at 4.25.0).
+FINDING_ANNOTATIONS = ("pod-security.kubernetes.io/audit-violations", "k8s.io/deprecated")
+
+
+def _api_server_findings(cluster: Any, since: datetime.datetime) -> list[str]:
+    """Pod Security (audit mode) violations and deprecated-API uses the audit log recorded after ``since``."""
+    found = []
+    for event in cluster.audit_events():
+        received = datetime.datetime.fromisoformat(event["requestReceivedTimestamp"].replace("Z", "+00:00"))
+        annotations = event.get("annotations", {})
+        hits = {key: annotations[key] for key in FINDING_ANNOTATIONS if key in annotations}
+        if received >= since and hits:
+            ref = event.get("objectRef", {})
+            found.append(
+                f"{event['verb']} {ref.get('resource')} {ref.get('namespace', '')}/{ref.get('name')}: {hits}"
+            )
+    return found
+
+
+def _steps(cli: PulumiCli, project: Path, diff: bool = False) -> dict[str, list[Any]]:
+    """URNs per operation of a `pulumi preview --json` (same, create, update, replace, delete...).
+
+    With ``diff``, each changed step is ``{urn: {property: diff kind}}`` (the detailed diff), to say why.
+    """
+    preview = json.loads(cli.run("preview", "--json", "--diff", cwd=project).stdout)
+    steps: dict[str, list[Any]] = {}
     for step in preview.get("steps", []):
-        steps.setdefault(step["op"], []).append(step["urn"])
+        detail = {key: value.get("kind") for key, value in (step.get("detailedDiff") or {}).items()}
+        entry = (
+            {step["urn"]: detail or step.get("diffReasons")} if diff and step["op"] != "same" else step["urn"]
+        )
+        steps.setdefault(step["op"], []).append(entry)
     return steps
 
 
-def _up(cli: PulumiCli, project: Path, what: str) -> Summary:
+def _up(cli: PulumiCli, project: Path, what: str, cluster: Any) -> Summary:
+    started = datetime.datetime.now(datetime.UTC)
     completed = cli.run("up", "--yes", "--skip-preview", cwd=project, timeout=1800)
     output = completed.stdout + completed.stderr
+    (project.parent / f"up-{len(list(project.parent.glob('up-*.txt')))}.txt").write_text(output)
     counts = summary(completed.stdout)
     print(f"pulumi up ({what}):\n{counts.text}")
-    assert not _warnings(output), "\n".join(_warnings(output))  # Pod Security, unknown fields, deprecations
+    assert not _warnings(output), "\n".join(_warnings(output))  # the program's and the provider's
+    findings = _api_server_findings(cluster, started)
+    assert not findings, "\n".join(findings)  # Pod Security, deprecated APIs
     return counts
 
 
@@ -186,10 +233,13 @@ def test_engine_stack_up_up_again_change_one_model_and_destroy(
     }.items():
         cli.run("config", "set", "--path", key, value, cwd=project)
 
-    created = _up(cli, project, "create")
+    created = _up(cli, project, "create", cluster)
     assert created["created"] > 50 and set(created.counts) == {"created"}, created.text
 
-    again = _up(cli, project, "again, nothing changed")
+    steps = _steps(cli, project, diff=True)
+    drift = {op: urns for op, urns in steps.items() if op != "same"}
+    assert not drift, f"a second up would change: {json.dumps(drift, indent=1)}"  # no perpetual diff
+    again = _up(cli, project, "again, nothing changed", cluster)
     assert set(again.counts) == {"unchanged"} and again["unchanged"] == created["created"], again.text
 
     cli.run("config", "set", "--path", "mlops:models[1].thresholds.psi", "0.3", cwd=project)
@@ -197,7 +247,7 @@ def test_engine_stack_up_up_again_change_one_model_and_destroy(
     changed = sorted(urn for op, urns in steps.items() if op != "same" for urn in urns)
     print("changing churn's psi threshold touches:", *changed, sep="\n  ")
     assert changed and all(op == "update" for op in steps if op != "same"), steps.keys()
-    changed_once = _up(cli, project, "churn's psi threshold")
+    changed_once = _up(cli, project, "churn's psi threshold", cluster)
     assert changed_once["updated"] == len(changed), changed_once.text
 
     destroyed = cli.run("destroy", "--yes", "--skip-preview", cwd=project, timeout=1800)
@@ -206,3 +256,31 @@ def test_engine_stack_up_up_again_change_one_model_and_destroy(
     left = sorted(_inventory(cluster) - before)
     assert not left, f"objects left in the API server after destroy: {left}"
     assert cluster.decoy_connections == 0
+
+
+def test_a_pod_security_violation_reaches_the_audit_log_the_up_test_reads(
+    cluster: Any, pulumi_home: Path, tmp_path: Path
+) -> None:
+    """The check above can fail: a Pod Security violation in an audited namespace is in the audit log."""
+    project = tmp_path / "warned"
+    project.mkdir()
+    (project / "Pulumi.yaml").write_text("name: warned\nruntime: python\n")
+    (project / "__main__.py").write_text(
+        "import pulumi, pulumi_kubernetes as k8s\n"
+        "provider = k8s.Provider('p', kubeconfig=pulumi.Config().require('kubeconfig'), context='engine')\n"
+        "opts = pulumi.ResourceOptions(provider=provider)\n"
+        "ns = k8s.core.v1.Namespace('ns', metadata={'name': 'warned',\n"
+        "    'labels': {'pod-security.kubernetes.io/audit': 'restricted'}}, opts=opts)\n"
+        "k8s.core.v1.Pod('pod', metadata={'namespace': ns.metadata['name'], 'name': 'privileged',\n"
+        "    'annotations': {'pulumi.com/skipAwait': 'true'}},\n"
+        "    spec={'containers': [{'name': 'c', 'image': 'busybox:1.36',\n"
+        "        'securityContext': {'privileged': True}}]}, opts=opts)\n"
+    )
+    cli = PulumiCli(tmp_path, pulumi_home, kubeconfig=cluster.kubeconfig_path())
+    cli.run("stack", "init", "warned", cwd=project)
+    cli.run("config", "set", "kubeconfig", str(cluster.kubeconfig_path()), cwd=project)
+    started = datetime.datetime.now(datetime.UTC)
+    cli.run("up", "--yes", "--skip-preview", cwd=project)
+    findings = _api_server_findings(cluster, started)
+    assert any("warned/privileged" in line and "privileged" in line for line in findings), findings
+    cli.run("destroy", "--yes", "--skip-preview", cwd=project)
