@@ -180,6 +180,10 @@ def _expected_accuracy(probabilities: np.ndarray, says_positive: np.ndarray) -> 
     return float(np.mean(np.where(says_positive, probabilities, 1.0 - probabilities)))
 
 
+def _clip_unit(value: float) -> float:
+    return min(1.0, max(0.0, value))
+
+
 @dataclass(frozen=True)
 class MetricEstimate:
     """One estimated metric with its band.
@@ -196,6 +200,16 @@ class MetricEstimate:
 
     def to_dict(self) -> dict[str, float | None]:
         return {"value": self.value, "lower": self.lower, "upper": self.upper}
+
+
+def _corrected(value: float, bias: float, band: tuple[float, float] | None) -> MetricEstimate:
+    """The estimate less its bootstrap bias; the band (centred on the bootstrap draws, so on
+    ``value + bias``) moves by twice the bias so that it stays centred on the corrected estimate."""
+    if band is None:
+        return MetricEstimate(_clip_unit(value - bias), None, None)
+    return MetricEstimate(
+        _clip_unit(value - bias), _clip_unit(band[0] - 2.0 * bias), _clip_unit(band[1] - 2.0 * bias)
+    )
 
 
 @dataclass(frozen=True)
@@ -336,54 +350,85 @@ class PerformanceEstimator:
         if draws < 0:
             raise InvalidInput(f"draws={draws} must be >= 0 (0 means no band)")
         probabilities = self.calibration.apply(window)
-        says_positive = window >= self.threshold
         ranking = _Ranking.of(window)
-        auc = _expected_auc(probabilities[ranking.order], ranking)
-        accuracy = _expected_accuracy(probabilities, says_positive)
-        accuracy_band, auc_band = self._bands(window, says_positive, ranking, draws)
+        ordered_scores = window[ranking.order]
+        says_positive = ordered_scores >= self.threshold
+        ordered = probabilities[ranking.order]
+        auc = _expected_auc(ordered, ranking)
+        accuracy = _expected_accuracy(ordered, says_positive)
+        # One row of calibrated probabilities per bootstrap map (the full map alone when there are none).
+        mapped = np.stack([item.apply(ordered_scores) for item in self.bootstrap or (self.calibration,)])
+        auc_bias, accuracy_bias = self._bootstrap_bias(mapped, ranking, says_positive, auc, accuracy)
+        accuracy_band, auc_band = self._bands(mapped, ranking, says_positive, draws)
         return PerformanceEstimate(
             rows=len(window),
             threshold=self.threshold,
-            accuracy=MetricEstimate(accuracy, *accuracy_band),
-            roc_auc=None if auc is None else MetricEstimate(auc, *auc_band),
+            accuracy=_corrected(accuracy, accuracy_bias, accuracy_band),
+            roc_auc=None if auc is None else _corrected(auc, auc_bias, auc_band),
             positive_rate=float(probabilities.mean()),
             band_level=self.band_level,
         )
 
+    def _bootstrap_bias(
+        self,
+        mapped: np.ndarray,
+        ranking: _Ranking,
+        says_positive: np.ndarray,
+        auc: float | None,
+        accuracy: float,
+    ) -> tuple[float, float]:
+        """Efron's bootstrap estimate of the bias: the bootstrap maps' mean estimate minus the full map's.
+
+        Isotonic regression on a finite holdout spreads its probabilities wider than the truth (its steps
+        carry the holdout's label noise), so the expected AUC comes out high: in the tests' logistic world
+        by +0.012 at 800 reference rows and +0.005 at 4,000, about 0.7 of its sampling spread. Refits on
+        bootstrap resamples overshoot the full fit by about as much again, so subtracting that overshoot
+        halves the bias without widening the spread.
+        """
+        if not self.bootstrap:
+            return 0.0, 0.0
+        accuracies = np.mean(np.where(says_positive, mapped, 1.0 - mapped), axis=1)
+        accuracy_bias = float(accuracies.mean()) - accuracy
+        if auc is None:
+            return 0.0, accuracy_bias
+        aucs = [value for row in mapped if (value := _expected_auc(row, ranking)) is not None]
+        return (float(np.mean(aucs)) - auc if aucs else 0.0), accuracy_bias
+
     def _bands(
-        self, window: np.ndarray, says_positive: np.ndarray, ranking: _Ranking, draws: int
-    ) -> tuple[tuple[float | None, float | None], tuple[float | None, float | None]]:
-        """Quantiles of accuracy and AUC over label draws from (bootstrap-)calibrated probabilities."""
+        self, mapped: np.ndarray, ranking: _Ranking, says_positive: np.ndarray, draws: int
+    ) -> tuple[tuple[float, float] | None, tuple[float, float] | None]:
+        """Quantiles of accuracy and AUC over label draws, draw i from bootstrap map i (mod their count).
+
+        Each draw is what the window's realised value could be: labels drawn from probabilities that are
+        themselves one plausible calibration, so the band holds both the labels' noise at the window's
+        size and the calibration's uncertainty. Centred on the uncorrected estimate (``_corrected`` moves
+        it with the point estimate).
+        """
         if draws == 0:
-            return (None, None), (None, None)
+            return None, None
         rng = np.random.default_rng(self.seed)
-        maps = self.bootstrap or (self.calibration,)
-        ordered_scores = window[ranking.order]
-        ordered_positive = says_positive[ranking.order]
         accuracies: list[np.ndarray] = []
         aucs: list[np.ndarray] = []
-        batch = max(1, _DRAW_BATCH_CELLS // len(window))
+        batch = max(1, _DRAW_BATCH_CELLS // mapped.shape[1])
         for first in range(0, draws, batch):
-            indices = np.arange(first, min(draws, first + batch)) % len(maps)
-            probabilities = np.stack([maps[index].apply(ordered_scores) for index in indices])
+            probabilities = mapped[np.arange(first, min(draws, first + batch)) % len(mapped)]
             labels = rng.random(probabilities.shape) < probabilities
-            accuracies.append(np.mean(labels == ordered_positive, axis=1))
+            accuracies.append(np.mean(labels == says_positive, axis=1))
             positives = np.add.reduceat(labels.astype(np.float64), ranking.group_starts, axis=1)
             negatives = ranking.group_sizes - positives
             pairs = positives.sum(axis=1) * negatives.sum(axis=1)
             with np.errstate(invalid="ignore", divide="ignore"):
                 aucs.append(np.where(pairs > 0, _pair_auc(positives, negatives) / pairs, np.nan))
         tail = (1.0 - self.band_level) / 2.0
-        accuracy_draws = np.concatenate(accuracies)
+        low, high = np.quantile(np.concatenate(accuracies), [tail, 1.0 - tail])
+        accuracy_band = (float(low), float(high))
         auc_draws = np.concatenate(aucs)
         auc_draws = auc_draws[np.isfinite(auc_draws)]
-        accuracy_band = tuple(float(q) for q in np.quantile(accuracy_draws, [tail, 1.0 - tail]))
         # A draw with one class has no AUC; when most draws are like that the window is too small to say.
         if len(auc_draws) < draws / 2:
-            auc_band: tuple[float | None, float | None] = (None, None)
-        else:
-            auc_band = tuple(float(q) for q in np.quantile(auc_draws, [tail, 1.0 - tail]))
-        return accuracy_band, auc_band  # type: ignore[return-value]
+            return accuracy_band, None
+        low, high = np.quantile(auc_draws, [tail, 1.0 - tail])
+        return accuracy_band, (float(low), float(high))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able description (floats round-trip exactly through ``json``)."""
