@@ -8,6 +8,7 @@ temperature (same ranking, badly calibrated). Covariate shift changes the featur
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -246,6 +247,34 @@ def test_band_covers_the_realised_value_at_the_stated_rate() -> None:
     # 150 windows at 0.9: the binomial standard deviation is 0.024; 0.83 .. 0.97 is about 3 of them.
     assert 0.83 <= np.mean(auc_inside) <= 0.97, np.mean(auc_inside)
     assert 0.83 <= np.mean(accuracy_inside) <= 0.97, np.mean(accuracy_inside)
+
+
+def test_bootstrap_bias_correction_removes_part_of_isotonic_optimism() -> None:
+    """Isotonic on 500 rows spreads its probabilities too wide, so the plain estimate of AUC is high."""
+    rng = np.random.default_rng(17)
+    _, scores = window(rng, 20_000)
+    true_auc = brute_force_free_expected_auc(scores)  # the model is calibrated: its scores are the truth
+    plain_errors, corrected_errors = [], []
+    for reference in range(60):
+        estimator = fit_estimator(*window(rng, 500), method="isotonic", seed=reference)
+        plain = dataclasses.replace(estimator, bootstrap=())
+        corrected = estimator.estimate(scores, draws=0).roc_auc
+        uncorrected = plain.estimate(scores, draws=0).roc_auc
+        assert corrected is not None and uncorrected is not None
+        corrected_errors.append(corrected.value - true_auc)
+        plain_errors.append(uncorrected.value - true_auc)
+    assert np.mean(plain_errors) > 0.006  # the optimism is there (standard error 0.002) ...
+    assert np.mean(plain_errors) - np.mean(corrected_errors) > 0.003  # ... the correction takes some away
+    assert abs(np.mean(corrected_errors)) < np.mean(plain_errors)
+
+
+def brute_force_free_expected_auc(probabilities: np.ndarray) -> float:
+    """Expected AUC when the scores are the true probabilities, by sorting (no estimator involved)."""
+    ordered = np.sort(probabilities)  # ascending; ties have measure zero for continuous scores
+    negatives_below = np.cumsum(1.0 - ordered) - (1.0 - ordered)
+    concordant = np.sum(ordered * negatives_below)
+    pairs = ordered.sum() * (1.0 - ordered).sum() - np.sum(ordered * (1.0 - ordered))
+    return float(concordant / pairs)
 
 
 def test_band_is_deterministic_and_narrows_with_the_window(estimator: PerformanceEstimator) -> None:
