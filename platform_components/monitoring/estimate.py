@@ -286,10 +286,11 @@ class _Ranking:
 
 
 def _pair_auc(positives: np.ndarray, negatives: np.ndarray) -> np.ndarray:
-    """AUC from per-group positive and negative mass (groups in ascending score, last axis).
+    """Concordant pair mass from per-group positive and negative mass (groups ascending, last axis).
 
-    A pair (positive above negative) counts 1, a tie counts one half: the Mann-Whitney statistic with
-    mid-ranks, and for expected masses the area under expected TPR against expected FPR.
+    A pair (positive above negative) counts 1, a tie counts one half: divided by positives x negatives,
+    the Mann-Whitney statistic with mid-ranks, and for expected masses the area under expected TPR
+    against expected FPR.
     """
     negatives_below = np.cumsum(negatives, axis=-1) - negatives
     return np.sum(positives * (negatives_below + 0.5 * negatives), axis=-1)
