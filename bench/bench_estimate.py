@@ -245,6 +245,7 @@ def run_seed(args: argparse.Namespace, seed: int) -> dict[str, Any]:
     return {
         "seed": seed,
         "holdout_rows": len(holdout),
+        "calibration": estimator.calibration.kind,
         "reference_roc_auc": estimator.reference.roc_auc,
         "reference_estimated_roc_auc": estimator.reference.estimated_roc_auc,
         "band_level": estimator.band_level,
@@ -281,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
             "seeds": [run["seed"] for run in runs],
             "holdout_rows": first["holdout_rows"],
             "band_level": first["band_level"],
-            "calibration": "isotonic",
+            "calibration": first["calibration"],
             "reference_roc_auc": first["reference_roc_auc"],
         },
         "goal_covariate_roc_auc_mae": GOAL_COVARIATE_MAE,
@@ -292,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
         "summary": first["summary"],
         "results": first["results"],
         "seeds": [
-            {key: run[key] for key in ("seed", "holdout_rows", "reference_roc_auc", "summary")}
+            {key: run[key] for key in ("seed", "holdout_rows", "calibration", "reference_roc_auc", "summary")}
             for run in runs
         ],
         "seconds": time.perf_counter() - started,
@@ -303,7 +304,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     print(
         f"seed {first['seed']}: model trained on {args.train_days} days x {args.rows} rows; "
-        f"holdout {first['holdout_rows']} rows, ROC AUC {first['reference_roc_auc']:.4f}"
+        f"holdout {first['holdout_rows']} rows, ROC AUC {first['reference_roc_auc']:.4f}, "
+        f"calibration {first['calibration']}"
     )
     print(
         f"{'scenario':<16} {'day':>4} {'rate':>6} {'estimated':>10} {'band':>15} {'realised':>9} {'error':>8}"
