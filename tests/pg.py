@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from conftest import find_free_port
+from processes import find_free_port
 
 BIN_DIR = Path(os.environ.get("MLOPS_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
 RUN_AS_WHEN_ROOT = "postgres"

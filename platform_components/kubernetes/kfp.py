@@ -45,6 +45,13 @@ CREDENTIAL_READERS = (
     "seaweedfs",
     DATABASE_DEPLOYMENT,
 )
+# What KFP's own Deployments list first, in their order (third-party/mysql/base/mysql-deployment.yaml and
+# third-party/seaweedfs/base/seaweedfs/seaweedfs-deployment.yaml@2.17.0). A DeploymentPatch names them, key
+# only, before its own items: server-side apply merges lists by name and keeps upstream's items first, and
+# the provider diffs a patch's lists against the live object by position, so a patch listing only its own
+# item differs from the live list on every preview (a perpetual update, found by the engine tier).
+MYSQL_UPSTREAM_ENV = ("MYSQL_ALLOW_EMPTY_PASSWORD",)
+SEAWEEDFS_UPSTREAM_CONTAINERS = ("seaweedfs",)
 ARTIFACT_STORE_SECRET = "mlops-artifact-store"
 PASSWORD_JOB = "mlops-kfp-mysql-password"
 CREDENTIALS_HASH_ANNOTATION = "mlops.platform/kfp-credentials-hash"
@@ -347,7 +354,8 @@ class KubeflowPipelines(pulumi.ComponentResource):
             if deployment == DATABASE_DEPLOYMENT:
                 template["spec"] = _mysql_root_password_env()
             if deployment == STORE_DEPLOYMENT and args.credentials is not None:
-                template["spec"] = {"containers": [revoke_shipped_key_container()]}
+                revoke = revoke_shipped_key_container()
+                template["spec"] = {"containers": _after_upstream(SEAWEEDFS_UPSTREAM_CONTAINERS, revoke)}
             k8s.apps.v1.DeploymentPatch(
                 f"{name}-restart-{deployment}",
                 metadata={"name": deployment, "namespace": namespace},
@@ -463,9 +471,13 @@ def _mysql_root_password_env() -> dict[str, Any]:
     8.4/docker-entrypoint.sh@06118821); an initialised one gets it from the password Job.
     """
     secret_ref = {"secretKeyRef": {"name": DATABASE_SECRET, "key": "password"}}
-    return {
-        "containers": [{"name": "mysql", "env": [{"name": "MYSQL_ROOT_PASSWORD", "valueFrom": secret_ref}]}]
-    }
+    env = _after_upstream(MYSQL_UPSTREAM_ENV, {"name": "MYSQL_ROOT_PASSWORD", "valueFrom": secret_ref})
+    return {"containers": [{"name": "mysql", "env": env}]}
+
+
+def _after_upstream(upstream_names: tuple[str, ...], ours: dict[str, Any]) -> list[dict[str, Any]]:
+    """A patch's list: upstream's items by key only (their fields stay upstream's), then ours."""
+    return [{"name": name} for name in upstream_names] + [ours]
 
 
 DATABASE_PASSWORD_SCRIPT = """\

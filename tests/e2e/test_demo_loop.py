@@ -8,7 +8,7 @@ from pathlib import Path
 import psutil
 import pytest
 from click.testing import CliRunner
-from conftest import find_free_port
+from processes import find_free_port
 
 from platform_components.demo import DemoOptions, run_demo
 from platform_components.local.cli import loop_command

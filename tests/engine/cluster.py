@@ -363,6 +363,8 @@ class LocalCluster:
         """The kubeconfig with contexts ``engine`` and ``decoy`` (current)."""
         return self.folder / "kubeconfig"
 
+    admin_user = "mlops-engine-admin"  # the CN of the ``engine`` context's client certificate
+
     @property
     def audit_log_path(self) -> Path:
         """The API server's audit log (JSON lines, one event per write request; reads are not logged)."""
@@ -504,7 +506,7 @@ class LocalCluster:
                 "kubernetes.default.svc.cluster.local",
             ),
         )
-        pki.issue("admin", "mlops-engine-admin", organizations=("system:masters",), client=True)
+        pki.issue("admin", self.admin_user, organizations=("system:masters",), client=True)
         # The users the bootstrap RBAC policy binds (system:kube-controller-manager, system:kube-scheduler).
         pki.issue("controller-manager", "system:kube-controller-manager", client=True)
         pki.issue("scheduler", "system:kube-scheduler", client=True)

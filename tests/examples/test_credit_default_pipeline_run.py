@@ -20,8 +20,8 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import find_free_port, stop_process_tree
 from kfp.dsl import Metrics
+from processes import find_free_port, stop_process_tree
 from sklearn.metrics import roc_auc_score
 from threadpoolctl import threadpool_limits
 

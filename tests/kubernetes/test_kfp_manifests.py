@@ -228,7 +228,8 @@ def test_mysql_gets_the_root_password_from_the_patched_secret(dev_render: Any) -
     patch = _patches(dev_render.resources)[("apps", "Deployment", KUBEFLOW, kfp.DATABASE_DEPLOYMENT)]
     (container,) = patch["spec"]["template"]["spec"]["containers"]
     assert container["name"] == mysql["spec"]["template"]["spec"]["containers"][0]["name"]
-    (variable,) = container["env"]
+    *upstream_env, variable = container["env"]
+    assert upstream_env == [{"name": name} for name in kfp.MYSQL_UPSTREAM_ENV]
     assert variable["name"] == fact("mysql.root_password_at_init")
     assert variable["valueFrom"]["secretKeyRef"] == {
         "name": fact("kfp.database_secret")["name"],
@@ -325,7 +326,8 @@ def test_the_shipped_seaweedfs_key_is_revoked_inside_kfps_seaweedfs_pod(dev_rend
         fact("kfp.seaweedfs_policy_ports")
     ]
     patch = _patches(dev_render.resources)[("apps", "Deployment", KUBEFLOW, kfp.STORE_DEPLOYMENT)]
-    (revoke,) = patch["spec"]["template"]["spec"]["containers"]
+    *upstream_containers, revoke = patch["spec"]["template"]["spec"]["containers"]
+    assert upstream_containers == [{"name": name} for name in kfp.SEAWEEDFS_UPSTREAM_CONTAINERS]
     assert revoke["name"] != server["name"]  # a container of its own, not a change of upstream's
     assert revoke["image"] == server["image"]
     script = revoke["command"][-1]
@@ -404,3 +406,20 @@ def test_a_prepared_copy_pulls_every_kfp_image_from_the_mirror(tmp_path: Path) -
     upstream = _container_images(built_objects("env/platform-agnostic"))
     assert len(pulled) == len(upstream) > 5
     assert sorted(image for image in pulled if not image.startswith(f"{mirror}/")) == []
+
+
+def test_the_patches_name_upstreams_list_items_first_in_upstreams_order() -> None:
+    """DeploymentPatches list KFP's own items (by name) before ours, as the live merged lists hold them.
+
+    The provider diffs a patch's lists by position against the live object: if KFP's manifests gain or
+    reorder an env var or container, these constants must follow, or every preview shows an update.
+    """
+    deployments = {
+        obj["metadata"]["name"]: obj["spec"]["template"]["spec"]
+        for obj in built_objects("env/platform-agnostic")
+        if obj.get("kind") == "Deployment"
+    }
+    mysql_env = [item["name"] for item in deployments[kfp.DATABASE_DEPLOYMENT]["containers"][0]["env"]]
+    assert tuple(mysql_env) == kfp.MYSQL_UPSTREAM_ENV
+    store_containers = [container["name"] for container in deployments[kfp.STORE_DEPLOYMENT]["containers"]]
+    assert tuple(store_containers) == kfp.SEAWEEDFS_UPSTREAM_CONTAINERS

@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import find_free_port, stop_process_tree, wait_healthy
+from processes import find_free_port, stop_process_tree, wait_healthy
 from pulumi_fixtures import dev_render  # noqa: F401
 from upstream_facts import fact
 

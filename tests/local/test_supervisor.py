@@ -13,7 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 from click.testing import CliRunner
-from conftest import find_free_port
+from processes import find_free_port
 
 from platform_components.cli import main as mlops
 from platform_components.errors import ConfigError, LocalTargetError, ServingError

@@ -180,7 +180,7 @@ def test_service_runs_periodic_checks_and_exports_them(registered, state_dir: Pa
     import subprocess
 
     import httpx
-    from conftest import find_free_port
+    from processes import find_free_port
 
     from platform_components.monitoring.service import service_command
 

@@ -17,7 +17,7 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import find_free_port, stop_process_tree, wait_healthy
+from processes import find_free_port, stop_process_tree, wait_healthy
 
 from platform_components.errors import ConfigError
 from platform_components.monitoring.fleet import (

@@ -11,7 +11,7 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import find_free_port, stop_process_tree, wait_healthy
+from processes import find_free_port, stop_process_tree, wait_healthy
 
 from platform_components.monitoring.errors import InvalidInput, LabelConflict, UnknownRequest
 from platform_components.monitoring.feedback import FeedbackClient

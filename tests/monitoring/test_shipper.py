@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import find_free_port, stop_process_tree, wait_healthy
+from processes import find_free_port, stop_process_tree, wait_healthy
 from prometheus_client import REGISTRY
 
 # The real MLflow server, registered model and MLServer launcher of the serving tests (tests/serving).

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import find_free_port
+from processes import find_free_port
 
 from platform_components.errors import PlatformError
 from platform_components.pipelines import (

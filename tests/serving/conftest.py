@@ -18,7 +18,7 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import find_free_port, stop_process_tree
+from processes import find_free_port, stop_process_tree
 
 from platform_components.serving import launch
 
