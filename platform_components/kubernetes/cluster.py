@@ -39,7 +39,14 @@ class Cluster(pulumi.ComponentResource):
     def __init__(self, name: str, args: ClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(f"{TOKEN_PREFIX}:Cluster", name, None, opts)
         settings = args.settings
-        provider_args: dict[str, object] = {"enable_server_side_apply": True}
+        # ConfigMaps and Secrets updated in place, as `kubectl apply` would: by default the provider replaces
+        # them on any data change, and a fixed name (ours are) makes that a delete, then a create, with the
+        # object absent in between. Pods that read one at start carry its checksum and restart instead.
+        provider_args: dict[str, object] = {
+            "enable_server_side_apply": True,
+            "enable_config_map_mutable": True,
+            "enable_secret_mutable": True,
+        }
         if settings.mode is ClusterMode.EKS:
             provider_args["kubeconfig"] = self._create_eks(name, settings)
             context = "eks"

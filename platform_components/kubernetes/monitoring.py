@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 
@@ -30,6 +31,8 @@ from platform_components.settings import ModelDeploymentSettings, MonitoringSett
 GRAFANA_SECRET = "grafana-admin"
 MONITOR_PORT = 8090
 RELEASE_NAME = "kps"
+# The monitor reads models.json once, at start: a changed declaration (a threshold, a new model) restarts it.
+MODELS_CHECKSUM_ANNOTATION = "mlops.platform/models-checksum"
 # The kubelet's authenticated port, scraped by the chart's kubelet ServiceMonitor (https-metrics).
 KUBELET_PORT = 10250
 # kube-prometheus-stack 81.6.2: prometheusOperator.tls.internalPort (values.yaml) is the operator's https
@@ -276,10 +279,11 @@ class Monitoring(pulumi.ComponentResource):
         opts = child(self)
         monitor = args.settings.monitor
         entries = [monitor_entry(model) for model in args.models]
+        models_json = json.dumps(entries, sort_keys=True, indent=1)
         k8s.core.v1.ConfigMap(
             f"{name}-monitor-config",
             metadata={"name": "model-monitor", "namespace": namespace},
-            data={"models.json": json.dumps(entries, sort_keys=True, indent=1)},
+            data={"models.json": models_json},
             opts=opts,
         )
         secret(
@@ -335,6 +339,9 @@ class Monitoring(pulumi.ComponentResource):
                 {"name": "config", "configMap": {"name": "model-monitor"}},
             ],
         )
+        template["metadata"]["annotations"] = {
+            MODELS_CHECKSUM_ANNOTATION: hashlib.sha256(models_json.encode()).hexdigest()[:16]
+        }
         k8s.apps.v1.StatefulSet(
             f"{name}-monitor",
             metadata={"name": "model-monitor", "namespace": namespace, "labels": pod_labels},

@@ -141,3 +141,32 @@ def test_eks_mode_without_the_extra_names_the_key_and_the_fix(render_program: An
         pytest.skip(
             "pulumi-eks is installed: the EKS path needs AWS invokes the offline render does not mock"
         )
+
+
+def test_a_changed_model_declaration_restarts_the_monitor_and_configmaps_update_in_place(
+    render_program: Any,
+) -> None:
+    """The monitor reads models.json only at start: a new threshold must restart it (its checksum changes).
+
+    The provider updates ConfigMaps and Secrets in place (the engine tier saw it replace the fixed-name
+    models.json ConfigMap, a delete then a create, on every threshold change).
+    """
+
+    def monitor(psi: float) -> tuple[dict[str, Any], Any]:
+        model = {"name": "credit-default", "registered_model": "credit-default", "thresholds": {"psi": psi}}
+        result = render_program(config_for(models=[model]))
+        provider = next(r for r in result.resources if r.type == "pulumi:providers:kubernetes")
+        statefulset = next(
+            obj
+            for obj in kubernetes_objects(result.resources)
+            if obj["kind"] == "StatefulSet" and obj["metadata"]["name"] == "model-monitor"
+        )
+        return statefulset["spec"]["template"]["metadata"]["annotations"], provider
+
+    before, provider = monitor(0.2)
+    after, _ = monitor(0.3)
+    key = "mlops.platform/models-checksum"
+    assert before[key] != after[key]
+    assert monitor(0.2)[0][key] == before[key]  # stable for the same declaration: no restart on every up
+    assert provider.inputs["enableConfigMapMutable"] == "true"  # provider config travels as strings
+    assert provider.inputs["enableSecretMutable"] == "true"
