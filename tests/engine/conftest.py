@@ -9,6 +9,8 @@ import psutil
 import pytest
 from cluster import LocalCluster, cluster_tools
 from engine_cli import install_provider
+from kfp_manifests import kustomize_root
+from upstream_facts import upstream_path
 
 
 @pytest.fixture(scope="session")
@@ -39,3 +41,27 @@ def pulumi_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     home = tmp_path_factory.mktemp("pulumi-home")
     install_provider(home)
     return home
+
+
+# What upstream's charts would have installed: their CRDs, applied from ../shared/upstream. Every engine
+# stack runs with mlops:upstream.helm_charts false (charts cannot be fetched here), as a platform team
+# installing the charts itself would.
+CRD_FOLDERS = (
+    ("seldon-core-v2.10.2", "operator", "config", "crd", "bases"),
+    ("kube-prometheus-stack-81.6.2", "charts", "kube-prometheus-stack", "charts", "crds", "crds"),
+)
+
+
+@pytest.fixture(scope="session")
+def engine_cluster(local_cluster: LocalCluster) -> LocalCluster:
+    """The local cluster with the CRDs of the charts the engine stacks switch off."""
+    for parts in CRD_FOLDERS:
+        local_cluster.kubectl("apply", "--server-side", "-f", str(upstream_path(*parts)))
+    local_cluster.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
+    return local_cluster
+
+
+@pytest.fixture(scope="session")
+def kfp_manifests() -> Path:
+    """KFP 2.17.0's manifests/kustomize made local (the README's air-gap recipe): mlops:kfp.manifests_path."""
+    return kustomize_root()

@@ -11,7 +11,6 @@ from __future__ import annotations
 import atexit
 import functools
 import importlib.util
-import json
 import os
 import re
 import shutil
@@ -22,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 BUILD_PY = REPO / "tools" / "build.py"
@@ -29,6 +29,7 @@ ENGINE_VENV = Path(os.environ.get("MLOPS_ENGINE_VENV", REPO / ".venv-engine"))
 PASSPHRASE = "engine-test-passphrase"
 
 
+@functools.cache
 def _tools_module():
     spec = importlib.util.spec_from_file_location("mlops_tools_build_cli", BUILD_PY)
     module = importlib.util.module_from_spec(spec)
@@ -47,11 +48,6 @@ def built_folder(name: str) -> Path:
     if not (folder / "build.json").is_file():
         pytest.skip(f"{name} is not built in {folder.parent}: run `make engine` (or tools/build.py {name})")
     return folder
-
-
-def tool_version(name: str) -> str:
-    """The version tools/<name>/tool.json pins (``v4.25.0``)."""
-    return json.loads((REPO / "tools" / name / "tool.json").read_text())["version"]
 
 
 def engine_python() -> Path:
@@ -92,7 +88,7 @@ def install_provider(pulumi_home: Path) -> None:
     cli = pulumi_install() / "pulumi"
     provider = built_folder("pulumi-kubernetes") / "pulumi-resource-kubernetes"
     env = {**os.environ, "PULUMI_HOME": str(pulumi_home), "PULUMI_SKIP_UPDATE_CHECK": "true"}
-    version = tool_version("pulumi-kubernetes")
+    version = _tools_module().load_tools()["pulumi-kubernetes"].version
     subprocess.run(
         [str(cli), "plugin", "install", "resource", "kubernetes", version, "--file", str(provider)],
         env=env,
@@ -200,8 +196,26 @@ def copy_project(destination: Path, venv: Path) -> Path:
     return destination
 
 
-def drop_placeholder_seed(stack_file: Path) -> None:
-    """Remove the shipped placeholder ``mlops:secret_seed`` (the test sets a real one with --secret)."""
-    lines = stack_file.read_text().splitlines(keepends=True)
-    seed = next(index for index, line in enumerate(lines) if line.strip() == "mlops:secret_seed:")
-    stack_file.write_text("".join(lines[:seed] + lines[seed + 2 :]))  # the key and its `secure:` line
+def replace_placeholder_secrets(stack_file: Path) -> list[str]:
+    """Drop the shipped ``secure: v1:REPLACE...`` placeholders; return their keys (set them with --secret)."""
+    document = yaml.safe_load(stack_file.read_text())
+    config = document["config"]
+    keys = [key for key, value in config.items() if isinstance(value, dict) and "secure" in value]
+    for key in keys:
+        del config[key]
+    stack_file.write_text(yaml.safe_dump(document, sort_keys=False))
+    return keys
+
+
+def point_at_cluster(cli: PulumiCli, project: Path, kubeconfig: Path, kfp_manifests: Path) -> None:
+    """Point the stack at the local API server's ``engine`` context, charts off, KFP from a local copy.
+
+    The kubeconfig's current context is a decoy (tests/engine/cluster.py): the stack must name ``engine``.
+    """
+    for key, value in {
+        "mlops:cluster.kubeconfig": str(kubeconfig),
+        "mlops:cluster.context": "engine",
+        "mlops:upstream.helm_charts": "false",
+        "mlops:kfp.manifests_path": str(kfp_manifests),
+    }.items():
+        cli.run("config", "set", "--path", key, value, cwd=project)

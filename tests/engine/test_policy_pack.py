@@ -31,11 +31,17 @@ from typing import Any
 
 import pytest
 import yaml
-from engine_cli import REPO, PulumiCli, copy_project, drop_placeholder_seed, engine_python, summary
+from engine_cli import (
+    REPO,
+    PulumiCli,
+    copy_project,
+    engine_python,
+    point_at_cluster,
+    replace_placeholder_secrets,
+    summary,
+)
 from packaging.specifiers import SpecifierSet
-from upstream_facts import fact, upstream_path
-
-from platform_components.kubernetes.kfp import localize_argo_refs
+from upstream_facts import fact
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
 
@@ -43,11 +49,6 @@ LAUNCHER = "pulumi-analyzer-mlops-platform"
 PACK_NAME = "mlops-platform"
 POLICIES = ("kubernetes-object-policies", "kubernetes-stack-policies")
 SEED = "engine-seed-0123456789abcdef0123456789"
-# What upstream's charts would have installed (mlops:upstream.helm_charts false), as test_stacks.py.
-CRD_FOLDERS = (
-    ("seldon-core-v2.10.2", "operator", "config", "crd", "bases"),
-    ("kube-prometheus-stack-81.6.2", "charts", "kube-prometheus-stack", "charts", "crds", "crds"),
-)
 
 
 def _seconds(label: str, started: float) -> None:
@@ -253,40 +254,17 @@ def test_the_pack_folder_cannot_be_started_by_this_cli_and_host_pair(
     assert str(project / "__main__.py") in output, output  # the program itself, started in the pack's place
 
 
-def _apply_crds(cluster: Any) -> None:
-    for parts in CRD_FOLDERS:
-        cluster.kubectl("apply", "--server-side", "-f", str(upstream_path(*parts)))
-    cluster.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
-
-
-def _local_kfp_manifests(root: Path) -> Path:
-    """KFP 2.17.0's manifests/kustomize made local (the README's offline recipe), as test_stacks.py does."""
-    kustomize = root / "kustomize"
-    shutil.copytree(upstream_path("kubeflow-pipelines-2.17.0", "manifests", "kustomize"), kustomize)
-    shutil.copytree(upstream_path("argo-workflows-v4.0.5", "manifests"), root / "argo")
-    localize_argo_refs(kustomize, root / "argo", fact("kfp.argo_version"))
-    return kustomize
-
-
 def test_the_dev_stack_passes_the_pack(
-    local_cluster: Any, pack: Path, repo_copy: Path, pulumi_home: Path, tmp_path: Path
+    engine_cluster: Any, kfp_manifests: Path, pack: Path, repo_copy: Path, pulumi_home: Path, tmp_path: Path
 ) -> None:
     """The shipped dev stack (charts off, KFP from a local copy) previews with zero violations of the pack."""
-    cluster = local_cluster
-    _apply_crds(cluster)
-    kfp_manifests = _local_kfp_manifests(tmp_path / "kfp")
-    drop_placeholder_seed(repo_copy / "infra" / "stacks" / "Pulumi.dev.yaml")
+    cluster = engine_cluster
+    keys = replace_placeholder_secrets(repo_copy / "infra" / "stacks" / "Pulumi.dev.yaml")
+    assert keys == ["mlops:secret_seed"], keys
     cli = PulumiCli(tmp_path, pulumi_home, kubeconfig=cluster.kubeconfig_path())
     cli.run("stack", "init", "dev", cwd=repo_copy)
     cli.run("config", "set", "--secret", "mlops:secret_seed", SEED, cwd=repo_copy)
-    settings = {
-        "mlops:cluster.kubeconfig": str(cluster.kubeconfig_path()),
-        "mlops:cluster.context": "engine",  # tests/engine/cluster.py: the current context is a decoy
-        "mlops:upstream.helm_charts": "false",
-        "mlops:kfp.manifests_path": str(kfp_manifests),
-    }
-    for key, value in settings.items():
-        cli.run("config", "set", "--path", key, value, cwd=repo_copy)
+    point_at_cluster(cli, repo_copy, cluster.kubeconfig_path(), kfp_manifests)
 
     started = time.monotonic()
     preview = cli.run("preview", "--policy-pack", str(pack), cwd=repo_copy, check=False)

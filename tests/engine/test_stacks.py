@@ -14,16 +14,20 @@ from __future__ import annotations
 
 import datetime
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from engine_cli import PulumiCli, Summary, copy_project, engine_python, summary
-from upstream_facts import fact, upstream_path
-
-from platform_components.kubernetes.kfp import localize_argo_refs
+from engine_cli import (
+    PulumiCli,
+    Summary,
+    copy_project,
+    engine_python,
+    point_at_cluster,
+    replace_placeholder_secrets,
+    summary,
+)
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
 
@@ -35,62 +39,20 @@ PLACEHOLDER_VALUES = {
     "mlops:artifact_store_access_key_id": "AKIAENGINETEST000000",
     "mlops:artifact_store_secret_access_key": "engine-test-secret-access-key-0123456789",
 }
-# What upstream's charts would have installed: their CRDs, applied from ../shared/upstream.
-CRD_FOLDERS = (
-    ("seldon-core-v2.10.2", "operator", "config", "crd", "bases"),
-    ("kube-prometheus-stack-81.6.2", "charts", "kube-prometheus-stack", "charts", "crds", "crds"),
-)
-
-
-@pytest.fixture(scope="session")
-def cluster(local_cluster: Any) -> Any:
-    """The local cluster with the CRDs of the charts the engine stacks switch off."""
-    for parts in CRD_FOLDERS:
-        local_cluster.kubectl("apply", "--server-side", "-f", str(upstream_path(*parts)))
-    local_cluster.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
-    return local_cluster
-
-
-@pytest.fixture(scope="session")
-def kfp_manifests(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """KFP 2.17.0's manifests/kustomize made local, the way the README tells an air-gapped team to."""
-    root = tmp_path_factory.mktemp("kfp-manifests")
-    kustomize = root / "kustomize"
-    shutil.copytree(upstream_path("kubeflow-pipelines-2.17.0", "manifests", "kustomize"), kustomize)
-    shutil.copytree(upstream_path("argo-workflows-v4.0.5", "manifests"), root / "argo")
-    localize_argo_refs(kustomize, root / "argo", fact("kfp.argo_version"))
-    return kustomize
-
-
-def _replace_placeholder_secrets(stack_file: Path) -> list[str]:
-    """Drop the shipped ``secure: v1:REPLACE...`` placeholders; return their keys (set with --secret)."""
-    document = yaml.safe_load(stack_file.read_text())
-    config = document["config"]
-    keys = [key for key, value in config.items() if isinstance(value, dict) and "secure" in value]
-    for key in keys:
-        del config[key]
-    stack_file.write_text(yaml.safe_dump(document, sort_keys=False))
-    return keys
 
 
 def _stack(cli: PulumiCli, project: Path, stack: str, cluster: Any, kfp_manifests: Path) -> None:
     """Init ``stack`` in the copy, set its secrets for real, and point it at the local cluster."""
-    keys = _replace_placeholder_secrets(project / "infra" / "stacks" / f"Pulumi.{stack}.yaml")
+    stack_file = project / "infra" / "stacks" / f"Pulumi.{stack}.yaml"
+    keys = replace_placeholder_secrets(stack_file)
     cli.run("stack", "init", stack, cwd=project)
     for key in keys:
         cli.run("config", "set", "--secret", key, PLACEHOLDER_VALUES[key], cwd=project)
-    settings = {
-        "mlops:cluster.kubeconfig": str(cluster.kubeconfig_path()),
-        "mlops:cluster.context": "engine",
-        "mlops:upstream.helm_charts": "false",
-        "mlops:kfp.manifests_path": str(kfp_manifests),
-    }
-    mode = yaml.safe_load((project / "infra" / "stacks" / f"Pulumi.{stack}.yaml").read_text())["config"]
-    if mode.get("mlops:cluster", {}).get("mode") == "eks":
-        settings["mlops:cluster.mode"] = "existing"  # EKS itself is not verified here (README)
-    for key, value in settings.items():
-        cli.run("config", "set", "--path", key, value, cwd=project)
-    stack_text = (project / "infra" / "stacks" / f"Pulumi.{stack}.yaml").read_text()
+    point_at_cluster(cli, project, cluster.kubeconfig_path(), kfp_manifests)
+    if yaml.safe_load(stack_file.read_text())["config"].get("mlops:cluster", {}).get("mode") == "eks":
+        # EKS itself is not verified here (README)
+        cli.run("config", "set", "--path", "mlops:cluster.mode", "existing", cwd=project)
+    stack_text = stack_file.read_text()
     for value in PLACEHOLDER_VALUES.values():
         assert value not in stack_text  # set as secrets: encrypted in the file
 
@@ -116,12 +78,12 @@ def _warnings(output: str) -> list[str]:
 
 @pytest.mark.parametrize("stack", ["dev", "staging", "local", "prod"])
 def test_every_shipped_stack_previews_against_the_api_server(
-    stack: str, cluster: Any, kfp_manifests: Path, pulumi_home: Path, tmp_path: Path
+    stack: str, engine_cluster: Any, kfp_manifests: Path, pulumi_home: Path, tmp_path: Path
 ) -> None:
     """A copy of each shipped stack, secrets set by `pulumi config set --secret`, passes `pulumi preview`."""
     project = copy_project(tmp_path / "repo", engine_python().parents[1])
-    cli = PulumiCli(tmp_path, pulumi_home, kubeconfig=cluster.kubeconfig_path())
-    _stack(cli, project, stack, cluster, kfp_manifests)
+    cli = PulumiCli(tmp_path, pulumi_home, kubeconfig=engine_cluster.kubeconfig_path())
+    _stack(cli, project, stack, engine_cluster, kfp_manifests)
     preview = cli.run("preview", cwd=project, check=False)
     output = preview.stdout + preview.stderr
     assert preview.returncode == 0, output
@@ -129,7 +91,7 @@ def test_every_shipped_stack_previews_against_the_api_server(
     print(f"pulumi preview ({stack}):\n{counts.text}")
     assert counts["to create"] > 50, counts.text  # the whole platform, not an empty program
     assert not _warnings(output), _warnings(output)
-    assert cluster.decoy_connections == 0  # nothing went to the kubeconfig's current context
+    assert engine_cluster.decoy_connections == 0  # nothing went to the kubeconfig's current context
 
 
 # The engine stack: dev-sized, two models, upstream charts switched off (the CRDs are installed above).
@@ -219,33 +181,27 @@ def _up(cli: PulumiCli, project: Path, what: str, cluster: Any) -> Summary:
 
 
 def test_engine_stack_up_up_again_change_one_model_and_destroy(
-    cluster: Any, kfp_manifests: Path, pulumi_home: Path, tmp_path: Path
+    engine_cluster: Any, kfp_manifests: Path, pulumi_home: Path, tmp_path: Path
 ) -> None:
     """`pulumi up` creates the platform on a real API server; again: 0 changes; destroy leaves nothing."""
-    before = _inventory(cluster)
+    before = _inventory(engine_cluster)
     project = copy_project(tmp_path / "repo", engine_python().parents[1])
-    cli = PulumiCli(tmp_path, pulumi_home, kubeconfig=cluster.kubeconfig_path())
+    cli = PulumiCli(tmp_path, pulumi_home, kubeconfig=engine_cluster.kubeconfig_path())
     cli.run("stack", "init", "engine", cwd=project)
     stack_file = project / "infra" / "stacks" / "Pulumi.engine.yaml"
     document = yaml.safe_load(stack_file.read_text()) or {}
     document.setdefault("config", {}).update(ENGINE_CONFIG)
     stack_file.write_text(yaml.safe_dump(document, sort_keys=False))
     cli.run("config", "set", "--secret", "mlops:secret_seed", SEED, cwd=project)
-    for key, value in {
-        "mlops:cluster.kubeconfig": str(cluster.kubeconfig_path()),
-        "mlops:cluster.context": "engine",
-        "mlops:upstream.helm_charts": "false",
-        "mlops:kfp.manifests_path": str(kfp_manifests),
-    }.items():
-        cli.run("config", "set", "--path", key, value, cwd=project)
+    point_at_cluster(cli, project, engine_cluster.kubeconfig_path(), kfp_manifests)
 
-    created = _up(cli, project, "create", cluster)
+    created = _up(cli, project, "create", engine_cluster)
     assert created["created"] > 50 and set(created.counts) == {"created"}, created.text
 
     steps = _steps(cli, project, diff=True)
     drift = {op: urns for op, urns in steps.items() if op != "same"}
     assert not drift, f"a second up would change: {json.dumps(drift, indent=1)}"  # no perpetual diff
-    again = _up(cli, project, "again, nothing changed", cluster)
+    again = _up(cli, project, "again, nothing changed", engine_cluster)
     assert set(again.counts) == {"unchanged"} and again["unchanged"] == created["created"], again.text
 
     cli.run("config", "set", "--path", "mlops:models[1].thresholds.psi", "0.3", cwd=project)
@@ -259,19 +215,19 @@ def test_engine_stack_up_up_again_change_one_model_and_destroy(
     holders = {"mlops-monitoring-monitor-config", "mlops-monitoring-monitor"}
     assert all(name in holders or name.startswith("mlops-monitoring-model-") for name in names), names
     assert "mlops-monitoring-monitor-config" in names and any("model-rules" in name for name in names), names
-    changed_once = _up(cli, project, "churn's psi threshold", cluster)
+    changed_once = _up(cli, project, "churn's psi threshold", engine_cluster)
     assert changed_once["updated"] == len(changed), changed_once.text
 
     destroyed = cli.run("destroy", "--yes", "--skip-preview", cwd=project, timeout=1800)
     print(f"pulumi destroy:\n{summary(destroyed.stdout).text}")
     assert summary(destroyed.stdout)["deleted"] == created["created"]
-    left = sorted(_inventory(cluster) - before)
+    left = sorted(_inventory(engine_cluster) - before)
     assert not left, f"objects left in the API server after destroy: {left}"
-    assert cluster.decoy_connections == 0
+    assert engine_cluster.decoy_connections == 0
 
 
 def test_a_pod_security_violation_reaches_the_audit_log_the_up_test_reads(
-    cluster: Any, pulumi_home: Path, tmp_path: Path
+    engine_cluster: Any, pulumi_home: Path, tmp_path: Path
 ) -> None:
     """The check above can fail: a Pod Security violation in an audited namespace is in the audit log."""
     project = tmp_path / "warned"
@@ -288,11 +244,11 @@ def test_a_pod_security_violation_reaches_the_audit_log_the_up_test_reads(
         "    spec={'containers': [{'name': 'c', 'image': 'busybox:1.36',\n"
         "        'securityContext': {'privileged': True}}]}, opts=opts)\n"
     )
-    cli = PulumiCli(tmp_path, pulumi_home, kubeconfig=cluster.kubeconfig_path())
+    cli = PulumiCli(tmp_path, pulumi_home, kubeconfig=engine_cluster.kubeconfig_path())
     cli.run("stack", "init", "warned", cwd=project)
-    cli.run("config", "set", "kubeconfig", str(cluster.kubeconfig_path()), cwd=project)
+    cli.run("config", "set", "kubeconfig", str(engine_cluster.kubeconfig_path()), cwd=project)
     started = datetime.datetime.now(datetime.UTC)
     cli.run("up", "--yes", "--skip-preview", cwd=project)
-    findings = _api_server_findings(cluster, started)
+    findings = _api_server_findings(engine_cluster, started)
     assert any("warned/privileged" in line and "privileged" in line for line in findings), findings
     cli.run("destroy", "--yes", "--skip-preview", cwd=project)

@@ -7,7 +7,8 @@ are copied into one temporary directory, each remote reference is rewritten to t
 target. The built YAML is cached in a temporary folder for the rest of the session (the build takes ~1 s per
 target; several test modules read it).
 
-Not a conftest.py, for the reason given in pulumi_fixtures.py.
+Not a conftest.py, for the reason given in tests/kubernetes/pulumi_fixtures.py. The engine tier applies the
+same localized copy for real (``mlops:kfp.manifests_path``).
 """
 
 from __future__ import annotations
