@@ -47,4 +47,48 @@ FACTS = [
         "@kube-prometheus-stack-81.6.2",
         value="v3.9.1",
     ),
+    Fact(
+        key="pulumi.cli.bundled_plugins_beside_executable",
+        statement="The CLI looks for a bundled language plugin (python) next to its own symlink-resolved "
+        "executable, and on PATH only when ambient plugins are not ignored: the engine tier links the "
+        "CLI and the host into one folder",
+        source="pulumi/pulumi sdk/go/common/workspace/plugins.go@v3.260.0",
+        value="GetPluginPath",
+    ),
+    Fact(
+        key="pulumi.python_host.virtualenv_flag",
+        statement="The 3.79.0 Python host takes the virtualenv from its -virtualenv command-line flag "
+        "(which CLI 3.260.0 no longer passes) and the interpreter from PULUMI_PYTHON_CMD",
+        source="pulumi/pulumi sdk/python/cmd/pulumi-language-python/main.go@v3.79.0",
+        value="PULUMI_PYTHON_CMD",
+    ),
+    Fact(
+        key="pulumi_kubernetes.sdk.directory_resources_type",
+        statement="The 4.25.0 Python SDK types kustomize.v2.Directory's resources output as a string while "
+        "the provider returns a list, so deserializing it fails (pulumi/pulumi-kubernetes#3389, fixed by "
+        "#4295); read in the 4.25.0 wheel",
+        source="pulumi/pulumi-kubernetes sdk/python/pulumi_kubernetes/kustomize/v2/Directory.py@v4.25.0",
+        value="pulumi.Output[Optional[_builtins.str]]",
+    ),
+    Fact(
+        key="pulumi_kubernetes.provider.discards_warnings",
+        statement="The provider sets the client's WarningHandler to rest.NoWarnings, so the API server's "
+        "warnings never reach Pulumi's output; the engine tier reads the audit log instead",
+        source="pulumi/pulumi-kubernetes provider/pkg/provider/provider.go@v4.25.0",
+        value="rest.NoWarnings{}",
+    ),
+    Fact(
+        key="pulumi_kubernetes.provider.field_validation",
+        statement="Server-side apply requests use fieldValidation Warn: an unknown field is dropped with a "
+        "warning (which the provider discards), not refused",
+        source="pulumi/pulumi-kubernetes provider/pkg/await/await.go@v4.25.0",
+        value="Warn",
+    ),
+    Fact(
+        key="pulumi_kubernetes.provider.mutable_options",
+        statement="The provider options enableConfigMapMutable and enableSecretMutable exist at 4.25.0; off, "
+        "a data change replaces the ConfigMap or Secret",
+        source="pulumi/pulumi-kubernetes provider/pkg/provider/provider.go@v4.25.0",
+        value=["enableConfigMapMutable", "enableSecretMutable"],
+    ),
 ]
