@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
+    BeforeValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -639,6 +640,251 @@ class Thresholds(_Strict):
     )
 
 
+_POLICY_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(s|m|h|d|w)$")
+_POLICY_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 7 * 86400.0}
+
+
+def _policy_seconds(value: Any) -> Any:
+    """A policy duration: seconds as a number, or a string such as ``'90m'``, ``'12h'``, ``'3d'``, ``'1w'``."""
+    if isinstance(value, bool):
+        raise ValueError("must be a duration such as '3d', '12h', '90m' or a number of seconds")
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        text = value.strip()
+        match = _POLICY_DURATION.match(text)
+        if match:
+            return float(match.group(1)) * _POLICY_UNITS[match.group(2)]
+        try:
+            return float(text)
+        except ValueError:
+            pass
+    raise ValueError(f"{value!r} is not a duration; write e.g. '3d', '12h', '90m' or a number of seconds")
+
+
+Seconds = Annotated[float, BeforeValidator(_policy_seconds), Field(ge=0)]
+"""A duration in event time (seconds), written as a number or ``'3d'``/``'12h'``/``'90m'``/``'1w'``."""
+
+PERFORMANCE_METRICS: dict[str, bool] = {
+    "accuracy": True,
+    "roc_auc": True,
+    "brier": False,
+    "ece": False,
+    "mae": False,
+    "rmse": False,
+}
+"""Metrics a policy may watch, and whether higher is better."""
+
+
+class LoopPolicy(_Strict):
+    """When the loop retrains, on which rows, and when it promotes: one policy for both targets.
+
+    Every duration is event time: measured on the timestamps of predictions and labels (the inference
+    request's ``mlops_event_time``, the feedback's ``event_time``; the clock when a client gives none),
+    never on the wall clock of the process that checks. The platform's defaults are these field defaults;
+    ``PolicySettings`` overrides them platform-wide, per project and per model with the same keys.
+    """
+
+    # -- windows and triggers
+    window: Seconds = Field(
+        86400.0, gt=0, description="Length of a check window; windows are aligned to multiples of it."
+    )
+    drift_share: float = Field(
+        0.25, gt=0, le=1, description="A window is a drift signal when this share of features drifted."
+    )
+    critical_features: tuple[str, ...] = Field(
+        (), description="Any of these drifting makes a window a drift signal on its own."
+    )
+    prediction_drift_triggers: bool = Field(
+        False, description="Drift of the prediction distribution alone makes a window a drift signal."
+    )
+    drift_windows_required: int = Field(
+        2, ge=1, le=100, description="Drift-signal windows inside the look-back needed to retrain."
+    )
+    lookback: Seconds = Field(
+        3 * 86400.0, gt=0, description="How far back drift signals and labelled windows count."
+    )
+    min_labels: int = Field(
+        200, ge=1, description="Labelled rows a window needs before its realised performance is trusted."
+    )
+    performance_metric: Literal["accuracy", "roc_auc", "brier", "ece", "mae", "rmse"] = Field(
+        "roc_auc", description="Metric compared with the version's training-time holdout value."
+    )
+    max_performance_drop: float = Field(
+        0.05, ge=0, description="Retrain when the realised metric is worse than the holdout by more."
+    )
+    estimated_performance_triggers: bool = Field(
+        False,
+        description="An estimated drop (classifiers; from the model's calibrated scores, before labels) "
+        "triggers a retrain too. Off by default: the estimate is blind to concept shift.",
+    )
+    max_estimated_drop: float = Field(
+        0.05, ge=0, description="Retrain when the estimated metric is below the holdout by more."
+    )
+    estimated_drop_requires_band: bool = Field(
+        True, description="The estimate's whole band must be below the allowed value, not only its centre."
+    )
+    max_model_age: Seconds | None = Field(
+        90 * 86400.0, description="Retrain a version older than this (null: never for age)."
+    )
+    # -- pacing
+    cooldown: Seconds = Field(86400.0, description="No new retrain this soon after the last one started.")
+    lease_ttl_seconds: float = Field(
+        6 * 3600.0,
+        gt=0,
+        description="Wall-clock seconds a running retrain holds the model's lease (a crashed monitor cannot "
+        "block retraining for longer).",
+    )
+    # -- training data
+    training_data: Literal["since_change", "recent"] = Field(
+        "since_change",
+        description="since_change: rows since the change the monitor detected (the first alarm window), "
+        "widened only when too few; recent: the last max_training_window of labelled rows.",
+    )
+    min_training_rows: int = Field(
+        800, ge=10, description="Fewer labelled rows than this since the change and the retrain waits."
+    )
+    max_wait_for_rows: Seconds = Field(
+        3 * 86400.0,
+        description="How long after the change a retrain waits for min_training_rows before it widens the "
+        "rows back in time.",
+    )
+    max_training_window: Seconds = Field(
+        30 * 86400.0, gt=0, description="Never train on rows older than this (and the span of 'recent')."
+    )
+    settle_after: Seconds | None = Field(
+        4 * 86400.0,
+        description="Once this long after a detected change, retrain once more on the now larger post-change "
+        "data (null: never).",
+    )
+    # -- gate
+    gate_rows: int = Field(
+        300, ge=20, description="The most recent labelled rows, held out from training, that the gate scores."
+    )
+    promotion_margin: float = Field(
+        0.01, ge=0, description="The challenger must beat the champion on the gate rows by this."
+    )
+    # -- data quality
+    max_missing_increase: float = Field(
+        0.05, ge=0, le=1, description="A feature missing this much more often than in training is broken."
+    )
+    max_out_of_range: float = Field(
+        0.05, ge=0, le=1, description="A numeric feature with this share outside the training range is broken."
+    )
+    max_unseen: float = Field(
+        0.05, ge=0, le=1, description="A categorical feature with this share of unseen values is broken."
+    )
+
+    @model_validator(mode="after")
+    def _coherent(self) -> LoopPolicy:
+        if self.lookback < self.window:
+            raise ValueError(
+                f"lookback={self.lookback:g}s is shorter than window={self.window:g}s; the look-back must "
+                "hold at least one window"
+            )
+        if self.gate_rows >= self.min_training_rows:
+            raise ValueError(
+                f"gate_rows={self.gate_rows} must be below min_training_rows={self.min_training_rows}: the "
+                "gate rows are held out of the training rows"
+            )
+        return self
+
+
+_POLICY_KEYS = tuple(LoopPolicy.model_fields)
+
+
+class PolicyOverride(_Strict):
+    """Some of ``LoopPolicy``'s keys: what a platform, project or model changes; unset keys inherit."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_keys(cls, data: Any) -> Any:
+        if data is None:
+            return {}
+        if not isinstance(data, Mapping):
+            raise ValueError(f"expected a mapping of policy keys, got {type(data).__name__}")
+        unknown = sorted(set(data) - set(_POLICY_KEYS))
+        if unknown:
+            raise ValueError(
+                f"unknown policy key(s) {', '.join(map(repr, unknown))}; the keys are {', '.join(_POLICY_KEYS)}"
+            )
+        return data
+
+    def values(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class PolicySettings(_Strict):
+    """The loop's policy (``mlops:policy`` on a stack; ``policy.yaml`` on the local target), same keys.
+
+    ``defaults`` changes the platform's defaults, ``projects.<name>`` a project's models, ``models.<name>``
+    one model (by served model name); the most specific wins, key by key. Keys: ``LoopPolicy``'s fields.
+    """
+
+    defaults: PolicyOverride = Field(default_factory=PolicyOverride)
+    projects: dict[KubernetesName, PolicyOverride] = Field(default_factory=dict)
+    models: dict[str, PolicyOverride] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _each_resolves(self) -> PolicySettings:
+        # Validate every combination a model can see now, so a bad value fails at preview, not mid-loop.
+        self.resolve(None, None)
+        for project in self.projects:
+            self.resolve(project, None)
+        for model in self.models:
+            self.resolve(None, model)
+        return self
+
+    def resolve(self, project: str | None, model: str | None) -> LoopPolicy:
+        """The effective policy of a model: defaults, then its project's keys, then its own."""
+        layers = [("defaults", self.defaults)]
+        if project is not None and project in self.projects:
+            layers.append((f"projects.{project}", self.projects[project]))
+        if model is not None and model in self.models:
+            layers.append((f"models.{model}", self.models[model]))
+        merged: dict[str, Any] = {}
+        for _, layer in layers:
+            merged.update(layer.values())
+        try:
+            return LoopPolicy(**merged)
+        except ValidationError as error:
+            where = " + ".join(name for name, _ in layers)
+            raise ValueError(f"policy ({where}): {_plain_errors(error)}") from None
+
+
+def _plain_errors(error: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(part) for part in item['loc']) or 'policy'}: {item['msg']}"
+        + ("" if item["type"] == "missing" else f" (got {item.get('input')!r})")
+        for item in error.errors()
+    )
+
+
+def load_policy_file(path: Path) -> PolicySettings:
+    """The local target's ``policy.yaml`` (the same keys as ``mlops:policy``).
+
+    Raises:
+        ConfigError: unreadable, not YAML, or a key or value is wrong (named, with the fix).
+    """
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except OSError as error:
+        raise ConfigError(f"policy file {path}: cannot read it ({error.strerror or error})") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"policy file {path}: not valid YAML ({error})") from None
+    try:
+        return PolicySettings.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError(
+            f"policy file {path}: {_plain_errors(error)}; the keys are defaults/projects/models, each a "
+            f"mapping of {', '.join(_POLICY_KEYS)}"
+        ) from None
+
+
 class ModelDeploymentSettings(_Strict):
     """A model the platform serves and watches, declared by MLflow registered model and alias only.
 
@@ -658,6 +904,13 @@ class ModelDeploymentSettings(_Strict):
     replicas: int = Field(1, ge=1, le=50)
     memory: Quantity = Field("1Gi", description="Memory the scheduler reserves on the Server for this model.")
     thresholds: Thresholds = Field(default_factory=Thresholds)
+    project: KubernetesName | None = Field(
+        None, description="Project the model belongs to: its policy overrides (mlops:policy.projects) apply."
+    )
+    label_column: str = Field("label", min_length=1, description="Label column the model's pipeline reads.")
+    pipeline_arguments: dict[str, str | int | float | bool] = Field(
+        default_factory=dict, description="Extra pipeline arguments of this model's retrain runs."
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -742,6 +995,10 @@ class PlatformSettings(_Strict):
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
     images: ImagesSettings = Field(default_factory=ImagesSettings)
     models: tuple[ModelDeploymentSettings, ...] = Field(())
+    policy: PolicySettings = Field(
+        default_factory=PolicySettings,
+        description="The loop's policy: platform defaults, per project and per model (LoopPolicy keys).",
+    )
     upstream: UpstreamSettings = Field(default_factory=UpstreamSettings)
     allow_load_balancer: bool = Field(
         False, description="Allow Services of type LoadBalancer (off: ClusterIP only)."
@@ -861,6 +1118,17 @@ def _check_consistency(settings: PlatformSettings, source: str) -> None:
                 f"{CONFIG_NAMESPACE}:models.{index}.server: not a server in seldon.servers "
                 f"(got {model.server!r}); use one of {', '.join(servers)} or leave it unset, in {source}"
             )
+    for name in settings.policy.models:
+        if name not in names:
+            problems.append(
+                f"{CONFIG_NAMESPACE}:policy.models.{name}: not a declared model (models: "
+                f"{', '.join(names) or 'none'}); use a name from mlops:models in {source}"
+            )
+    for index, model in enumerate(settings.models):
+        try:
+            settings.policy.resolve(model.project, model.name)
+        except ValueError as error:
+            problems.append(f"{CONFIG_NAMESPACE}:models.{index}: {error}; fix mlops:policy in {source}")
     seen: dict[str, str] = {"kubeflow": "kfp.namespace"}
     for field, value in settings.namespaces.model_dump().items():
         if value in seen:
