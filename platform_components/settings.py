@@ -19,8 +19,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
-    BeforeValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     SecretStr,
@@ -645,7 +645,7 @@ _POLICY_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 7 * 86400.
 
 
 def _policy_seconds(value: Any) -> Any:
-    """A policy duration: seconds as a number, or a string such as ``'90m'``, ``'12h'``, ``'3d'``, ``'1w'``."""
+    """A policy duration: seconds as a number, or a string such as ``'90m'``, ``'12h'``, ``'3d'``."""
     if isinstance(value, bool):
         raise ValueError("must be a duration such as '3d', '12h', '90m' or a number of seconds")
     if isinstance(value, int | float):
@@ -764,12 +764,21 @@ class LoopPolicy(_Strict):
     promotion_margin: float = Field(
         0.01, ge=0, description="The challenger must beat the champion on the gate rows by this."
     )
+    max_ece_increase: float = Field(
+        0.05,
+        ge=0,
+        description="Flag the calibration when the realised expected calibration error exceeds the "
+        "holdout's by more (classifiers; a flag, not a trigger: a label-prior shift shows here first).",
+    )
     # -- data quality
     max_missing_increase: float = Field(
         0.05, ge=0, le=1, description="A feature missing this much more often than in training is broken."
     )
     max_out_of_range: float = Field(
-        0.05, ge=0, le=1, description="A numeric feature with this share outside the training range is broken."
+        0.05,
+        ge=0,
+        le=1,
+        description="A numeric feature with this share outside the training range is broken.",
     )
     max_unseen: float = Field(
         0.05, ge=0, le=1, description="A categorical feature with this share of unseen values is broken."
@@ -808,7 +817,8 @@ class PolicyOverride(_Strict):
         unknown = sorted(set(data) - set(_POLICY_KEYS))
         if unknown:
             raise ValueError(
-                f"unknown policy key(s) {', '.join(map(repr, unknown))}; the keys are {', '.join(_POLICY_KEYS)}"
+                f"unknown policy key(s) {', '.join(map(repr, unknown))}; "
+                f"the keys are {', '.join(_POLICY_KEYS)}"
             )
         return data
 
