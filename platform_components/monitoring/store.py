@@ -475,6 +475,13 @@ class MonitorStore:
         )
         return [row[0] for row in rows]
 
+    def first_prediction_at(self, model: str, version: str) -> float | None:
+        """Event time of the version's first logged prediction (when it began to serve), or None."""
+        rows = self._query(
+            "SELECT MIN(timestamp) FROM predictions WHERE model = ? AND version = ?", (model, version)
+        )
+        return None if not rows or rows[0][0] is None else float(rows[0][0])
+
     def models(self) -> list[str]:
         return [row[0] for row in self._query("SELECT DISTINCT model FROM requests ORDER BY model")]
 
