@@ -2,13 +2,14 @@
 
 The demo starts the local platform, trains the example project's first champion with its Kubeflow pipeline
 (``kfp.local``), serves it on MLServer, then simulates days of production traffic with a drift scenario:
-predictions flow through the V2 client, ground-truth labels arrive a day late through the feedback endpoint,
-the monitor checks every day, and the retrain policy decides. When it retrains, the pipeline runs on recent
-labelled production rows, the challenger is compared with the champion on the same holdout, and the champion
-alias moves only when the challenger is better; serving then rolls over to the new version.
+predictions flow through the V2 inference endpoint, ground-truth labels arrive a day late through the
+feedback endpoint, and every simulated day ends with one round of the loop (``platform_components.loop``):
+check, decide, retrain on the rows the policy chooses, gate on the newest labelled rows, roll out.
 
-Everything runs on real processes; the only simulated thing is the calendar: a "day" is one batch of traffic,
-so windows, cool-down and look-back are set in seconds of the demo's own pace.
+Everything runs on real processes with the product's default policy (or ``<state-dir>/policy.yaml``, as
+``mlops loop --local`` reads it). The only simulated thing is the calendar: predictions and labels carry
+event times (``platform_components.simulation``), so a simulated day is a day to the policy's window,
+cool-down and look-back however fast the demo runs.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import logging
 import shutil
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -39,12 +40,22 @@ logger = logging.getLogger(__name__)
 MODEL_NAME = "credit-default"
 DEFAULT_PROJECT = Path("examples/credit_default")
 DEMO_MARKER = ".mlops-demo"
-EVENT_ORDER = ("deploy", "drift", "accuracy", "retrain", "no-promotion", "promotion", "recovered")
+EVENT_ORDER = (
+    "deploy",
+    "drift",
+    "accuracy",
+    "incident",
+    "waiting",
+    "retrain",
+    "no-promotion",
+    "promotion",
+    "recovered",
+)
 
 
 @dataclass
 class DemoOptions:
-    """What the demo simulates.
+    """What the demo simulates (the scenario and its calendar; the loop's policy is the product's).
 
     Attributes:
         state_dir: the local target's state folder (the demo uses its own, wiped at start unless ``resume``).
@@ -66,7 +77,7 @@ class DemoOptions:
     project_dir: Path = DEFAULT_PROJECT
     scenario: str = "market_downturn"
     first_day: int = 7
-    days: int = 10
+    days: int = 12
     drift_day: int = 10
     ramp_days: int = 1
     rows_per_day: int = 600
@@ -79,7 +90,11 @@ class DemoOptions:
 
 @dataclass
 class DayRecord:
-    """What happened on one simulated day."""
+    """What happened on one simulated day.
+
+    ``drift_*`` and ``estimated_roc_auc`` are of the day's own window; ``accuracy`` and ``roc_auc`` are
+    realised on the window whose labels arrived that day (the day before, with labels a day late).
+    """
 
     day: int
     version: str
@@ -89,6 +104,7 @@ class DayRecord:
     drift_share: float | None = None
     drifted_features: list[str] = field(default_factory=list)
     feature_psi: dict[str, float] = field(default_factory=dict)
+    estimated_roc_auc: float | None = None
     accuracy: float | None = None
     roc_auc: float | None = None
     labelled_rows: int = 0
@@ -118,6 +134,7 @@ class DemoResult:
     timings: dict[str, float]
     report_path: str
     champion_version: str
+    policy: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -155,13 +172,17 @@ def _load_module(path: Path, name: str) -> ModuleType:
 
 def run_demo(options: DemoOptions, *, say: Callable[[str], None] = print) -> DemoResult:
     """Run the loop; see the module docstring. Returns what happened; writes the HTML report."""
-    from platform_components.local.loop import LocalRetrain, run_round
     from platform_components.local.platform import LocalPlatform
+    from platform_components.loop.local_deployer import LocalDeployer
+    from platform_components.loop.models import local_model, local_policy
+    from platform_components.loop.retrain import LocalRetrainer
+    from platform_components.loop.round import Loop
     from platform_components.monitoring.feedback import FeedbackClient
-    from platform_components.monitoring.policy import PolicyConfig, RetrainController, RetrainRequest
     from platform_components.monitoring.store import MonitorStore
+    from platform_components.monitoring.tracking import resolve_version
     from platform_components.pipelines.runner import load_pipeline
     from platform_components.serving.client import InferenceClient
+    from platform_components.simulation import Calendar, Traffic
 
     watch = _Stopwatch()
     project = options.project_dir.resolve()
@@ -179,30 +200,23 @@ def run_demo(options: DemoOptions, *, say: Callable[[str], None] = print) -> Dem
             shutil.rmtree(state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
     (state_dir / DEMO_MARKER).write_text("made by `mlops demo`; the next demo run may wipe this folder\n")
+    entry = local_model(MODEL_NAME, local_policy(state_dir))
+    policy = entry.policy
+    last_day = options.first_day + options.days - 1
+    calendar = Calendar.ending_before_now(last_day)
 
     say(f"[1/5] starting the local platform in {state_dir}")
     with watch.stage("platform up"):
         platform.up()
     endpoints = platform.endpoints()
-    pipeline_root = state_dir / "pipelines"
+    tracking_uri = platform.settings.tracking_uri
     days: list[DayRecord] = []
     events: list[Event] = []
-    current = {"version": ""}
-    # The serving champion's own holdout ROC AUC at training time: "accuracy falling" is measured against it.
-    champion_baseline: dict[str, float | None] = {"roc_auc": None}
-
-    drift_seen: dict[str, float | None] = {"since": None}
-    # After a detected change, "recent" means since the change: older rows describe a world that is gone,
-    # and mixing them in makes a challenger that fits neither.
-    retrainer = LocalRetrain(
-        platform,
-        pipeline,
-        MODEL_NAME,
-        pipeline_root,
-        arguments={"seed": options.seed},
-        since=lambda: drift_seen["since"],
+    retrainer = LocalRetrainer(
+        tracking_uri, pipeline, state_dir / "pipelines", arguments={"seed": options.seed}
     )
-    versions = retrainer.runs
+    deployer = LocalDeployer(platform)
+    versions: list[dict[str, Any]] = []
 
     try:
         say(
@@ -210,14 +224,16 @@ def run_demo(options: DemoOptions, *, say: Callable[[str], None] = print) -> Dem
             f"(kfp.local, days 0-{options.first_day - 1})"
         )
         with watch.stage("pipeline runs"):
-            first = retrainer.run_pipeline(
+            first = retrainer.run(
                 {
                     "train_start_day": 0,
                     "train_end_day": options.first_day,
                     "rows_per_day": options.rows_per_day,
+                    "model_name": MODEL_NAME,
                 },
                 why="initial training",
             )
+        versions.append(first)
         say(
             f"  registered version {first['challenger_version']}; "
             f"champion is now version {first['champion_version']}"
@@ -225,80 +241,48 @@ def run_demo(options: DemoOptions, *, say: Callable[[str], None] = print) -> Dem
 
         say(f"[3/5] deploying {MODEL_NAME}@champion on MLServer")
         with watch.stage("deploys"):
-            deployment = platform.deploy(MODEL_NAME, "champion")
-        current["version"] = deployment.version
-        champion_baseline["roc_auc"] = first["challenger_roc_auc"]
-        events.append(
-            Event(options.first_day, "deploy", f"version {deployment.version} serving at {deployment.url}")
-        )
-
-        store = MonitorStore.for_state_dir(state_dir)
-        today = {"day": options.first_day}
-        day_started: dict[int, float] = {}
-        labels_due: dict[int, list[tuple[str, list[int]]]] = {}
-
-        def retrain(request: RetrainRequest) -> Mapping[str, Any]:
-            day = today["day"]
-            say(f"  retraining on recent labelled production rows ({', '.join(request.reasons)})")
-            with watch.stage("pipeline runs"):
-                result = dict(retrainer(request))
-            if "challenger_version" not in result:
-                return result
-            events.append(
-                Event(
-                    day,
-                    "retrain",
-                    f"retrain triggered by {', '.join(request.reasons)} on {result['training_rows']} "
-                    f"labelled rows; challenger version {result['challenger_version']}",
-                )
+            rollout = deployer.ensure(
+                MODEL_NAME, MODEL_NAME, resolve_version(tracking_uri, MODEL_NAME, "champion")
             )
-            if result["outcome"] == "promoted":
-                current["version"] = result["deployed_version"]
-                champion_baseline["roc_auc"] = result["challenger_roc_auc"]
-                events.append(
-                    Event(
-                        day,
-                        "promotion",
-                        f"version {result['deployed_version']} is the new champion "
-                        f"(ROC AUC {_fmt(result['challenger_roc_auc'])} vs "
-                        f"{_fmt(result['champion_roc_auc'])} on the same holdout); serving rolled over",
-                    )
-                )
-            else:
-                events.append(
-                    Event(
-                        day,
-                        "no-promotion",
-                        f"challenger {result['challenger_version']} was not better by the margin; "
-                        "champion kept",
-                    )
-                )
-            return _plain(result)
-
-        policy = PolicyConfig(
-            drift_share_threshold=0.2,
-            drift_checks_required=3,
-            min_labels=150,
-            performance_metric="roc_auc",
-            max_performance_drop=0.05,
-            max_model_age_seconds=None,
-            cooldown_seconds=0.0,  # one simulated day, set per day below in the demo's own pace
-            drift_lookback_seconds=3600.0,
+        current = rollout.version
+        events.append(
+            Event(
+                options.first_day,
+                "deploy",
+                f"version {current} serving at {endpoints.inference_url}/v2/models/{MODEL_NAME}/infer",
+            )
         )
-        controller = RetrainController(store, retrain, config=policy)
-
         say(
             f"[4/5] simulating {options.days} days of traffic, scenario '{options.scenario}' from day "
-            f"{options.drift_day}; labels arrive {options.label_delay_days} day(s) late"
+            f"{options.drift_day}; labels arrive {options.label_delay_days} day(s) late; one loop round a "
+            f"day with the default policy (window {policy.window / 86400:g} d, cool-down "
+            f"{policy.cooldown / 86400:g} d, {policy.drift_windows_required} drifted windows to retrain)"
+        )
+        store = MonitorStore.for_state_dir(state_dir)
+        loop = Loop(
+            store,
+            tracking_uri,
+            retrainer=retrainer,
+            deployer=deployer,
+            state_dir=state_dir,
+            say=lambda line: say(f"  {line}"),
         )
         inference = InferenceClient(endpoints.inference_url)
         feedback = FeedbackClient(endpoints.monitor_url)
-        seen_drift = seen_drop = False
+        traffic = Traffic(
+            inference,
+            feedback,
+            calendar,
+            MODEL_NAME,
+            batch_rows=options.batch_rows,
+            label_delay_days=options.label_delay_days,
+        )
+        story = _Story(events, policy.max_performance_drop)
         try:
-            for day in range(options.first_day, options.first_day + options.days):
+            for day in range(options.first_day, last_day + 1):
                 started = time.perf_counter()
-                today["day"] = day
-                day_started[day] = time.time()
+                with watch.stage("labels"):
+                    submitted = traffic.deliver_labels(day)
                 frame = data.generate_day(
                     day,
                     options.rows_per_day,
@@ -307,89 +291,30 @@ def run_demo(options: DemoOptions, *, say: Callable[[str], None] = print) -> Dem
                     ramp_days=options.ramp_days,
                     seed=options.seed,
                 )
-                features = frame.drop(columns=[data.LABEL])
-                labels = frame[data.LABEL].astype(int).tolist()
-                sent: list[tuple[str, list[int]]] = []
                 with watch.stage("traffic"):
-                    for start in range(0, len(frame), options.batch_rows):
-                        batch = features.iloc[start : start + options.batch_rows]
-                        result = inference.infer(MODEL_NAME, batch)
-                        sent.append((result.request_id, labels[start : start + options.batch_rows]))
-                labels_due.setdefault(day + options.label_delay_days, []).extend(sent)
-                submitted = 0
-                with watch.stage("labels"):
-                    for due_day in sorted(d for d in labels_due if d <= day):
-                        for request_id, request_labels in labels_due.pop(due_day):
-                            submitted += feedback.submit(request_id, request_labels)
-                # The window covers yesterday and today: today's traffic and yesterday's labelled rows.
-                window_start = day_started.get(day - 1, day_started[day])
-                now = time.time()
-                controller.config = _with(policy, cooldown_seconds=_pace(days))
-                controller.training_window_seconds = now - day_started[options.first_day]
-                baseline = champion_baseline["roc_auc"]  # before a retrain may replace the champion
-                record = DayRecord(
-                    day=day,
-                    version=current["version"],
-                    requests=len(sent),
-                    rows=len(frame),
-                    labels_submitted=submitted,
-                )
-                with watch.stage("monitor checks"):
-                    outcome = run_round(
-                        platform, store, controller, MODEL_NAME, window_seconds=now - window_start, now=now
+                    requests = traffic.send_day(
+                        day, frame.drop(columns=[data.LABEL]), frame[data.LABEL].astype(int).tolist()
                     )
-                _fill(record, outcome)
+                record = DayRecord(
+                    day=day, version=current, requests=requests, rows=len(frame), labels_submitted=submitted
+                )
+                with watch.stage("loop rounds"):
+                    outcome = loop.run_round(entry)
+                _fill(record, outcome, store, calendar.start(day - options.label_delay_days))
+                for finished in [*outcome.finished, *([outcome.retrain] if outcome.retrain else [])]:
+                    if finished.get("outcome") in ("promoted", "not_promoted"):
+                        versions.append(_version_row(finished))
+                story.tell(record, outcome, baseline=_baseline(loop, entry, record.version))
+                if outcome.version:
+                    current = outcome.version
                 record.seconds = round(time.perf_counter() - started, 2)
                 days.append(record)
-                if record.drifted_features and not seen_drift:
-                    seen_drift = True
-                    drift_seen["since"] = day_started[day]
-                    events.append(
-                        Event(
-                            day,
-                            "drift",
-                            f"drift detected on version {record.version}: "
-                            f"{', '.join(record.drifted_features)}",
-                        )
-                    )
-                if (
-                    record.roc_auc is not None
-                    and not seen_drop
-                    and baseline is not None
-                    and record.roc_auc < float(baseline) - policy.max_performance_drop
-                ):
-                    seen_drop = True
-                    events.append(
-                        Event(
-                            day,
-                            "accuracy",
-                            f"ROC AUC fell to {record.roc_auc:.3f} on "
-                            f"{record.labelled_rows} labelled rows (training holdout {float(baseline):.3f})",
-                        )
-                    )
                 say(_day_line(record))
         finally:
             inference.close()
             feedback.close()
             store.close()
-        baseline = champion_baseline["roc_auc"]
-        recovered = [
-            d
-            for d in days
-            if d.version == current["version"] != days[0].version
-            and d.roc_auc is not None
-            and baseline is not None
-            and d.roc_auc >= float(baseline) - policy.max_performance_drop
-        ]
-        if recovered:
-            events.append(
-                Event(
-                    recovered[0].day,
-                    "recovered",
-                    f"ROC AUC {recovered[0].roc_auc:.3f} on version {recovered[0].version} "
-                    f"(its training holdout: {float(baseline):.3f})",
-                )
-            )
+        story.recovery(days, current, baseline=_baseline(loop, entry, current))
     finally:
         if not options.keep:
             say("[5/5] stopping the local platform (use --keep to leave it running)")
@@ -412,8 +337,124 @@ def run_demo(options: DemoOptions, *, say: Callable[[str], None] = print) -> Dem
         endpoints=asdict(endpoints),
         timings={name: round(seconds, 1) for name, seconds in watch.seconds.items()},
         report_path=str(report),
-        champion_version=current["version"],
+        champion_version=current,
+        policy=policy.model_dump(),
     )
+
+
+def _baseline(loop: Any, entry: Any, version: str) -> float | None:
+    from platform_components.loop.round import holdout_baseline
+
+    return holdout_baseline(loop.tracking_uri, entry.registered_model, version, ("roc_auc",)).get("roc_auc")
+
+
+def _version_row(detail: dict[str, Any]) -> dict[str, Any]:
+    """One row of the versions table from a finished retrain's detail (the pipeline's summary in it)."""
+    return {
+        "challenger_version": detail.get("challenger_version"),
+        "champion_version": detail.get("champion_version_after"),
+        "promoted": bool(detail.get("promoted")),
+        "challenger_roc_auc": detail.get("challenger_roc_auc"),
+        "champion_roc_auc": detail.get("champion_roc_auc"),
+        "why": detail.get("why") or "retrain",
+        "training_rows": detail.get("training_rows"),
+        "gate_rows": detail.get("gate_rows"),
+        "seconds": detail.get("seconds"),
+    }
+
+
+class _Story:
+    """Turns rounds into the timeline's events, each the first of its kind (promotions every time)."""
+
+    def __init__(self, events: list[Event], allowed_drop: float) -> None:
+        self.events, self.allowed_drop = events, allowed_drop
+        self.seen: set[str] = set()
+
+    def _once(self, day: int, kind: str, text: str) -> None:
+        if kind not in self.seen:
+            self.seen.add(kind)
+            self.events.append(Event(day, kind, text))
+
+    def tell(self, record: DayRecord, outcome: Any, *, baseline: float | None) -> None:
+        day = record.day
+        if record.drifted_features:
+            self._once(
+                day,
+                "drift",
+                f"drift detected on version {record.version}: {', '.join(record.drifted_features)}",
+            )
+        if (
+            record.roc_auc is not None
+            and baseline is not None
+            and record.roc_auc < baseline - self.allowed_drop
+        ):
+            self._once(
+                day,
+                "accuracy",
+                f"ROC AUC fell to {record.roc_auc:.3f} on {record.labelled_rows} labelled rows "
+                f"(training holdout {baseline:.3f})",
+            )
+        decision = outcome.decision
+        if decision is not None and decision.action.value == "incident":
+            broken = decision.evidence.get("quality", {}).get("broken_features", {})
+            self._once(
+                day,
+                "incident",
+                "data-quality incident, champion kept: "
+                + "; ".join(f"{name} {why}" for name, why in broken.items()),
+            )
+        if outcome.retrain and outcome.retrain.get("state") == "waiting_for_rows":
+            self._once(
+                day, "waiting", f"retrain waits for rows since the change: {outcome.retrain['reason']}"
+            )
+        for detail in [*outcome.finished, *([outcome.retrain] if outcome.retrain else [])]:
+            if detail.get("outcome") not in ("promoted", "not_promoted"):
+                continue
+            self.events.append(
+                Event(
+                    day,
+                    "retrain",
+                    f"retrain ({', '.join(decision.reasons) if decision else 'running'}) on "
+                    f"{detail.get('training_rows')} rows, gated on the newest {detail.get('gate_rows')}; "
+                    f"challenger version {detail.get('challenger_version')}",
+                )
+            )
+            if detail["outcome"] == "promoted":
+                self.events.append(
+                    Event(
+                        day,
+                        "promotion",
+                        f"version {detail.get('champion_version_after')} is the new champion (ROC AUC "
+                        f"{_fmt(detail.get('challenger_roc_auc'))} vs {_fmt(detail.get('champion_roc_auc'))} "
+                        "on the gate rows); serving rolled over",
+                    )
+                )
+            else:
+                self.events.append(
+                    Event(
+                        day,
+                        "no-promotion",
+                        f"challenger {detail.get('challenger_version')} was not better by the margin; "
+                        "champion kept",
+                    )
+                )
+
+    def recovery(self, days: list[DayRecord], champion: str, *, baseline: float | None) -> None:
+        """The first day the new champion's realised ROC AUC is within the allowed drop of its holdout."""
+        if baseline is None or not days or champion == days[0].version:
+            return
+        for record in days:
+            if (
+                record.version == champion
+                and record.roc_auc is not None
+                and record.roc_auc >= baseline - self.allowed_drop
+            ):
+                self._once(
+                    record.day,
+                    "recovered",
+                    f"ROC AUC {record.roc_auc:.3f} on version {champion} (its holdout: {baseline:.3f})",
+                )
+                return
 
 
 def _check_wipeable(state_dir: Path) -> None:
@@ -427,20 +468,6 @@ def _check_wipeable(state_dir: Path) -> None:
     )
 
 
-def _with(config: Any, **changes: Any) -> Any:
-    from dataclasses import replace
-
-    return replace(config, **changes)
-
-
-def _pace(days: list[DayRecord]) -> float:
-    """Wall seconds of one simulated day: the median of the days so far without a retrain (at least 1 s)."""
-    import statistics
-
-    plain = [record.seconds for record in days if record.decision != "retrain"]
-    return max(1.0, statistics.median(plain)) if plain else 60.0
-
-
 def _plain(value: Any) -> Any:
     """JSON-able copy (numpy numbers and paths become plain values)."""
     return json.loads(
@@ -448,21 +475,31 @@ def _plain(value: Any) -> Any:
     )
 
 
-def _fill(record: DayRecord, outcome: Any) -> None:
-    result = outcome.result.to_dict()
-    record.drift_share = result.get("drift_share")
-    record.drifted_features = list(result.get("drifted_features") or [])
-    for name, feature in (result.get("features") or {}).items():
-        if feature.get("psi") is not None:
-            record.feature_psi[name] = float(feature["psi"])
-    performance = result.get("performance") or {}
-    record.accuracy = performance.get("accuracy")
-    record.roc_auc = performance.get("roc_auc")
-    record.labelled_rows = int(result.get("labelled_rows") or 0)
+def _fill(record: DayRecord, outcome: Any, store: Any, labelled_window_start: float) -> None:
+    """The day's own window (drift, estimate) and the window whose labels arrived today (realised)."""
+    if outcome.result is not None:
+        result = outcome.result.to_dict()
+        record.drift_share = result.get("drift_share")
+        record.drifted_features = list(result.get("drifted_features") or [])
+        for name, feature in (result.get("features") or {}).items():
+            if feature.get("psi") is not None:
+                record.feature_psi[name] = float(feature["psi"])
+        estimated = (result.get("estimated") or {}).get("roc_auc") or {}
+        record.estimated_roc_auc = estimated.get("value")
+    labelled = [
+        item
+        for item in store.results(outcome.model, version=record.version, since=labelled_window_start)
+        if abs(float(item.get("window_start", -1)) - labelled_window_start) < 1.0
+    ]
+    if labelled:
+        performance = labelled[-1].get("performance") or {}
+        record.accuracy = performance.get("accuracy")
+        record.roc_auc = performance.get("roc_auc")
+        record.labelled_rows = int(labelled[-1].get("labelled_rows") or 0)
     if outcome.decision is not None:
         record.decision = outcome.decision.action.value
         record.reasons = list(outcome.decision.reasons)
-        record.outcome = outcome.decision.blocked_by
+        record.outcome = outcome.decision.blocked_by or (outcome.retrain or {}).get("outcome")
 
 
 def _fmt(value: float | None, digits: int = 3) -> str:

@@ -581,7 +581,6 @@ class MonitorSettings(_Strict):
     check_interval_seconds: int = Field(
         900, ge=60, le=86400, description="Seconds between checks of every model."
     )
-    window_seconds: int = Field(86400, ge=300, description="Sliding window of each check.")
     storage_size: Quantity = Field(
         "10Gi", description="PVC for the monitor's store (labels, results, decisions)."
     )

@@ -22,7 +22,7 @@ import pulumi
 from platform_components.kubernetes import seldon_metrics
 from platform_components.kubernetes.base import TOKEN_PREFIX
 from platform_components.kubernetes.custom_resources import AlertRule
-from platform_components.settings import ModelDeploymentSettings
+from platform_components.settings import ModelDeploymentSettings, PolicySettings
 
 RUNBOOK = "https://github.com/mlops-platform/mlops-platform/blob/main/docs/runbooks.md"
 
@@ -173,18 +173,23 @@ def grafana_dashboard(uid: str, title: str, tags: list[str], panels: list[tuple[
     }
 
 
-def monitor_entry(settings: ModelDeploymentSettings) -> dict[str, Any]:
-    """One entry of the monitor's ``models.json``: served name, registered model, alias, thresholds.
+def monitor_entry(settings: ModelDeploymentSettings, policy: PolicySettings) -> dict[str, Any]:
+    """One entry of the monitor's ``models.json``: the model, its thresholds and its resolved policy.
 
-    The service parses it with ``platform_components.monitoring.fleet.MonitoredModel`` (the schema and how
-    each threshold maps onto the check and the retrain policy); tests/monitoring/test_fleet.py feeds the
-    rendered ConfigMap to the service, so the two sides cannot drift apart.
+    The service parses it with ``platform_components.loop.models.LoopModel`` (the schema and how the
+    thresholds map onto the check); the policy is resolved here (platform defaults, the model's project,
+    the model), so the monitor runs exactly the policy the stack declares. tests/loop feed the rendered
+    ConfigMap to the service's parser, so the two sides cannot drift apart.
     """
     return {
         "name": settings.name,
         "registered_model": settings.registered_model,
         "alias": settings.alias,
+        "project": settings.project,
         "thresholds": settings.thresholds.model_dump(),
+        "policy": policy.resolve(settings.project, settings.name).model_dump(mode="json"),
+        "label_column": settings.label_column,
+        "pipeline_arguments": dict(settings.pipeline_arguments),
     }
 
 

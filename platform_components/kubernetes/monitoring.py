@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -26,7 +26,7 @@ from platform_components.kubernetes.model import (
     rule_group,
 )
 from platform_components.kubernetes.naming import labels, selector
-from platform_components.settings import ModelDeploymentSettings, MonitoringSettings
+from platform_components.settings import ModelDeploymentSettings, MonitoringSettings, PolicySettings
 
 GRAFANA_SECRET = "grafana-admin"
 MONITOR_PORT = 8090
@@ -54,6 +54,7 @@ class MonitoringArgs:
         tracking_uri / mlflow_username / mlflow_password: how the monitor reaches MLflow.
         mlflow_namespace / serving_namespace / kfp_namespace: for the platform's health rules and egress.
         install_charts: install kube-prometheus-stack (``mlops:upstream.helm_charts``). Default: True.
+        policy: the loop's policy (``mlops:policy``), resolved per model into ``models.json``.
     """
 
     settings: MonitoringSettings
@@ -67,6 +68,7 @@ class MonitoringArgs:
     serving_namespace: str
     kfp_namespace: str
     install_charts: bool = True
+    policy: PolicySettings = field(default_factory=PolicySettings)
 
 
 class Monitoring(pulumi.ComponentResource):
@@ -278,7 +280,7 @@ class Monitoring(pulumi.ComponentResource):
         namespace = args.namespace
         opts = child(self)
         monitor = args.settings.monitor
-        entries = [monitor_entry(model) for model in args.models]
+        entries = [monitor_entry(model, args.policy) for model in args.models]
         models_json = json.dumps(entries, sort_keys=True, indent=1)
         k8s.core.v1.ConfigMap(
             f"{name}-monitor-config",
@@ -318,8 +320,6 @@ class Monitoring(pulumi.ComponentResource):
                 args.tracking_uri,
                 "--check-interval",
                 str(monitor.check_interval_seconds),
-                "--window-seconds",
-                str(monitor.window_seconds),
             ],  # fmt: skip
             ports={"http": MONITOR_PORT},
             env={"HOME": "/tmp", "MLOPS_MONITOR_MODELS": "/etc/mlops/models.json"},

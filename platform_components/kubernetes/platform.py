@@ -124,6 +124,7 @@ class MlopsPlatform(pulumi.ComponentResource):
                 serving_namespace=spaces.serving,
                 kfp_namespace=settings.kfp.namespace,
                 install_charts=settings.upstream.helm_charts,
+                policy=settings.policy,
             ),
             in_namespaces,
         )

@@ -29,9 +29,10 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from platform_components.errors import ConfigError
-from platform_components.settings import LoopPolicy, Thresholds
+from platform_components.settings import LoopPolicy, PolicySettings, Thresholds, load_policy_file
 
 MODELS_ENV = "MLOPS_MONITOR_MODELS"
+POLICY_FILE = "policy.yaml"
 
 
 class LoopModel(BaseModel):
@@ -101,3 +102,34 @@ def load_models(path: str | os.PathLike[str]) -> tuple[LoopModel, ...]:
             "point it at the models.json the platform mounts (/etc/mlops/models.json)"
         ) from None
     return parse_models(text, source=str(path))
+
+
+def local_policy(state_dir: Path, path: Path | None = None) -> PolicySettings:
+    """The local target's policy: ``path``, else ``<state_dir>/policy.yaml`` when it exists, else the
+    platform's defaults (the same keys as the stack's ``mlops:policy``).
+
+    Raises:
+        ConfigError: the file is unreadable or a key or value is wrong (named, with the fix).
+    """
+    chosen = path if path is not None else Path(state_dir) / POLICY_FILE
+    if path is None and not chosen.is_file():
+        return PolicySettings()
+    return load_policy_file(chosen)
+
+
+def local_model(
+    name: str,
+    policy: PolicySettings,
+    *,
+    registered_model: str | None = None,
+    alias: str = "champion",
+    project: str | None = None,
+) -> LoopModel:
+    """A watched model on the local target, with its effective policy."""
+    return LoopModel(
+        name=name,
+        registered_model=registered_model or name,
+        alias=alias,
+        project=project,
+        policy=policy.resolve(project, name),
+    )
