@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from platform_components.errors import ConfigError
 from platform_components.local.platform import (
     Deployment,
     LocalPlatform,
@@ -199,108 +200,106 @@ def deploy_command(model: str, alias: str, state_dir: Path | None, as_json: bool
     help="The project's pipeline (file.py:function) that retrains MODEL on labelled rows.",
 )
 @click.option(
+    "--registered-model",
+    default=None,
+    help="MLflow registered model served as MODEL (default: MODEL).",
+)
+@click.option("--project", default=None, help="Project of MODEL: its overrides in the policy file apply.")
+@click.option(
+    "--policy",
+    "policy_path",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    default=None,
+    help="Policy file (the keys of mlops:policy: defaults/projects/models); "
+    "default: <state-dir>/policy.yaml when it exists, else the platform's defaults.",
+)
+@click.option(
     "--interval",
     type=click.FloatRange(min=1.0),
     default=300.0,
     show_default=True,
-    help="Seconds between checks.",
+    help="Wall-clock seconds between rounds (the policy's durations are event time).",
 )
-@click.option(
-    "--window",
-    "window_seconds",
-    type=click.FloatRange(min=1.0),
-    default=24 * 3600.0,
-    show_default=True,
-    help="Seconds of predictions (ending now) each check looks at.",
-)
-@click.option("--rounds", type=click.IntRange(min=1), default=None, help="Stop after this many checks.")
-@click.option(
-    "--min-labels",
-    type=click.IntRange(min=1),
-    default=200,
-    show_default=True,
-    help="Labelled rows a check needs before a performance drop counts.",
-)
-@click.option(
-    "--max-performance-drop",
-    type=click.FloatRange(min=0.0),
-    default=0.05,
-    show_default=True,
-    help="Allowed ROC AUC drop below the champion's holdout value before retraining.",
-)
-@click.option(
-    "--cooldown",
-    "cooldown_seconds",
-    type=click.FloatRange(min=0.0),
-    default=24 * 3600.0,
-    show_default=True,
-    help="No new retrain this many seconds after the last one started.",
-)
+@click.option("--rounds", type=click.IntRange(min=1), default=None, help="Stop after this many rounds.")
 @state_dir_option
 @json_option
 def loop_command(
     model: str,
     local: bool,
     pipeline_spec: str,
+    registered_model: str | None,
+    project: str | None,
+    policy_path: Path | None,
     interval: float,
-    window_seconds: float,
     rounds: int | None,
-    min_labels: int,
-    max_performance_drop: float,
-    cooldown_seconds: float,
     state_dir: Path | None,
     as_json: bool,
 ) -> None:
-    """Watch MODEL on the local target: check, decide, retrain with the pipeline, roll serving over.
+    """Watch MODEL on the local target: one loop round every --interval seconds.
 
-    Each round ingests the prediction log, checks the served version (drift, quality, performance once labels
-    arrived), applies the retrain policy and, when it says retrain, runs the pipeline with kfp.local on the
-    recent labelled rows; if the pipeline promotes the challenger, serving rolls over to it. Decisions are
-    recorded with their evidence (`mlops decisions`). One JSON line per round with --json.
+    Each round serves the version MODEL's `champion` alias points to, ingests the prediction log, checks the
+    window (drift, quality, estimated and, once labels arrive, realised performance), applies the policy
+    and, when it says retrain, runs the pipeline with kfp.local on the rows it chose, gated on the newest
+    labelled rows; a promotion is served at once. Decisions are recorded with their evidence
+    (`mlops decisions`). The policy and its defaults: README "The loop's policy". One JSON line per round
+    with --json.
     """
     import time
 
-    from platform_components.local.loop import LocalRetrain, run_round
-    from platform_components.monitoring.policy import PolicyConfig, RetrainController
+    from platform_components.loop.local_deployer import LocalDeployer
+    from platform_components.loop.models import local_model, local_policy
+    from platform_components.loop.retrain import LocalRetrainer
+    from platform_components.loop.round import Loop
     from platform_components.monitoring.store import MonitorStore
     from platform_components.pipelines.runner import load_pipeline
 
     _require_local(local)
     platform = LocalPlatform.attach(_state_dir(state_dir), progress=None if as_json else _progress)
-    retrain = LocalRetrain(platform, load_pipeline(pipeline_spec), model, platform.state.root / "pipelines")
-    policy = PolicyConfig(
-        min_labels=min_labels, max_performance_drop=max_performance_drop, cooldown_seconds=cooldown_seconds
+    try:
+        policy = local_policy(platform.state.root, policy_path)
+    except ConfigError as error:
+        raise click.UsageError(f"--policy: {error}") from None
+    entry = local_model(model, policy, registered_model=registered_model, project=project)
+    retrainer = LocalRetrainer(
+        platform.settings.tracking_uri, load_pipeline(pipeline_spec), platform.state.root / "pipelines"
     )
     done = 0
     with MonitorStore.for_state_dir(platform.state.root) as store:
-        controller = RetrainController(store, retrain, config=policy)
+        loop = Loop(
+            store,
+            platform.settings.tracking_uri,
+            retrainer=retrainer,
+            deployer=LocalDeployer(platform),
+            state_dir=platform.state.root,
+            say=None if as_json else _progress,
+        )
         while True:
-            outcome = run_round(platform, store, controller, model, window_seconds=window_seconds)
-            result, decision = outcome.result, outcome.decision
-            line = {
-                "model": model,
-                "version": result.version,
-                "status": result.status,
-                "rows": result.rows,
-                "labelled_rows": result.labelled_rows,
-                "drift_share": result.drift_share,
-                "drifted_features": result.drifted_features,
-                "performance": result.performance,
-                "decision": decision.action.value if decision else None,
-                "reasons": decision.reasons if decision else [],
-            }
+            outcome = loop.run_round(entry)
+            line = outcome.to_dict()
             if as_json:
                 click.echo(json.dumps(line, sort_keys=True, default=str))
             else:
-                performance = result.performance or {}
-                auc = performance.get("roc_auc")
-                click.echo(
-                    f"{time.strftime('%H:%M:%S')} {model} v{result.version}: {result.rows} rows, "
-                    f"{result.labelled_rows} labelled, drift {result.drift_share:.2f} "
-                    f"{result.drifted_features or ''} auc {'-' if auc is None else f'{auc:.3f}'} -> "
-                    f"{line['decision']} {'+'.join(line['reasons'])}"
-                )
+                click.echo(_round_line(line))
             done += 1
             if rounds is not None and done >= rounds:
                 return
             time.sleep(interval)
+
+
+def _round_line(line: dict) -> str:
+    """One human line per round."""
+    import time
+
+    if line["status"] is None:
+        return f"{time.strftime('%H:%M:%S')} {line['model']} v{line['version']}: {line['note']}"
+    estimated = ((line.get("estimated") or {}).get("roc_auc") or {}).get("value")
+    decision = line["decision"] or "none"
+    if line["reasons"]:
+        decision += f" ({'+'.join(line['reasons'])})"
+    if line["blocked_by"]:
+        decision += f", blocked by {line['blocked_by']}"
+    return (
+        f"{time.strftime('%H:%M:%S')} {line['model']} v{line['version']}: {line['rows']} rows, "
+        f"{line['labelled_rows']} labelled, drift {line['drift_share']:.2f} {line['drifted_features'] or ''} "
+        f"estimated auc {'-' if estimated is None else f'{estimated:.3f}'} -> {decision}"
+    )
