@@ -216,6 +216,7 @@ class LocalRetrainer:
             )
         except PipelineError as error:
             return _not_started(request, str(error), detail)
+        detail["arguments"] = _json_safe(arguments)
         logger.info(
             "retraining %s locally on %d rows (gate %d; %s)",
             request.model,

@@ -82,6 +82,14 @@ def test_a_local_retrain_succeeds_with_the_summary_and_fails_with_the_steps_erro
         "model": "tiny-reg",
     }
     assert Path(done.detail["run_dir"]).name == done.run_id
+    # The same arguments KfpRetrainer passes (pipeline_arguments), with local paths for the rows.
+    assert done.detail["arguments"] == {
+        "training_data_path": done.detail["training_data_path"],
+        "gate_data_path": done.detail["gate_data_path"],
+        "promotion_margin": 0.03,
+        "tracking_uri": "sqlite:///unused.db",
+        "model_name": "tiny-reg",
+    }
     pd.testing.assert_frame_equal(pd.read_csv(done.detail["training_data_path"]), request_for(1).data.train)
 
     failed = retrainer.start(request_for(2, min_rows=10))
