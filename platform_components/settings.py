@@ -587,6 +587,51 @@ class MonitorSettings(_Strict):
     resources: Resources = Field(
         default_factory=lambda: Resources(cpu_request="250m", memory_request="512Mi", memory_limit="2Gi")
     )
+    # The Service `ml-pipeline` (port `http` 8888) in KFP's fixed namespace `kubeflow`: kubeflow/pipelines
+    # manifests/kustomize/base/pipeline/ml-pipeline-apiserver-service.yaml and env/platform-agnostic
+    # kustomization.yaml (namespace: kubeflow)@2.17.0.
+    kfp_host: str = Field(
+        "http://ml-pipeline.kubeflow.svc.cluster.local:8888",
+        description="KFP API the monitor submits retrains to; default: the ml-pipeline Service of the KFP "
+        "the platform installs.",
+    )
+    pipeline: str | None = Field(
+        None,
+        description="The project's compiled pipeline IR (`mlops pipeline compile FILE.py:FUNCTION --out "
+        "FILE.yaml`): a .yaml/.yml/.json path, absolute or relative to the Pulumi project root, read at "
+        "render and mounted read-only in the monitor. None: retrain decisions are recorded, nothing is "
+        "submitted.",
+    )
+    experiment: str = Field(
+        "mlops-retrain",
+        min_length=1,
+        max_length=128,
+        pattern=r"^\S(.*\S)?$",
+        description="KFP experiment of the retrain runs (created when missing).",
+    )
+
+    @field_validator("kfp_host")
+    @classmethod
+    def _kfp_host_is_a_url(cls, value: str) -> str:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
+            raise ValueError(
+                "must be the KFP API's base URL, http(s)://host[:port] without a path, e.g. "
+                "http://ml-pipeline.kubeflow.svc.cluster.local:8888"
+            )
+        return value.rstrip("/")
+
+    @field_validator("pipeline")
+    @classmethod
+    def _pipeline_is_an_ir_file(cls, value: str | None) -> str | None:
+        if value is not None and not value.endswith((".yaml", ".yml", ".json")):
+            raise ValueError(
+                "must be the path of a compiled pipeline (.yaml, .yml or .json), e.g. "
+                "build/credit_default_pipeline.yaml from `mlops pipeline compile`; not the Python source"
+            )
+        return value
 
 
 class MonitoringSettings(_Strict):

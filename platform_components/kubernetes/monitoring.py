@@ -5,11 +5,13 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from platform_components import images, versions
+from platform_components.errors import ConfigError
 from platform_components.kubernetes import pods, seldon_metrics
 from platform_components.kubernetes.base import TOKEN_PREFIX, child, network_policy, secret, service_account
 from platform_components.kubernetes.custom_resources import (
@@ -33,6 +35,10 @@ MONITOR_PORT = 8090
 RELEASE_NAME = "kps"
 # The monitor reads models.json once, at start: a changed declaration (a threshold, a new model) restarts it.
 MODELS_CHECKSUM_ANNOTATION = "mlops.platform/models-checksum"
+PIPELINE_CHECKSUM_ANNOTATION = "mlops.platform/pipeline-checksum"
+# Where the monitor's ConfigMap (models.json and the compiled pipeline) is mounted, read-only.
+MONITOR_CONFIG_DIR = "/etc/mlops"
+PIPELINE_SETTING = "mlops:monitoring.monitor.pipeline"
 # The kubelet's authenticated port, scraped by the chart's kubelet ServiceMonitor (https-metrics).
 KUBELET_PORT = 10250
 # kube-prometheus-stack 81.6.2: prometheusOperator.tls.internalPort (values.yaml) is the operator's https
@@ -282,10 +288,21 @@ class Monitoring(pulumi.ComponentResource):
         monitor = args.settings.monitor
         entries = [monitor_entry(model, args.policy) for model in args.models]
         models_json = json.dumps(entries, sort_keys=True, indent=1)
+        config_data = {"models.json": models_json}
+        retrain_args: list[str] = []
+        pipeline_text = None
+        if monitor.pipeline is not None:
+            pipeline_key, pipeline_text = read_pipeline_ir(monitor.pipeline)
+            config_data[pipeline_key] = pipeline_text
+            retrain_args = [
+                "--kfp-host", monitor.kfp_host,
+                "--pipeline", f"{MONITOR_CONFIG_DIR}/{pipeline_key}",
+                "--experiment", monitor.experiment,
+            ]  # fmt: skip
         k8s.core.v1.ConfigMap(
             f"{name}-monitor-config",
             metadata={"name": "model-monitor", "namespace": namespace},
-            data={"models.json": models_json},
+            data=config_data,
             opts=opts,
         )
         secret(
@@ -320,15 +337,16 @@ class Monitoring(pulumi.ComponentResource):
                 args.tracking_uri,
                 "--check-interval",
                 str(monitor.check_interval_seconds),
+                *retrain_args,
             ],  # fmt: skip
             ports={"http": MONITOR_PORT},
-            env={"HOME": "/tmp", "MLOPS_MONITOR_MODELS": "/etc/mlops/models.json"},
+            env={"HOME": "/tmp", "MLOPS_MONITOR_MODELS": f"{MONITOR_CONFIG_DIR}/models.json"},
             secret_env={
                 "MLFLOW_TRACKING_USERNAME": ("model-monitor-mlflow", "MLFLOW_TRACKING_USERNAME"),
                 "MLFLOW_TRACKING_PASSWORD": ("model-monitor-mlflow", "MLFLOW_TRACKING_PASSWORD"),
             },
             mounts={"state": "/var/lib/mlops", "tmp": "/tmp"},
-            read_only_mounts={"config": "/etc/mlops"},
+            read_only_mounts={"config": MONITOR_CONFIG_DIR},
         )
         template = pods.pod_template(
             pod_labels,
@@ -342,6 +360,11 @@ class Monitoring(pulumi.ComponentResource):
         template["metadata"]["annotations"] = {
             MODELS_CHECKSUM_ANNOTATION: hashlib.sha256(models_json.encode()).hexdigest()[:16]
         }
+        if pipeline_text is not None:
+            # The monitor reads the pipeline's inputs at start: a recompiled pipeline restarts it too.
+            template["metadata"]["annotations"][PIPELINE_CHECKSUM_ANNOTATION] = hashlib.sha256(
+                pipeline_text.encode()
+            ).hexdigest()[:16]
         k8s.apps.v1.StatefulSet(
             f"{name}-monitor",
             metadata={"name": "model-monitor", "namespace": namespace, "labels": pod_labels},
@@ -488,3 +511,47 @@ def platform_dashboard(args: MonitoringArgs) -> dict[str, object]:
         ),
     ]
     return grafana_dashboard("mlops-platform", "MLOps platform", ["mlops-platform"], panels)
+
+
+def read_pipeline_ir(setting: str) -> tuple[str, str]:
+    """Read the compiled pipeline ``mlops:monitoring.monitor.pipeline`` names, for the monitor's ConfigMap.
+
+    A relative path is taken from the Pulumi project root (the folder of ``Pulumi.yaml`` above the working
+    directory: the engine runs the program in ``infra/``, ``mlops render`` from the root).
+
+    Returns:
+        The ConfigMap key (``pipeline.yaml``, or ``.yml``/``.json`` as given) and the file's text.
+
+    Raises:
+        ConfigError: the file is missing or unreadable, is not a compiled KFP pipeline, or declares no
+            ``training_data_path`` input (a retrain passes the chosen rows there).
+    """
+    from platform_components.pipelines.runner import PipelineError, pipeline_input_names
+
+    path = Path(setting)
+    if not path.is_absolute():
+        path = _project_root() / path
+    try:
+        text = path.read_text(encoding="utf-8")
+        inputs = pipeline_input_names(path)
+    except OSError as error:
+        raise ConfigError(
+            f"{PIPELINE_SETTING}: cannot read {setting!r} (resolved to {path}: {error.strerror or error}); "
+            "compile the project's pipeline first (mlops pipeline compile FILE.py:FUNCTION --out FILE.yaml)"
+        ) from None
+    except PipelineError as error:
+        raise ConfigError(f"{PIPELINE_SETTING}: {error}") from None
+    if "training_data_path" not in inputs:
+        raise ConfigError(
+            f"{PIPELINE_SETTING}: the pipeline in {setting!r} has no input 'training_data_path' (it takes "
+            f"{sorted(inputs)}); a retrain passes the chosen rows there, so add the input and recompile"
+        )
+    return f"pipeline{path.suffix}", text
+
+
+def _project_root() -> Path:
+    here = Path.cwd().resolve()
+    for folder in (here, *here.parents):
+        if (folder / "Pulumi.yaml").is_file():
+            return folder
+    return here

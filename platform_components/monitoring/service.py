@@ -23,6 +23,9 @@ Periodic checks (``--check-interval``): with a models file (``--models`` or ``ML
 in ``fleet.py``) every listed model is checked at the version behind its alias, with its own thresholds,
 and the retrain policy is applied; a retrain uploads the labelled rows to MLflow and submits ``--pipeline``
 to ``--kfp-host`` (without ``--kfp-host`` the decision is recorded as "no pipeline runner configured").
+In the cluster ``--pipeline`` is the project's compiled IR, mounted from the monitor's ConfigMap
+(``mlops:monitoring.monitor.pipeline``), so the monitor needs none of the project's code; start-up checks it
+is a compiled pipeline taking ``training_data_path`` and hands ``RetrainFlags`` to ``loop.retrain``.
 Without a models file every model in the store is checked at its most recently predicted version and no
 policy runs. A bad models file or pipeline stops start-up with exit code 2 and a message naming the field.
 """
@@ -37,6 +40,7 @@ import sys
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -482,15 +486,28 @@ def _store_labels(store: MonitorStore, state_dir: Path, lock: threading.Lock, re
     return store.add_labels(request_id, labels)
 
 
-def _startup_config(arguments: argparse.Namespace) -> tuple[Any, Any]:
-    """The models file's entries and the retrain target from the flags; ConfigError on anything wrong."""
+@dataclass(frozen=True)
+class RetrainFlags:
+    """Where the monitor's retrains go, from ``--kfp-host``, ``--pipeline``, ``--experiment`` and
+    ``--kfp-namespace`` (``mlops:monitoring.monitor.kfp_host``, ``.pipeline``, ``.experiment``): the
+    arguments of ``loop.retrain.KfpRetrainer``, checked at start-up."""
+
+    host: str
+    pipeline: Any  # a compiled IR path (the cluster's monitor) or a loaded @dsl.pipeline function
+    experiment: str
+    namespace: str | None
+
+
+def _startup_config(arguments: argparse.Namespace) -> tuple[Any, Any, RetrainFlags | None]:
+    """The models file's entries and where retrains go, from the flags; ConfigError on anything wrong.
+
+    Returns:
+        ``(models, target, retrain)``: the models file's entries (None without one); ``retrain``, where the
+        loop's round submits (None without ``--kfp-host``); ``target``, the same as a ``fleet.PipelineTarget``
+        for the periodic fleet check, which submits ``@dsl.pipeline`` functions only (None for an IR).
+    """
     from platform_components.errors import ConfigError
-    from platform_components.monitoring.fleet import (
-        MODELS_ENV,
-        PipelineTarget,
-        check_pipeline_inputs,
-        load_models,
-    )
+    from platform_components.monitoring.fleet import MODELS_ENV, PipelineTarget, load_models
 
     models = None
     models_path = arguments.models or os.environ.get(MODELS_ENV) or None
@@ -503,32 +520,50 @@ def _startup_config(arguments: argparse.Namespace) -> tuple[Any, Any]:
         logger.info("monitoring %d model(s) from %s", len(models), models_path)
     if arguments.kfp_host and not arguments.pipeline:
         raise ConfigError(
-            f"--pipeline: missing with --kfp-host {arguments.kfp_host!r}; pass the pipeline to submit, "
-            "e.g. --pipeline examples/credit_default/pipeline.py:credit_default_pipeline"
+            f"--pipeline: missing with --kfp-host {arguments.kfp_host!r}; pass the project's compiled "
+            "pipeline (mlops:monitoring.monitor.pipeline), e.g. --pipeline /etc/mlops/pipeline.yaml"
         )
     if arguments.kfp_host and not arguments.kfp_host.startswith(("http://", "https://")):
         raise ConfigError(
-            f"--kfp-host: {arguments.kfp_host!r} is not a URL; "
+            f"--kfp-host: {arguments.kfp_host!r} is not a URL (mlops:monitoring.monitor.kfp_host); "
             "use e.g. http://ml-pipeline.kubeflow.svc.cluster.local:8888"
         )
-    target = None
+    if not arguments.experiment or arguments.experiment.strip() != arguments.experiment:
+        raise ConfigError(
+            f"--experiment: {arguments.experiment!r} is empty or padded "
+            "(mlops:monitoring.monitor.experiment); use e.g. mlops-retrain"
+        )
+    if arguments.kfp_host and not arguments.tracking_uri:
+        raise ConfigError("--tracking-uri: missing; retrains upload their rows to MLflow before submitting")
+    target = retrain = None
     if arguments.pipeline:
-        from platform_components.pipelines.runner import PipelineError, load_pipeline
+        from platform_components.pipelines.runner import PipelineError, load_pipeline, pipeline_input_names
 
+        is_ir = arguments.pipeline.endswith((".yaml", ".yml", ".json"))
         try:
-            pipeline_func = load_pipeline(arguments.pipeline)
+            # A compiled IR needs no project code (the cluster's monitor); FILE.py:FUNCTION does.
+            pipeline = arguments.pipeline if is_ir else load_pipeline(arguments.pipeline)
+            inputs = pipeline_input_names(pipeline)
         except PipelineError as error:
             raise ConfigError(f"--pipeline: {error}") from None
-        check_pipeline_inputs(pipeline_func)
-        if arguments.kfp_host:
-            target = PipelineTarget(
-                arguments.kfp_host, pipeline_func, arguments.experiment, arguments.kfp_namespace
+        if "training_data_path" not in inputs:
+            raise ConfigError(
+                f"--pipeline: {arguments.pipeline!r} has no input 'training_data_path' (it takes "
+                f"{sorted(inputs)}); a retrain passes the chosen rows there"
             )
-    return models, target
+        if arguments.kfp_host:
+            retrain = RetrainFlags(
+                arguments.kfp_host.rstrip("/"), pipeline, arguments.experiment, arguments.kfp_namespace
+            )
+            if not is_ir:
+                target = PipelineTarget(
+                    arguments.kfp_host, pipeline, arguments.experiment, arguments.kfp_namespace
+                )
+    return models, target, retrain
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Start the service (see the module docstring)."""
+def _parser() -> argparse.ArgumentParser:
+    """The service's flags (the cluster's StatefulSet passes them: kubernetes/monitoring.py)."""
     parser = argparse.ArgumentParser(
         prog="python -m platform_components.monitoring.service",
         description=__doc__,
@@ -547,18 +582,33 @@ def main(argv: list[str] | None = None) -> None:
         "default: $MLOPS_MONITOR_MODELS",
     )
     parser.add_argument("--kfp-host", default=None, help="KFP API URL retrains are submitted to")
-    parser.add_argument("--pipeline", default=None, help="pipeline to submit: path/to/pipeline.py:function")
+    parser.add_argument(
+        "--pipeline",
+        default=None,
+        help="pipeline retrains submit: its compiled IR (pipeline.yaml) or path/to/pipeline.py:function",
+    )
     parser.add_argument("--experiment", default="mlops-retrain", help="KFP experiment of retrain runs")
     parser.add_argument("--kfp-namespace", default=None, help="KFP namespace (multi-user installs)")
     parser.add_argument("--log-level", default="info", help="uvicorn log level")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Start the service (see the module docstring)."""
+    parser = _parser()
     arguments = parser.parse_args(argv)
     from platform_components.errors import ConfigError
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        models, target = _startup_config(arguments)
+        models, target, retrain = _startup_config(arguments)
     except ConfigError as error:
         parser.exit(2, f"error: {error}\n")
+    if retrain is not None and target is None:
+        # The periodic fleet check submits @dsl.pipeline functions only; the loop's round takes `retrain`.
+        logger.info(
+            "retrains of %s go to %s (experiment %s)", arguments.pipeline, retrain.host, retrain.experiment
+        )
     import uvicorn
 
     app = create_app(
