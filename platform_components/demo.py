@@ -68,7 +68,7 @@ class DemoOptions:
         rows_per_day: production rows per day.
         batch_rows: rows per inference request.
         label_delay_days: labels of day d arrive on day d + delay.
-        seed: seed of the data generator and the pipeline.
+        seed: seed of the data generator and of the first training.
         keep: leave the platform running at the end.
         resume: keep the state folder from an earlier run instead of starting clean.
     """
@@ -212,9 +212,7 @@ def run_demo(options: DemoOptions, *, say: Callable[[str], None] = print) -> Dem
     tracking_uri = platform.settings.tracking_uri
     days: list[DayRecord] = []
     events: list[Event] = []
-    retrainer = LocalRetrainer(
-        tracking_uri, pipeline, state_dir / "pipelines", arguments={"seed": options.seed}
-    )
+    retrainer = LocalRetrainer(pipeline, tracking_uri=tracking_uri, pipeline_root=state_dir / "pipelines")
     deployer = LocalDeployer(platform)
     versions: list[dict[str, Any]] = []
 
@@ -224,14 +222,17 @@ def run_demo(options: DemoOptions, *, say: Callable[[str], None] = print) -> Dem
             f"(kfp.local, days 0-{options.first_day - 1})"
         )
         with watch.stage("pipeline runs"):
-            first = retrainer.run(
+            first = first_champion(
+                pipeline,
                 {
+                    "tracking_uri": tracking_uri,
+                    "model_name": MODEL_NAME,
                     "train_start_day": 0,
                     "train_end_day": options.first_day,
                     "rows_per_day": options.rows_per_day,
-                    "model_name": MODEL_NAME,
+                    "seed": options.seed,
                 },
-                why="initial training",
+                pipeline_root=state_dir / "pipelines",
             )
         versions.append(first)
         say(
@@ -303,7 +304,8 @@ def run_demo(options: DemoOptions, *, say: Callable[[str], None] = print) -> Dem
                 _fill(record, outcome, store, calendar.start(day - options.label_delay_days))
                 for finished in [*outcome.finished, *([outcome.retrain] if outcome.retrain else [])]:
                     if finished.get("outcome") in ("promoted", "not_promoted"):
-                        versions.append(_version_row(finished))
+                        reasons = outcome.decision.reasons if outcome.decision else []
+                        versions.append(_version_row(finished, why=f"retrain: {'+'.join(reasons)}"))
                 story.tell(record, outcome, baseline=_baseline(loop, entry, record.version))
                 if outcome.version:
                     current = outcome.version
@@ -348,16 +350,29 @@ def _baseline(loop: Any, entry: Any, version: str) -> float | None:
     return holdout_baseline(loop.tracking_uri, entry.registered_model, version, ("roc_auc",)).get("roc_auc")
 
 
-def _version_row(detail: dict[str, Any]) -> dict[str, Any]:
+def first_champion(pipeline: Any, arguments: dict[str, Any], *, pipeline_root: Path) -> dict[str, Any]:
+    """Train and register the first version with the project's pipeline (kfp.local): its table row."""
+    from platform_components.pipelines.runner import run_local
+
+    run = run_local(pipeline, arguments, pipeline_root=pipeline_root)
+    summary = run.outputs["Output"] if set(run.outputs) == {"Output"} else run.outputs
+    return _version_row(
+        {"summary": summary, "seconds": round(run.duration_seconds, 1)}, why="initial training"
+    )
+
+
+def _version_row(detail: dict[str, Any], *, why: str = "retrain") -> dict[str, Any]:
     """One row of the versions table from a finished retrain's detail (the pipeline's summary in it)."""
+    summary = detail.get("summary") or {}
     return {
-        "challenger_version": detail.get("challenger_version"),
-        "champion_version": detail.get("champion_version_after"),
-        "promoted": bool(detail.get("promoted")),
-        "challenger_roc_auc": detail.get("challenger_roc_auc"),
-        "champion_roc_auc": detail.get("champion_roc_auc"),
-        "why": detail.get("why") or "retrain",
-        "training_rows": detail.get("training_rows"),
+        "challenger_version": str(summary.get("challenger_version", "")),
+        "champion_version": str(summary.get("champion_version_after", "")),
+        "promoted": bool(summary.get("promoted")),
+        "challenger_roc_auc": (summary.get("challenger_metrics") or {}).get("roc_auc"),
+        "champion_roc_auc": (summary.get("champion_metrics") or {}).get("roc_auc"),
+        "reason": summary.get("reason", ""),
+        "why": why,
+        "train_rows": detail.get("train_rows"),
         "gate_rows": detail.get("gate_rows"),
         "seconds": detail.get("seconds"),
     }
@@ -410,13 +425,14 @@ class _Story:
         for detail in [*outcome.finished, *([outcome.retrain] if outcome.retrain else [])]:
             if detail.get("outcome") not in ("promoted", "not_promoted"):
                 continue
+            row = _version_row(detail)
             self.events.append(
                 Event(
                     day,
                     "retrain",
                     f"retrain ({', '.join(decision.reasons) if decision else 'running'}) on "
-                    f"{detail.get('training_rows')} rows, gated on the newest {detail.get('gate_rows')}; "
-                    f"challenger version {detail.get('challenger_version')}",
+                    f"{detail.get('train_rows')} rows, gated on the newest {detail.get('gate_rows')}; "
+                    f"challenger version {row['challenger_version']}",
                 )
             )
             if detail["outcome"] == "promoted":
@@ -425,7 +441,7 @@ class _Story:
                         day,
                         "promotion",
                         f"version {detail.get('champion_version_after')} is the new champion (ROC AUC "
-                        f"{_fmt(detail.get('challenger_roc_auc'))} vs {_fmt(detail.get('champion_roc_auc'))} "
+                        f"{_fmt(row['challenger_roc_auc'])} vs {_fmt(row['champion_roc_auc'])} "
                         "on the gate rows); serving rolled over",
                     )
                 )
@@ -434,8 +450,7 @@ class _Story:
                     Event(
                         day,
                         "no-promotion",
-                        f"challenger {detail.get('challenger_version')} was not better by the margin; "
-                        "champion kept",
+                        f"challenger {row['challenger_version']} was not better by the margin; champion kept",
                     )
                 )
 

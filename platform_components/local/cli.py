@@ -261,7 +261,9 @@ def loop_command(
         raise click.UsageError(f"--policy: {error}") from None
     entry = local_model(model, policy, registered_model=registered_model, project=project)
     retrainer = LocalRetrainer(
-        platform.settings.tracking_uri, load_pipeline(pipeline_spec), platform.state.root / "pipelines"
+        load_pipeline(pipeline_spec),
+        tracking_uri=platform.settings.tracking_uri,
+        pipeline_root=platform.state.root / "pipelines",
     )
     done = 0
     with MonitorStore.for_state_dir(platform.state.root) as store:
