@@ -21,7 +21,9 @@ from sklearn.metrics import mean_squared_error, roc_auc_score
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 from sklearn.svm import LinearSVC
+from upstream_facts import fact
 
+from platform_components.kubernetes.seldon import serving_env
 from platform_components.monitoring.estimate import METADATA_KEY, PerformanceEstimator
 from platform_components.monitoring.tracking import baseline_metric, load_reference_profile
 from platform_components.pipelines import (
@@ -119,8 +121,10 @@ def test_a_classifier_is_registered_as_challenger_with_its_signature_and_example
     assert info.signature.inputs.input_names() == FEATURES
     assert info.saved_input_example_info is not None
     assert info.flavors["sklearn"]["serialization_format"] == "skops"
+    assert "skops" in fact("mlflow.sklearn.serialization_formats")
     # The monitor scores the positive-class column of what the served model returns.
     assert info.flavors["python_function"]["predict_fn"] == "predict_proba"
+    assert "predict_proba" in fact("mlflow.sklearn.pyfunc_predict_fns")
     requirements = Path(mlflow.artifacts.download_artifacts("models:/churn/1/requirements.txt")).read_text()
     assert "scikit-learn==" in requirements and "skops==" in requirements
 
@@ -155,8 +159,19 @@ def test_holdout_metrics_are_the_baseline_the_monitor_reads(logged, data) -> Non
 
 def test_the_model_folder_holds_the_model_settings_seldon_loads_without_naming_a_runtime(logged) -> None:
     version, _, _ = logged
-    settings = json.loads(mlflow.artifacts.load_text(f"models:/churn/{version}/model-settings.json"))
-    assert "implementation" not in settings  # the Server's MLSERVER_MODEL_IMPLEMENTATION chooses ours
+    # Without this file Seldon's agent would write one naming the stock MLflow runtime: no prediction log.
+    assert (
+        fact("seldon.agent.model_settings_default_mlflow")["implementation"]
+        == "mlserver_mlflow.MLflowRuntime"
+    )
+    settings_file = fact("seldon.agent.model_settings_file")
+    settings = json.loads(mlflow.artifacts.load_text(f"models:/churn/{version}/{settings_file}"))
+    # No implementation: MLServer takes the Server's variable, which names the platform's runtime.
+    assert "implementation" not in settings
+    assert fact("mlserver.model_settings.implementation_env") in serving_env("http://monitor:8000", 1 << 20)
+    # The agent overwrites name and parameters.version; the registry version travels in extra.
+    assert fact("seldon.agent.model_settings_overwrites") == ("name", "parameters.version")
+    assert settings["parameters"].keys() == {"extra"}
     assert settings["parameters"]["extra"]["init_parameters"]["registered_version"] == version
 
 
