@@ -35,19 +35,24 @@ def prepare_data(
     seed: int,
     train: Output[Dataset],
     holdout: Output[Dataset],
+    gate: Output[Dataset],
     holdout_fraction: float = 0.25,
     tracking_uri: str = "",
-) -> NamedTuple("PrepareOutputs", [("train_rows", int), ("holdout_rows", int), ("source", str)]):
-    """Load labelled rows (a file, or generated days) and split them into train and holdout by seed.
+    gate_data_path: str = "",
+) -> NamedTuple(
+    "PrepareOutputs",
+    [("train_rows", int), ("holdout_rows", int), ("source", str), ("gate_rows", int), ("gate_source", str)],
+):
+    """Load labelled rows (a file, or generated days), split train and holdout by seed, and pick gate rows.
 
-    ``training_data_path`` is a local CSV or Parquet file, or an MLflow artifact URI
-    (``runs:/<run_id>/<path>`` or ``mlflow-artifacts:/...``, e.g. the rows the cluster's monitor uploads
-    for a retrain, labels in ``default`` or ``label``), downloaded from ``tracking_uri`` (empty:
-    ``MLFLOW_TRACKING_URI``).
+    ``training_data_path`` and ``gate_data_path`` are local CSV or Parquet files, or MLflow artifact URIs
+    (``runs:/<run_id>/<path>`` or ``mlflow-artifacts:/...``, what the platform's retrainer uploads in the
+    cluster, labels in ``default`` or ``label``), downloaded from ``tracking_uri`` (empty:
+    ``MLFLOW_TRACKING_URI``). The gate rows are what the promotion gate scores challenger and champion on:
+    the ``gate_data_path`` rows (the most recent labelled rows, held out from training) or, without it,
+    the holdout.
     """
     import collections
-    import tempfile
-    from pathlib import Path
 
     import numpy as np
     import pandas as pd
@@ -60,64 +65,46 @@ def prepare_data(
         SCENARIOS,
         generate_range,
     )
+    from platform_components.pipelines import load_labelled_rows
 
-    if not 0.05 <= holdout_fraction <= 0.5:
-        raise ValueError(f"holdout_fraction={holdout_fraction} must be between 0.05 and 0.5")
-    if training_data_path.startswith(("runs:/", "mlflow-artifacts:", "models:/")):
-        import mlflow
-
-        # A pod cannot read the monitor's disk: the rows travel as an MLflow artifact.
-        download_dir = tempfile.mkdtemp(prefix="training-data-")
-        try:
-            local = mlflow.artifacts.download_artifacts(
-                artifact_uri=training_data_path, dst_path=download_dir, tracking_uri=tracking_uri or None
-            )
-        except Exception as error:
-            raise ValueError(
-                f"training_data_path={training_data_path!r} could not be downloaded from MLflow at "
-                f"{tracking_uri or 'MLFLOW_TRACKING_URI'} ({type(error).__name__}: {error}); pass an "
-                "existing artifact URI such as runs:/<run_id>/retrain_data/labelled_rows.csv"
-            ) from None
-        path = Path(local)
-        if path.is_dir():
-            files = sorted(p for p in path.rglob("*") if p.suffix.lower() in (".csv", ".parquet"))
-            if len(files) != 1:
-                raise ValueError(
-                    f"training_data_path={training_data_path!r} is a folder with {len(files)} CSV/Parquet "
-                    "files; point it at one file"
-                )
-            path = files[0]
-    elif training_data_path:
-        path = Path(training_data_path)
-    if training_data_path:
-        if not path.is_file():
-            raise ValueError(
-                f"training_data_path={training_data_path!r} is not a file; pass a CSV or Parquet file with "
-                f"the feature columns and {LABEL!r}, or leave it empty to generate days"
-            )
-        if path.suffix.lower() == ".parquet":
-            frame = pd.read_parquet(path)
-        elif path.suffix.lower() == ".csv":
-            frame = pd.read_csv(path)
-        else:
-            raise ValueError(
-                f"training_data_path={training_data_path!r} has suffix {path.suffix!r}; use .csv or .parquet"
-            )
-        if LABEL not in frame.columns and "label" in frame.columns:
-            # The platform's monitor exports production rows with their ground truth as `label`.
-            frame = frame.rename(columns={"label": LABEL})
-        missing = [column for column in (*FEATURES, LABEL) if column not in frame.columns]
-        if missing:
-            raise ValueError(
-                f"training_data_path={training_data_path!r} lacks columns {missing}; it needs "
-                f"{[*FEATURES, LABEL]} (extra columns are ignored)"
-            )
-        frame = frame.dropna(subset=[LABEL])
+    def typed(frame: pd.DataFrame, field: str) -> pd.DataFrame:
+        # Fixed dtypes whatever the file held (ints in a CSV, objects in a join): the model signature, and
+        # so the serving contract, must not change between versions because one file stored age as an int.
+        frame = frame[[*FEATURES, LABEL]].reset_index(drop=True)
         labels = frame[LABEL]
         if not labels.isin([0, 1, True, False]).all():
             bad = sorted({repr(value) for value in labels[~labels.isin([0, 1, True, False])]})[:5]
-            raise ValueError(f"column {LABEL!r} must hold 0 or 1; found {', '.join(bad)}")
-        source = f"file:{path}" if path == Path(training_data_path) else training_data_path
+            raise ValueError(f"{field}: column {LABEL!r} must hold 0 or 1; found {', '.join(bad)}")
+        frame[LABEL] = labels.astype("int64")
+        for column in NUMERIC_FEATURES:
+            values = pd.to_numeric(frame[column], errors="coerce")
+            unparsable = frame[column][values.isna() & frame[column].notna()]
+            if len(unparsable):
+                examples = ", ".join(sorted(map(repr, unparsable.unique()))[:5])
+                raise ValueError(
+                    f"{field}: column {column!r} must be numeric; found {examples} "
+                    f"(fix the rows, or send NaN for a missing value)"
+                )
+            frame[column] = values.astype("float64")
+        for column in CATEGORICAL_FEATURES:
+            frame[column] = frame[column].where(frame[column].isna(), frame[column].astype(str))
+        return frame
+
+    if not 0.05 <= holdout_fraction <= 0.5:
+        raise ValueError(f"holdout_fraction={holdout_fraction} must be between 0.05 and 0.5")
+    if training_data_path:
+        frame = load_labelled_rows(
+            training_data_path,
+            label=LABEL,
+            features=FEATURES,
+            field="training_data_path",
+            tracking_uri=tracking_uri,
+        )
+        source = (
+            training_data_path
+            if training_data_path.startswith(("runs:/", "mlflow-artifacts:", "models:/"))
+            else f"file:{training_data_path}"
+        )
     else:
         if scenario and scenario not in SCENARIOS:
             raise ValueError(f"scenario={scenario!r} is unknown; use '' or one of {', '.join(SCENARIOS)}")
@@ -132,22 +119,7 @@ def prepare_data(
         source = f"generated:days={train_start_day}..{train_end_day - 1},rows_per_day={rows_per_day}"
         if scenario:
             source += f",scenario={scenario},drift_start_day={drift_start_day}"
-    frame = frame[[*FEATURES, LABEL]].reset_index(drop=True)
-    frame[LABEL] = frame[LABEL].astype("int64")
-    # Fixed dtypes whatever the file held (ints in a CSV, objects in a join): the model signature, and so the
-    # serving contract, must not change between versions because one file stored age as an integer.
-    for column in NUMERIC_FEATURES:
-        values = pd.to_numeric(frame[column], errors="coerce")
-        unparsable = frame[column][values.isna() & frame[column].notna()]
-        if len(unparsable):
-            examples = ", ".join(sorted(map(repr, unparsable.unique()))[:5])
-            raise ValueError(
-                f"column {column!r} must be numeric; found {examples} "
-                f"(fix the rows, or send NaN for a missing value)"
-            )
-        frame[column] = values.astype("float64")
-    for column in CATEGORICAL_FEATURES:
-        frame[column] = frame[column].where(frame[column].isna(), frame[column].astype(str))
+    frame = typed(frame, "training_data_path")
 
     # Stratified split with a seeded permutation: the same data and seed give the same holdout, and both
     # classes land in both parts so ROC AUC is defined.
@@ -164,15 +136,45 @@ def prepare_data(
         holdout_index.extend(rng.permutation(rows)[:take].tolist())
     is_holdout = np.zeros(len(frame), dtype=bool)
     is_holdout[holdout_index] = True
-    frame[~is_holdout].reset_index(drop=True).to_parquet(train.path, index=False)
-    frame[is_holdout].reset_index(drop=True).to_parquet(holdout.path, index=False)
-    train.metadata.update({"rows": int((~is_holdout).sum()), "source": source})
-    holdout.metadata.update({"rows": int(is_holdout.sum()), "source": source})
+    train_frame = frame[~is_holdout].reset_index(drop=True)
+    holdout_frame = frame[is_holdout].reset_index(drop=True)
+    if gate_data_path:
+        gate_frame = typed(
+            load_labelled_rows(
+                gate_data_path,
+                label=LABEL,
+                features=FEATURES,
+                field="gate_data_path",
+                tracking_uri=tracking_uri,
+            ),
+            "gate_data_path",
+        )
+        if gate_frame[LABEL].nunique() < 2:
+            raise ValueError(
+                f"gate_data_path={gate_data_path!r}: every row has {LABEL}={int(gate_frame[LABEL].iloc[0])}; "
+                "the gate compares ROC AUC, which needs rows of both classes (pass more recent rows)"
+            )
+        gate_source = (
+            gate_data_path
+            if gate_data_path.startswith(("runs:/", "mlflow-artifacts:", "models:/"))
+            else f"file:{gate_data_path}"
+        )
+    else:
+        gate_frame, gate_source = holdout_frame, "holdout"
+    train_frame.to_parquet(train.path, index=False)
+    holdout_frame.to_parquet(holdout.path, index=False)
+    gate_frame.to_parquet(gate.path, index=False)
+    train.metadata.update({"rows": len(train_frame), "source": source})
+    holdout.metadata.update({"rows": len(holdout_frame), "source": source})
+    gate.metadata.update({"rows": len(gate_frame), "source": gate_source})
     print(
-        f"prepared {len(frame)} rows from {source}: {(~is_holdout).sum()} train, {is_holdout.sum()} holdout"
+        f"prepared {len(frame)} rows from {source}: {len(train_frame)} train, {len(holdout_frame)} holdout; "
+        f"{len(gate_frame)} gate rows from {gate_source}"
     )
-    outputs = collections.namedtuple("PrepareOutputs", ["train_rows", "holdout_rows", "source"])
-    return outputs(int((~is_holdout).sum()), int(is_holdout.sum()), source)
+    outputs = collections.namedtuple(
+        "PrepareOutputs", ["train_rows", "holdout_rows", "source", "gate_rows", "gate_source"]
+    )
+    return outputs(len(train_frame), len(holdout_frame), source, len(gate_frame), gate_source)
 
 
 @dsl.component(**COMPONENT_OPTIONS)
@@ -231,14 +233,14 @@ def train_model(train: Input[Dataset], seed: int, model: Output[Model]) -> dict:
 def evaluate_models(
     tracking_uri: str,
     model_name: str,
-    holdout: Input[Dataset],
+    gate: Input[Dataset],
     challenger: Input[Model],
     metrics: Output[Metrics],
 ) -> NamedTuple(
     "EvaluateOutputs",
     [("challenger_metrics", dict), ("champion_metrics", dict), ("champion_version", str)],
 ):
-    """Score the challenger and the current champion (if any) on the same holdout rows."""
+    """Score the challenger and the current champion (if any) on the same gate rows."""
     import collections
 
     import mlflow
@@ -247,18 +249,11 @@ def evaluate_models(
     import skops.io
     import threadpoolctl
     from mlflow.exceptions import MlflowException
-    from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
 
     from examples.credit_default.data import FEATURES, LABEL
+    from platform_components.pipelines import model_metrics
 
     threadpoolctl.threadpool_limits(limits=1)  # see train_model
-
-    def score(labels: np.ndarray, probabilities: np.ndarray) -> dict:
-        return {
-            "roc_auc": float(roc_auc_score(labels, probabilities)),
-            "accuracy": float(accuracy_score(labels, probabilities >= 0.5)),
-            "log_loss": float(log_loss(labels, probabilities, labels=[0, 1])),
-        }
 
     def load_trusted_skops(path: str):
         # The file was written by this run's train step; still refuse any type outside the libraries the
@@ -271,10 +266,13 @@ def evaluate_models(
             )
         return skops.io.load(path, trusted=untrusted)
 
-    frame = pd.read_parquet(holdout.path)
+    frame = pd.read_parquet(gate.path)
     features, labels = frame[list(FEATURES)], frame[LABEL].to_numpy()
     challenger_model = load_trusted_skops(challenger.path)
-    challenger_metrics = score(labels, challenger_model.predict_proba(features)[:, 1])
+    # The platform's metric definitions: the same ones the monitor's baseline (holdout_*) uses.
+    challenger_metrics = model_metrics(
+        "classification", labels, challenger_model.predict_proba(features)[:, 1]
+    )
 
     mlflow.set_tracking_uri(tracking_uri)
     client = mlflow.MlflowClient()
@@ -293,17 +291,20 @@ def evaluate_models(
         champion_scores = np.asarray(champion.predict(features))
         if champion_scores.ndim == 2:
             champion_scores = champion_scores[:, -1]
-        champion_metrics = score(labels, champion_scores.astype(np.float64))
+        champion_metrics = model_metrics("classification", labels, champion_scores.astype(np.float64))
 
     for key, value in challenger_metrics.items():
         metrics.log_metric(f"challenger_{key}", value)
     for key, value in champion_metrics.items():
         metrics.log_metric(f"champion_{key}", value)
-    print(f"challenger {challenger_metrics}; champion v{champion_version or '-'} {champion_metrics}")
+    print(
+        f"on {len(frame)} gate rows: challenger {challenger_metrics}; "
+        f"champion v{champion_version or '-'} {champion_metrics}"
+    )
     outputs = collections.namedtuple(
         "EvaluateOutputs", ["challenger_metrics", "champion_metrics", "champion_version"]
     )
-    return outputs(challenger_metrics, champion_metrics, champion_version)
+    return outputs(challenger_metrics, champion_metrics, str(champion_version))
 
 
 @dsl.component(**COMPONENT_OPTIONS)
@@ -318,23 +319,19 @@ def register_model(
     champion_metrics: dict,
     champion_version: str,
     data_source: str,
+    gate_source: str,
     pipeline_run: str,
 ) -> NamedTuple("RegisterOutputs", [("version", str), ("run_id", str)]):
-    """Log params, metrics, the model and its reference profile to MLflow; register it as ``challenger``."""
+    """Log the challenger with what the platform needs (``log_model_for_platform``); register it."""
     import collections
-    import importlib.metadata
-    import json
-    import os
-    import tempfile
 
     import mlflow
     import pandas as pd
     import skops.io
     import threadpoolctl
-    from mlflow.models import infer_signature
 
-    from examples.credit_default.data import CATEGORICAL_FEATURES, FEATURES, LABEL, NUMERIC_FEATURES
-    from platform_components.monitoring.profile import build_reference_profile
+    from examples.credit_default.data import CATEGORICAL_FEATURES, LABEL, NUMERIC_FEATURES
+    from platform_components.pipelines import log_model_for_platform
 
     threadpoolctl.threadpool_limits(limits=1)  # see train_model
     untrusted = skops.io.get_untrusted_types(file=challenger.path)
@@ -342,69 +339,36 @@ def register_model(
     if unexpected:
         raise ValueError(f"model artifact {challenger.path} holds unexpected types {unexpected}")
     model = skops.io.load(challenger.path, trusted=untrusted)
-    train_frame = pd.read_parquet(train.path)
-    holdout_frame = pd.read_parquet(holdout.path)
-    features = train_frame[list(FEATURES)]
-    input_example = features.head(5)
-    signature = infer_signature(input_example, model.predict_proba(input_example))
-    # Explicit requirements: inference scans the environment (slow, and it picks up test tools).
-    requirements = [
-        f"{package}=={importlib.metadata.version(package)}"
-        for package in ("mlflow", "scikit-learn", "skops", "numpy", "pandas", "scipy")
-    ]
-    profile = build_reference_profile(
-        features,
-        numeric=list(NUMERIC_FEATURES),
-        categorical=list(CATEGORICAL_FEATURES),
-        prediction_scores=model.predict_proba(holdout_frame[list(FEATURES)])[:, 1],
-        metadata={"label": LABEL, "model_name": model_name, "data_source": data_source},
-    )
 
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_experiment(model_name)
     with mlflow.start_run(run_name=f"{model_name}-train") as run:
-        mlflow.log_params({**training_params, "data_source": data_source[:500]})
-        mlflow.log_params({"train_rows": len(train_frame), "holdout_rows": len(holdout_frame)})
-        mlflow.log_metrics({f"holdout_{key}": value for key, value in challenger_metrics.items()})
-        mlflow.log_metrics({f"champion_holdout_{key}": value for key, value in champion_metrics.items()})
-        mlflow.set_tags(
-            {
+        mlflow.log_params(
+            {**training_params, "data_source": data_source[:500], "gate_source": gate_source[:500]}
+        )
+        # The gate's view (the rows the promotion compares on); holdout_* come from the helper.
+        mlflow.log_metrics({f"gate_challenger_{key}": value for key, value in challenger_metrics.items()})
+        mlflow.log_metrics({f"gate_champion_{key}": value for key, value in champion_metrics.items()})
+        version = log_model_for_platform(
+            model,
+            model_name=model_name,
+            train=pd.read_parquet(train.path),
+            holdout=pd.read_parquet(holdout.path),
+            label=LABEL,
+            numeric_features=list(NUMERIC_FEATURES),
+            categorical_features=list(CATEGORICAL_FEATURES),
+            tags={
                 "pipeline": "credit-default-training",
                 "pipeline_run": pipeline_run,
+                "data_source": data_source[:500],
                 "champion_version_at_training": champion_version or "none",
-            }
+            },
+            metadata={"data_source": data_source},
         )
-        info = mlflow.sklearn.log_model(
-            model,
-            name="model",
-            signature=signature,
-            input_example=input_example,
-            pyfunc_predict_fn="predict_proba",
-            serialization_format="skops",
-            skops_trusted_types=untrusted,
-            pip_requirements=requirements,
-        )
-        mlflow.log_text(profile.to_json(), "monitoring/reference_profile.json")
         run_id = run.info.run_id
-    version = mlflow.register_model(
-        info.model_uri, model_name, tags={"data_source": data_source[:500], "pipeline_run": pipeline_run}
-    )
-    client = mlflow.MlflowClient()
-    # Seldon Core 2 loads a model folder only with a model-settings.json in it, and the platform's serving
-    # runtime reads the registry version from it (Seldon renames models), so monitoring can tie each
-    # prediction to this version. No `implementation`: the serving image chooses the runtime.
-    with tempfile.TemporaryDirectory() as folder:
-        settings_path = os.path.join(folder, "model-settings.json")
-        with open(settings_path, "w") as handle:
-            json.dump(
-                {"parameters": {"extra": {"init_parameters": {"registered_version": str(version.version)}}}},
-                handle,
-            )
-        client.log_model_artifact(info.model_id, settings_path)
-    client.set_registered_model_alias(model_name, "challenger", version.version)
-    print(f"registered {model_name} version {version.version} from run {run_id} as @challenger")
+    print(f"registered {model_name} version {version} from run {run_id} as @challenger")
     outputs = collections.namedtuple("RegisterOutputs", ["version", "run_id"])
-    return outputs(str(version.version), run_id)
+    return outputs(version, run_id)
 
 
 @dsl.component(**COMPONENT_OPTIONS)
@@ -417,8 +381,9 @@ def promote_model(
     champion_version: str,
     promotion_margin: float,
     decision_metrics: Output[Metrics],
+    gate_source: str = "holdout",
 ) -> dict:
-    """Move ``champion`` to the challenger only if its holdout ROC AUC beats the champion's by the margin."""
+    """Move ``champion`` to the challenger only if its gate ROC AUC beats the champion's by the margin."""
     import json
     import time
 
@@ -438,8 +403,8 @@ def promote_model(
         promoted = improvement >= promotion_margin - 1e-9
         verdict = "meets" if promoted else "is below"
         reason = (
-            f"holdout ROC AUC {challenger_auc:.4f} vs champion v{champion_version} {champion_auc:.4f}: "
-            f"improvement {improvement:+.4f} {verdict} the margin {promotion_margin:.4f}"
+            f"ROC AUC on the gate rows ({gate_source}) {challenger_auc:.4f} vs champion v{champion_version} "
+            f"{champion_auc:.4f}: improvement {improvement:+.4f} {verdict} the margin {promotion_margin:.4f}"
         )
     if promoted:
         # Guard against a concurrent promotion: only move the alias if it still points where we evaluated.
@@ -464,6 +429,7 @@ def promote_model(
         "promoted": promoted,
         "reason": reason,
         "promotion_margin": promotion_margin,
+        "gate_source": gate_source,
         "roc_auc_improvement": improvement,
         "challenger_metrics": challenger_metrics,
         "champion_metrics": champion_metrics,

@@ -1,5 +1,9 @@
 """The credit-default training pipeline: prepare -> train -> evaluate -> register -> promote.
 
+The platform's retrainers start it with ``tracking_uri``, ``model_name``, ``training_data_path``,
+``gate_data_path`` and ``promotion_margin`` (the inputs it declares); the other inputs generate data for
+a first model and for experiments.
+
 Run it locally (needs an MLflow tracking server)::
 
     mlops pipeline run --local examples/credit_default/pipeline.py:credit_default_pipeline \\
@@ -38,6 +42,7 @@ def credit_default_pipeline(
     train_end_day: int = 7,
     rows_per_day: int = 500,
     training_data_path: str = "",
+    gate_data_path: str = "",
     scenario: str = "",
     drift_start_day: int = -1,
     promotion_margin: float = 0.01,
@@ -54,9 +59,12 @@ def credit_default_pipeline(
         training_data_path: A CSV or Parquet file of labelled rows (features + ``default``), e.g. recent
             production rows joined with their labels, as a local path or an MLflow artifact URI
             (``runs:/<run_id>/<path>``); empty means generate days instead.
+        gate_data_path: The rows the promotion gate compares challenger and champion on: the most recent
+            labelled rows, held out from ``training_data_path`` (same format); empty means the holdout
+            split of the training rows.
         scenario: Drift scenario for generated days ('' for none; see ``data.SCENARIOS``).
         drift_start_day: Day the scenario starts; -1 means never.
-        promotion_margin: Minimum ROC AUC improvement over the champion, on the same holdout, to promote.
+        promotion_margin: Minimum ROC AUC improvement over the champion, on the same gate rows, to promote.
         seed: Seed for data generation, the train/holdout split and the model.
     """
     prepare = prepare_data(
@@ -64,6 +72,7 @@ def credit_default_pipeline(
         train_end_day=train_end_day,
         rows_per_day=rows_per_day,
         training_data_path=training_data_path,
+        gate_data_path=gate_data_path,
         scenario=scenario,
         drift_start_day=drift_start_day,
         seed=seed,
@@ -73,7 +82,7 @@ def credit_default_pipeline(
     evaluate = evaluate_models(
         tracking_uri=tracking_uri,
         model_name=model_name,
-        holdout=prepare.outputs["holdout"],
+        gate=prepare.outputs["gate"],
         challenger=train.outputs["model"],
     )
     register = register_model(
@@ -87,6 +96,7 @@ def credit_default_pipeline(
         champion_metrics=evaluate.outputs["champion_metrics"],
         champion_version=evaluate.outputs["champion_version"],
         data_source=prepare.outputs["source"],
+        gate_source=prepare.outputs["gate_source"],
         pipeline_run=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
     )
     promote = promote_model(
@@ -97,6 +107,7 @@ def credit_default_pipeline(
         champion_metrics=evaluate.outputs["champion_metrics"],
         champion_version=evaluate.outputs["champion_version"],
         promotion_margin=promotion_margin,
+        gate_source=prepare.outputs["gate_source"],
     )
     # In the cluster, MLflow refuses unauthenticated calls: every step that talks to it gets the platform's
     # credentials (locally and without auth the optional Secret is simply absent).

@@ -57,7 +57,25 @@ def test_golden_pipeline_runs_every_step_in_the_project_image_without_installing
     assert inputs["model_name"]["defaultValue"] == "credit-default"
     assert "defaultValue" not in inputs["tracking_uri"]  # required: the caller names its MLflow
     dag_tasks = spec["root"]["dag"]["tasks"]
-    assert dag_tasks["promote-model"]["dependentTasks"] == ["evaluate-models", "register-model"]
+    assert dag_tasks["promote-model"]["dependentTasks"] == [
+        "evaluate-models",
+        "prepare-data",
+        "register-model",
+    ]
+
+
+def test_golden_pipeline_takes_the_platform_inputs_and_gates_on_the_gate_rows() -> None:
+    spec, _ = yaml.safe_load_all(GOLDEN.read_text())
+    inputs = spec["root"]["inputDefinitions"]["parameters"]
+    # What the platform's retrainers pass (where the pipeline declares the input).
+    for name in ("tracking_uri", "model_name", "training_data_path", "gate_data_path", "promotion_margin"):
+        assert name in inputs, name
+    assert inputs["gate_data_path"]["defaultValue"] == ""
+    dag_tasks = spec["root"]["dag"]["tasks"]
+    gate_input = dag_tasks["evaluate-models"]["inputs"]["artifacts"]["gate"]["taskOutputArtifact"]
+    assert gate_input == {"outputArtifactKey": "gate", "producerTask": "prepare-data"}
+    prepare_inputs = dag_tasks["prepare-data"]["inputs"]["parameters"]
+    assert prepare_inputs["gate_data_path"] == {"componentInputParameter": "gate_data_path"}
 
 
 def test_every_step_that_talks_to_mlflow_gets_the_platform_credentials_in_the_cluster() -> None:

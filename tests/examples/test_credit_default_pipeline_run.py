@@ -1,8 +1,9 @@
 """The credit-default pipeline end to end on kfp.local against a real MLflow server.
 
 Two full local runs (each 15-35 s), kept few on purpose: a first run on generated days (no champion yet)
-and a retrain from a file of recent, labelled, concept-shifted rows (as the monitor starts it). The promotion
-rule's other branches run the promote step's own code in-process against the same server.
+and a retrain from a file of recent, labelled, concept-shifted rows with the most recent day as the gate
+rows (as the loop starts it). The promotion rule's other branches run the promote step's own code
+in-process against the same server.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from threadpoolctl import threadpool_limits
 from examples.credit_default import components
 from examples.credit_default.data import FEATURES, LABEL, generate_range
 from examples.credit_default.pipeline import credit_default_pipeline
+from platform_components.monitoring.estimate import METADATA_KEY, PerformanceEstimator
 from platform_components.monitoring.profile import ReferenceProfile
 from platform_components.pipelines import LocalRun, PipelineError, run_local
 
@@ -130,21 +132,31 @@ def first_run(mlflow_server: str, tracking: mlflow.MlflowClient, runs_root: Path
 def shifted_run(
     first_run: LocalRun, mlflow_server: str, runs_root: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> LocalRun:
-    """A retrain as the monitor starts it: recent labelled production rows (concept-shifted) in a file."""
+    """A retrain as the loop starts it: recent labelled production rows (concept-shifted) in a file, and the
+    most recent day, held out from them, as the gate rows."""
     recent = generate_range(10, 17, ROWS_PER_DAY, scenario="concept_shift", drift_start_day=7, seed=2)
     # Joined production rows carry more than features and label; the pipeline ignores extra columns.
     recent.insert(0, "request_id", [f"req-{index}" for index in range(len(recent))])
-    labelled = tmp_path_factory.mktemp("labelled") / "recent_labelled.csv"
+    folder = tmp_path_factory.mktemp("labelled")
+    labelled, gate = folder / "recent_labelled.csv", folder / "gate.csv"
     recent.to_csv(labelled, index=False)
+    # The platform exports its rows with the label as `label`.
+    gate_rows = generate_range(17, 18, ROWS_PER_DAY, scenario="concept_shift", drift_start_day=7, seed=2)
+    gate_rows.rename(columns={LABEL: "label"}).to_csv(gate, index=False)
     return run_local(
         credit_default_pipeline,
-        {"tracking_uri": mlflow_server, "training_data_path": str(labelled), "promotion_margin": 0.01},
+        {
+            "tracking_uri": mlflow_server,
+            "training_data_path": str(labelled),
+            "gate_data_path": str(gate),
+            "promotion_margin": 0.01,
+        },
         pipeline_root=runs_root,
     )
 
 
-def holdout_of(run: LocalRun) -> pd.DataFrame:
-    return pd.read_parquet(run.task_outputs["prepare-data"]["holdout"])
+def gate_of(run: LocalRun) -> pd.DataFrame:
+    return pd.read_parquet(run.task_outputs["prepare-data"]["gate"])
 
 
 def test_first_run_registers_version_1_and_makes_it_champion(
@@ -184,35 +196,48 @@ def test_logged_model_has_signature_example_metrics_and_reference_profile(
     assert run.data.metrics["holdout_roc_auc"] == pytest.approx(
         first_run.output["challenger_metrics"]["roc_auc"]
     )
-    assert {"holdout_accuracy", "holdout_log_loss"} <= set(run.data.metrics)
+    assert {"holdout_accuracy", "holdout_log_loss", "holdout_brier"} <= set(run.data.metrics)
+    # Without gate rows the gate is the holdout: the gate's challenger metrics are the holdout's.
+    assert run.data.metrics["gate_challenger_roc_auc"] == run.data.metrics["holdout_roc_auc"]
+    assert run.data.params["gate_source"] == "holdout"
     assert run.data.params["classifier"] == "HistGradientBoostingClassifier"
     profile_text = mlflow.artifacts.load_text(f"runs:/{version.run_id}/monitoring/reference_profile.json")
     profile = ReferenceProfile.from_json(profile_text)
     assert set(profile.features) >= set(FEATURES)
     assert profile.prediction is not None
-    # Seldon Core 2 loads a model folder only with a model-settings.json; it names the registry version.
+    # What log_model_for_platform adds for the loop: the label, the task and the estimator.
+    assert profile.metadata["label"] == LABEL
+    assert profile.metadata["task"] == "classification"
+    estimator = PerformanceEstimator.from_dict(profile.metadata[METADATA_KEY])
+    assert estimator.reference.rows == first_run.task_outputs["prepare-data"]["holdout_rows"]
+    # Seldon Core 2 needs a model-settings.json naming no runtime (log_model_for_platform writes it).
     settings = json.loads(mlflow.artifacts.load_text(f"models:/{MODEL}/1/model-settings.json"))
     assert settings == {"parameters": {"extra": {"init_parameters": {"registered_version": "1"}}}}
 
 
-def test_concept_shifted_run_beats_the_champion_on_the_same_holdout_and_is_promoted(
+def test_concept_shifted_run_beats_the_champion_on_the_gate_rows_and_is_promoted(
     shifted_run: LocalRun, tracking: mlflow.MlflowClient
 ) -> None:
     decision = shifted_run.output
     assert decision["challenger_version"] == "2"
     assert decision["champion_version_before"] == "1"
-    assert shifted_run.task_outputs["prepare-data"]["source"].startswith("file:")
-    holdout = holdout_of(shifted_run)
-    # Recompute both sides on the run's holdout: the champion was judged on exactly these rows.
+    prepared = shifted_run.task_outputs["prepare-data"]
+    assert prepared["source"].startswith("file:")
+    assert prepared["gate_source"].endswith("gate.csv") and prepared["gate_rows"] == ROWS_PER_DAY
+    assert decision["gate_source"] == prepared["gate_source"]
+    gate = gate_of(shifted_run)
+    expected = generate_range(17, 18, ROWS_PER_DAY, scenario="concept_shift", drift_start_day=7, seed=2)
+    assert gate[LABEL].tolist() == expected[LABEL].tolist()  # the gate file's rows, not the holdout
+    # Recompute both sides on the gate rows: the champion was judged on exactly these rows.
     champion = mlflow.pyfunc.load_model(f"models:/{MODEL}/1")
-    champion_scores = np.asarray(champion.predict(holdout[list(FEATURES)]))[:, 1]
+    champion_scores = np.asarray(champion.predict(gate[list(FEATURES)]))[:, 1]
     assert decision["champion_metrics"]["roc_auc"] == pytest.approx(
-        roc_auc_score(holdout[LABEL], champion_scores)
+        roc_auc_score(gate[LABEL], champion_scores)
     )
     challenger = mlflow.pyfunc.load_model(f"models:/{MODEL}/2")
-    challenger_scores = np.asarray(challenger.predict(holdout[list(FEATURES)]))[:, 1]
+    challenger_scores = np.asarray(challenger.predict(gate[list(FEATURES)]))[:, 1]
     assert decision["challenger_metrics"]["roc_auc"] == pytest.approx(
-        roc_auc_score(holdout[LABEL], challenger_scores)
+        roc_auc_score(gate[LABEL], challenger_scores)
     )
     improvement = decision["challenger_metrics"]["roc_auc"] - decision["champion_metrics"]["roc_auc"]
     assert decision["roc_auc_improvement"] == pytest.approx(improvement)
@@ -265,6 +290,7 @@ def test_a_challenger_below_the_margin_is_rejected_and_the_champion_stays(
     assert decision["promoted"] is False
     assert decision["champion_version_after"] == "1"
     assert "improvement +0.0050 is below the margin 0.0100" in decision["reason"]
+    assert decision["reason"].startswith("ROC AUC on the gate rows (holdout) 0.8050 vs champion v1 0.8000")
     assert tracking.get_model_version_by_alias(promotion_model, "champion").version == "1"
     version = tracking.get_model_version(promotion_model, "2")
     assert version.tags["promotion.decision"] == "rejected"
@@ -297,7 +323,8 @@ def test_a_training_file_without_the_label_fails_in_prepare_with_the_missing_col
     unlabelled = tmp_path / "unlabelled.csv"
     generate_range(0, 1, 20).drop(columns=[LABEL]).to_csv(unlabelled, index=False)
     with pytest.raises(
-        PipelineError, match=r"failed in step prepare-data: ValueError: .*lacks columns \['default'\]"
+        PipelineError,
+        match=r"failed in step prepare-data: \S*PlatformModelError: .*lacks columns \['default'\]",
     ):
         run_local(
             credit_default_pipeline,

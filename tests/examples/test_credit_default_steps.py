@@ -35,6 +35,7 @@ def one_openmp_thread() -> Iterator[None]:
 
 
 def prepare(tmp_path: Path, **overrides) -> tuple[pd.DataFrame, pd.DataFrame, object]:
+    """Run the prepare step in-process; the train and holdout frames and its outputs (gate: ``gate_of``)."""
     arguments = {
         "train_start_day": 0,
         "train_end_day": 3,
@@ -48,8 +49,13 @@ def prepare(tmp_path: Path, **overrides) -> tuple[pd.DataFrame, pd.DataFrame, ob
     tmp_path.mkdir(parents=True, exist_ok=True)  # KFP creates artifact folders; in-process we do
     train = Dataset(name="train", uri=str(tmp_path / "train.parquet"))
     holdout = Dataset(name="holdout", uri=str(tmp_path / "holdout.parquet"))
-    result = components.prepare_data.python_func(train=train, holdout=holdout, **arguments)
+    gate = Dataset(name="gate", uri=str(tmp_path / "gate.parquet"))
+    result = components.prepare_data.python_func(train=train, holdout=holdout, gate=gate, **arguments)
     return pd.read_parquet(train.path), pd.read_parquet(holdout.path), result
+
+
+def gate_of(tmp_path: Path) -> pd.DataFrame:
+    return pd.read_parquet(tmp_path / "gate.parquet")
 
 
 def test_generated_days_split_into_a_stratified_seeded_holdout(tmp_path: Path) -> None:
@@ -63,6 +69,40 @@ def test_generated_days_split_into_a_stratified_seeded_holdout(tmp_path: Path) -
     pd.testing.assert_frame_equal(holdout, same_holdout)
     _, other_holdout, _ = prepare(tmp_path / "c", seed=1)
     assert not holdout.equals(other_holdout)
+
+
+def test_without_gate_rows_the_gate_is_the_holdout(tmp_path: Path) -> None:
+    _, holdout, result = prepare(tmp_path)
+    pd.testing.assert_frame_equal(gate_of(tmp_path), holdout)
+    assert (result.gate_rows, result.gate_source) == (len(holdout), "holdout")
+
+
+def test_gate_rows_from_a_file_are_the_gate_and_stay_out_of_training(tmp_path: Path) -> None:
+    training = generate_range(0, 2, 200, seed=1)
+    recent = generate_range(2, 3, 200, seed=1)
+    recent["age"] = recent["age"].astype("int64")  # typed like the training rows whatever the file held
+    recent = recent.rename(columns={LABEL: "label"})  # the platform exports its rows with `label`
+    training_path, gate_path = tmp_path / "train.csv", tmp_path / "gate.csv"
+    training.to_csv(training_path, index=False)
+    recent.to_csv(gate_path, index=False)
+    train, holdout, result = prepare(
+        tmp_path / "run", training_data_path=str(training_path), gate_data_path=str(gate_path)
+    )
+    gate = gate_of(tmp_path / "run")
+    assert len(train) + len(holdout) == 400
+    assert (result.gate_rows, result.gate_source) == (200, f"file:{gate_path}")
+    assert list(gate.columns) == [*FEATURES, LABEL]
+    assert gate["age"].dtype == np.float64
+    assert gate[LABEL].tolist() == recent["label"].tolist()
+    assert not gate.equals(holdout)
+
+
+def test_gate_rows_of_one_class_are_refused(tmp_path: Path) -> None:
+    recent = generate_range(2, 3, 100)
+    path = tmp_path / "gate.parquet"
+    recent[recent[LABEL] == 0].to_parquet(path)
+    with pytest.raises(ValueError, match=r"gate_data_path=.*every row has default=0; the gate compares ROC"):
+        prepare(tmp_path, gate_data_path=str(path))
 
 
 def test_a_labelled_file_is_read_with_fixed_dtypes_and_extra_columns_dropped(tmp_path: Path) -> None:
