@@ -619,12 +619,18 @@ def refresh_realised(
     changed: list[MonitorResult] = []
     for stored in store.results(model, version=version, windows_ending_after=now - lookback_seconds):
         result = MonitorResult.from_dict(stored)
-        labels_now = store.label_count(model, version, since=result.window_start, until=result.window_end)
+        span = {"since": result.window_start, "until": result.window_end}
+        labels_now = store.label_count(model, version, **span)
         gained = labels_now != result.labelled_rows
-        if not gained and (result.performance is not None or labels_now < min_labels):
+        max_rows = result.config.get("max_rows", MonitorConfig.max_rows)
+        rows_now = store.prediction_count(model, version, **span)
+        rows_now = rows_now if max_rows is None else min(rows_now, int(max_rows))
+        # With the profile, a window whose estimate covers fewer rows than it has now is estimated again.
+        covered_rows = result.estimated["rows"] if result.estimated else result.rows
+        stale = profile is not None and covered_rows != rows_now
+        if not gained and not stale and (result.performance is not None or labels_now < min_labels):
             continue
         task = str(result.config.get("task", "classification"))
-        max_rows = result.config.get("max_rows", MonitorConfig.max_rows)
         config = MonitorConfig(
             min_labels=min_labels,
             min_rows=int(result.config.get("min_rows", MonitorConfig.min_rows)),

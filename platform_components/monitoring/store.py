@@ -539,8 +539,17 @@ class MonitorStore:
     def models(self) -> list[str]:
         return [row[0] for row in self._query("SELECT DISTINCT model FROM requests ORDER BY model")]
 
-    def prediction_count(self, model: str, version: str | None = None, since: float | None = None) -> int:
-        return self._count("SELECT COUNT(*) FROM predictions p WHERE p.model = ?", model, version, since)
+    def prediction_count(
+        self,
+        model: str,
+        version: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+    ) -> int:
+        """Predicted rows of a model (optionally one version, predicted in ``[since, until)``)."""
+        return self._count(
+            "SELECT COUNT(*) FROM predictions p WHERE p.model = ?", model, version, since, until
+        )
 
     # -- monitor results ---------------------------------------------------------------------------
 
