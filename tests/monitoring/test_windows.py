@@ -324,3 +324,34 @@ def test_a_classifier_with_labels_and_an_estimate_has_23_monitor_series(
     # 14 gauges of the check (no mae/rmse for a classifier), 5 of the estimate, 4 counters.
     assert len(series) == 23, series
     assert 'mlops_monitor_estimated_roc_auc{model="m",version="1"}' in series
+
+
+def test_the_report_plots_estimated_and_realised_roc_auc_per_window_and_states_the_assumption(
+    tmp_path: Path, profile: ReferenceProfile
+) -> None:
+    import html
+
+    from platform_components.monitoring.estimate import ASSUMPTION
+    from platform_components.monitoring.report import estimate_series, render_report
+
+    rng = np.random.default_rng(10)
+    with MonitorStore(tmp_path / "monitor.sqlite") as store:
+        truth: dict[str, int] = {}
+        for day in range(3):
+            times = DAY0 + day * DAY + np.arange(200) * 400.0
+            truth |= _serve(store, rng, times, f"d{day}-")
+            run_check(store, "m", "1", profile, window_seconds=DAY, now=float(times[-1]))
+        for request_id, label in truth.items():
+            if not request_id.startswith("d2-"):  # the last day's labels have not come yet
+                store.add_labels(request_id, [label], received_at=DAY0 + 3 * DAY)
+        refresh_realised(store, "m", "1", now=DAY0 + 3 * DAY, lookback_seconds=WEEK, min_labels=50)
+        history = store.results("m")
+    series = estimate_series(history)
+    assert [item["window_start"] for item in series] == [DAY0, DAY0 + DAY, DAY0 + 2 * DAY]
+    assert all(item["lower"] <= item["estimated"] <= item["upper"] for item in series)
+    assert [item["realised"] is None for item in series] == [False, False, True]
+    assert series[0]["realised"] == history[0]["performance"]["roc_auc"]
+    page = render_report(MonitorResult.from_dict(history[-1]), history[:-1])
+    assert html.escape(ASSUMPTION) in page
+    assert 'alt="estimated and realised ROC AUC per window" src="data:image/png;base64,' in page
+    assert "estimated " in page and "band " in page
