@@ -30,7 +30,13 @@ def test_a_label_outside_0_and_1_is_left_out_and_the_check_still_scores_the_rest
         for index, label in enumerate(truth):
             store.add_labels(f"r{index}", [2 if index == 0 else int(label)])  # one label is not 0 or 1
         result = run_check(
-            store, "m", "1", profile, window_seconds=5_000, config=MonitorConfig(min_labels=50)
+            store,
+            "m",
+            "1",
+            profile,
+            window_seconds=5_000,
+            config=MonitorConfig(min_labels=50),
+            now=start + 400,
         )
     assert result.performance is not None
     assert result.performance["roc_auc"] > 0.95
