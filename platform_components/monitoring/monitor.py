@@ -16,6 +16,15 @@ Estimated performance: when the reference profile carries a ``PerformanceEstimat
 check of the window with the same rows keeps that estimate as it was; labels never change it.
 ``refresh_realised`` adds the realised metrics and their comparison with the estimate to windows that
 gained labels after they were checked.
+
+Drift per feature: KS (numeric) or chi-square (categorical) p-values corrected across the features of the
+check (Benjamini-Hochberg by default); a feature drifts when its adjusted p-value is below ``alpha``. PSI is
+computed for every feature and reported (``max_psi``); it flags a feature as well only when
+``psi_threshold`` is set, because PSI has no sampling model and its noise floor depends on the window size.
+
+The chi-square statistic is divided by ``1 + m / n`` (window rows over reference rows): the reference
+proportions are themselves estimates from ``n`` rows, and without this factor a window of a tenth of the
+training size would raise false alarms about 10 % too often. For ``n >> m`` it is scipy's ``chisquare``.
 """
 
 from __future__ import annotations
