@@ -380,8 +380,15 @@ class MonitorStore:
     ) -> LabelReceipt:
         """Store one label per row of an ingested request (all or nothing; see the module docstring).
 
+        Args:
+            request_id: the prediction's request id.
+            labels: one label per row of the request.
+            received_at: when the labels became known, event time (the feedback body's ``event_time``);
+                default the clock. A time given here may not precede the prediction's own.
+
         Raises:
-            InvalidInput: request_id empty, labels not a list or of the wrong length, a label malformed.
+            InvalidInput: request_id empty, labels not a list or of the wrong length, a label malformed,
+                ``received_at`` before the prediction's time.
             UnknownRequest: the request id was never ingested.
             LabelConflict: a row already has a different label.
         """
@@ -392,10 +399,11 @@ class MonitorStore:
         if isinstance(labels, str | bytes) or not isinstance(labels, Sequence):
             raise InvalidInput(f"labels: expected a list with one label per row, got {type(labels).__name__}")
         canonical = [canonical_label(value, f"labels[{index}]") for index, value in enumerate(labels)]
+        given = received_at is not None
         received_at = time.time() if received_at is None else received_at
         with self._transaction() as connection:
             found = connection.execute(
-                "SELECT row_count FROM requests WHERE request_id = ?", (request_id,)
+                "SELECT row_count, timestamp FROM requests WHERE request_id = ?", (request_id,)
             ).fetchone()
             if found is None:
                 raise UnknownRequest(
@@ -403,6 +411,12 @@ class MonitorStore:
                     "the inference endpoint"
                 )
             rows = int(found[0])
+            # Only a time the client gave: the clocks of the serving process and the monitor may differ.
+            if given and received_at < float(found[1]):
+                raise InvalidInput(
+                    f"event_time: {received_at!r} is before the time of prediction {request_id!r} "
+                    f"({float(found[1])!r}); a label becomes known after its prediction, send a later time"
+                )
             if len(canonical) != rows:
                 raise InvalidInput(
                     f"labels: request {request_id!r} has {rows} row(s) but {len(canonical)} label(s) were "

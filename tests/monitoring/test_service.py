@@ -165,6 +165,10 @@ def test_labels_carry_their_event_time_and_a_bad_one_is_refused_naming_it(servic
         ):
             with pytest.raises(InvalidInput, match=f"event_time: .* {problem}"):
                 client.submit("churn-1-6", 1, event_time=bad)
+        with pytest.raises(
+            InvalidInput, match=r"event_time: .* is before the time of prediction 'churn-1-6'"
+        ):
+            client.submit("churn-1-6", 1, event_time=START - 1)
     for bad in ("yesterday", True, None, float("nan"), float("inf")):
         response = httpx.post(
             f"{base_url}/v2/feedback",
