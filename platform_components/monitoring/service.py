@@ -12,7 +12,8 @@ Endpoints:
   Errors: 400 (body is not a JSON object), 404 (unknown request id), 409 (a row already has a different
   label), 413 (body too large), 422 (a field is missing or malformed, or ``event_time`` is not a finite
   number, is more than 300 s ahead of the service's clock or before the prediction's time); the body's
-  ``detail`` names the field, and nothing is stored. An id not yet in the store triggers one ingestion of the prediction log first.
+  ``detail`` names the field, and nothing is stored. An id not yet in the store triggers one ingestion of
+  the prediction log first.
 - ``POST /v2/predictions`` with ``{"records": [PredictionRecord JSON, ...]}`` (what a serving pod's shipper,
   ``platform_components.monitoring.shipper``, reads from its prediction log) -> 200
   ``{"received": n, "new_rows": k}``. Idempotent on the request id (a replayed record adds no row), so a
