@@ -88,6 +88,7 @@ CREATE TABLE IF NOT EXISTS monitor_results (
     result TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS monitor_results_by_model ON monitor_results (model, checked_at);
+CREATE INDEX IF NOT EXISTS monitor_results_by_model_window ON monitor_results (model, window_start);
 -- monitor_results_by_window (UNIQUE on model, version, window_start) is made by _migrate: on a file written
 -- before windows were aligned it must first drop the duplicates a UNIQUE index would refuse.
 CREATE TABLE IF NOT EXISTS decisions (
@@ -650,10 +651,15 @@ class MonitorStore:
 
     def latest_results(self) -> dict[str, dict]:
         """The result of each model's latest window (model -> result dict), as ``latest_result``."""
+        # Find each model's latest window on the (model, window_start) index first, then read only those
+        # results: a scrape must not read every stored result's JSON.
         rows = self._query(
-            "SELECT model, result FROM (SELECT model, result, ROW_NUMBER() OVER (PARTITION BY model "
-            "ORDER BY window_start DESC, checked_at DESC, id DESC) AS position FROM monitor_results) "
-            "WHERE position = 1 ORDER BY model"
+            "SELECT model, result FROM monitor_results WHERE id IN (SELECT "
+            "(SELECT x.id FROM monitor_results x "
+            "WHERE x.model = latest.model AND x.window_start = latest.start "
+            "ORDER BY x.checked_at DESC, x.id DESC LIMIT 1) FROM "
+            "(SELECT model, MAX(window_start) AS start FROM monitor_results GROUP BY model) AS latest) "
+            "ORDER BY model"
         )
         return {row[0]: json.loads(row[1]) for row in rows}
 

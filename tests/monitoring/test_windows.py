@@ -355,3 +355,24 @@ def test_the_report_plots_estimated_and_realised_roc_auc_per_window_and_states_t
     assert html.escape(ASSUMPTION) in page
     assert 'alt="estimated and realised ROC AUC per window" src="data:image/png;base64,' in page
     assert "estimated " in page and "band " in page
+
+
+def test_two_versions_in_one_window_the_latest_checked_is_the_models_latest(tmp_path: Path) -> None:
+    with MonitorStore(tmp_path / "monitor.sqlite") as store:
+        for version, checked_at in (("1", 10.0), ("2", 20.0), ("1", 5.0)):
+            result = {**_old_result(checked_at, DAY0), "version": version}
+            store.save_result(
+                "m", version, checked_at=checked_at, window_start=DAY0, window_end=DAY0 + DAY, result=result
+            )
+        assert len(store.results("m")) == 2  # one per (version, window)
+        assert store.latest_results()["m"]["version"] == "2"
+        assert store.latest_result("m")["version"] == "2"
+        store.save_result(
+            "m",
+            "1",
+            checked_at=30.0,
+            window_start=DAY0,
+            window_end=DAY0 + DAY,
+            result=_old_result(30.0, DAY0),
+        )
+        assert store.latest_results()["m"]["version"] == "1" == store.latest_result("m")["version"]
