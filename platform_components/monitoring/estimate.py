@@ -334,6 +334,14 @@ class MetricEstimate:
     def to_dict(self) -> dict[str, float | None]:
         return {"value": self.value, "lower": self.lower, "upper": self.upper}
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> MetricEstimate:
+        def number(key: str) -> float | None:
+            value = data.get(key)
+            return None if value is None else float(value)
+
+        return cls(float(data["value"]), number("lower"), number("upper"))
+
 
 def _corrected(value: float, bias: float, band: tuple[float, float] | None) -> MetricEstimate:
     """The estimate less its bootstrap bias; the band (centred on the bootstrap draws, so on
@@ -388,6 +396,30 @@ class PerformanceEstimate:
             "band_level": self.band_level,
             "assumption": self.assumption,
         }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PerformanceEstimate:
+        """Load what ``to_dict`` wrote (e.g. the estimate a monitor result stored for its window).
+
+        Raises:
+            InvalidInput: a field is missing or malformed.
+        """
+        try:
+            roc = data.get("roc_auc")
+            return cls(
+                rows=int(data["rows"]),
+                threshold=float(data["threshold"]),
+                accuracy=MetricEstimate.from_dict(data["accuracy"]),
+                roc_auc=None if roc is None else MetricEstimate.from_dict(roc),
+                positive_rate=float(data["positive_rate"]),
+                outside_reference_share=float(data["outside_reference_share"]),
+                band_level=float(data["band_level"]),
+                assumption=str(data.get("assumption", ASSUMPTION)),
+            )
+        except (KeyError, TypeError, ValueError) as error:
+            raise InvalidInput(
+                f"performance estimate: malformed ({error!r}); expected PerformanceEstimate.to_dict() output"
+            ) from None
 
     def to_metrics(self) -> dict[str, float]:
         """Flat numeric values for export (Prometheus gauges, MLflow metrics); absent values are left out."""
@@ -788,15 +820,29 @@ class MetricComparison:
 
 
 def compare_with_realised(
-    estimate: PerformanceEstimate, labels: Sequence[int] | np.ndarray, scores: Sequence[float] | np.ndarray
+    estimate: PerformanceEstimate,
+    labels: Sequence[int] | np.ndarray,
+    scores: Sequence[float] | np.ndarray,
+    *,
+    labelled_subset: bool = False,
 ) -> list[MetricComparison]:
     """Each estimated metric beside its realised value on the same window's labels and scores.
 
+    Args:
+        estimate: the window's estimate, made before its labels.
+        labels: 0/1 labels of the window's rows.
+        scores: the model's scores of the same rows.
+        labelled_subset: the rows are the labelled part of the window the estimate covered (fewer rows
+            allowed, never more): the realised value is then a sample of the window's, with more spread.
+
     Raises:
-        InvalidInput: labels and scores do not pair up, or their row count differs from the estimate's.
+        InvalidInput: labels and scores do not pair up, or their row count differs from the estimate's
+            (is larger than it, with ``labelled_subset``).
     """
     realised_metrics = classifier_metrics(labels, scores, threshold=estimate.threshold)
-    if realised_metrics.rows != estimate.rows:
+    if realised_metrics.rows > estimate.rows or (
+        realised_metrics.rows != estimate.rows and not labelled_subset
+    ):
         raise InvalidInput(
             f"labels: {realised_metrics.rows} labelled rows but the estimate covered {estimate.rows}; "
             "compare the estimate with the labels of the same window"

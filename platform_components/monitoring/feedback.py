@@ -22,10 +22,16 @@ class FeedbackClient:
         self.base_url = base_url.rstrip("/")
         self._http = httpx.Client(base_url=self.base_url, timeout=timeout)
 
-    def submit(self, request_id: str, labels: Sequence[Any] | Any) -> int:
+    def submit(self, request_id: str, labels: Sequence[Any] | Any, event_time: float | None = None) -> int:
         """Send one label per row of the request (a scalar for a one-row request); returns rows accepted.
 
         Re-sending the same labels is harmless (accepted again, nothing changes).
+
+        Args:
+            request_id: the id the inference call returned.
+            labels: one label per row, or a scalar for a one-row request.
+            event_time: when the labels became known, Unix seconds (default: the service's clock); the
+                service refuses a time more than 300 s ahead of its clock.
 
         Raises:
             UnknownRequest: 404, the id was never logged.
@@ -37,6 +43,8 @@ class FeedbackClient:
             body: dict[str, Any] = {"request_id": request_id, "labels": list(labels)}
         else:
             body = {"request_id": request_id, "label": labels}
+        if event_time is not None:
+            body["event_time"] = event_time
         try:
             response = self._http.post("/v2/feedback", json=body)
         except httpx.HTTPError as error:

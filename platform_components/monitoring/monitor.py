@@ -5,6 +5,18 @@ benchmark). ``run_check`` reads the window from the store, adds performance once
 saves the result. ``log_to_mlflow`` writes the metrics with one ``log_batch`` call and the HTML drift
 report to a monitoring run tagged with the model and version.
 
+Windows are aligned in event time: the window holding ``now`` is ``[k * W, (k + 1) * W)`` with
+``k = floor(now / W)`` (``window_bounds``), and the store keeps one result per (model, version, window
+start), replaced by a later check of the same window. ``now`` defaults to the model's event clock (the
+latest prediction or label time the store has seen), never the wall clock.
+
+Estimated performance: when the reference profile carries a ``PerformanceEstimator``
+(``estimate.METADATA_KEY`` in its metadata) and the task is classification, each check records
+``estimated`` from the window's scores alone, so it exists before any label of the window does. A later
+check of the window with the same rows keeps that estimate as it was; labels never change it.
+``refresh_realised`` adds the realised metrics and their comparison with the estimate to windows that
+gained labels after they were checked.
+
 Drift per feature: KS (numeric) or chi-square (categorical) p-values corrected across the features of the
 check (Benjamini-Hochberg by default); a feature drifts when its adjusted p-value is below ``alpha``. PSI is
 computed for every feature and reported (``max_psi``); it flags a feature as well only when
@@ -17,11 +29,12 @@ training size would raise false alarms about 10 % too often. For ``n >> m`` it i
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 import numpy as np
@@ -30,6 +43,12 @@ from scipy import special
 
 from platform_components.monitoring import stats
 from platform_components.monitoring.errors import InvalidInput
+from platform_components.monitoring.estimate import (
+    METADATA_KEY,
+    PerformanceEstimate,
+    PerformanceEstimator,
+    compare_with_realised,
+)
 from platform_components.monitoring.performance import classifier_metrics, regressor_metrics
 from platform_components.monitoring.profile import ReferenceProfile, category_strings
 from platform_components.monitoring.quality import check_quality
@@ -43,6 +62,25 @@ from platform_components.monitoring.store import (
 logger = logging.getLogger(__name__)
 
 DEFAULT_WINDOW_SECONDS = 24 * 3600.0
+
+
+def window_bounds(now: float, window_seconds: float) -> tuple[float, float]:
+    """The aligned window holding ``now``: ``(k * W, (k + 1) * W)`` with ``k = floor(now / W)``.
+
+    Aligned (not ending at ``now``) so that every check of the same stretch of event time lands on the
+    same window and a window's result can be found, replaced and compared with its labels later.
+
+    Raises:
+        InvalidInput: ``window_seconds`` is not positive or ``now`` is not a finite time.
+    """
+    if not (isinstance(window_seconds, int | float) and math.isfinite(window_seconds) and window_seconds > 0):
+        raise InvalidInput(f"window_seconds={window_seconds} must be > 0, e.g. 86400 for a day")
+    if not (isinstance(now, int | float) and math.isfinite(now)):
+        raise InvalidInput(f"now={now!r} is not a finite time in Unix seconds")
+    start = math.floor(now / window_seconds) * window_seconds
+    if start + window_seconds <= now:  # float rounding at large multiples: keep now inside [start, end)
+        start += window_seconds
+    return float(start), float(start + window_seconds)
 
 
 @dataclass(frozen=True)
@@ -148,6 +186,9 @@ class MonitorResult:
     performance: dict[str, Any] | None
     performance_over_time: list[dict[str, Any]] = field(default_factory=list)
     config: dict[str, Any] = field(default_factory=dict)
+    estimated: dict[str, Any] | None = None
+    estimated_at: float | None = None
+    comparison: dict[str, dict[str, Any]] | None = None
 
     @property
     def prediction_drifted(self) -> bool:
@@ -158,7 +199,10 @@ class MonitorResult:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> MonitorResult:
-        return cls(**data)
+        """Load a stored result; one written before a field existed loads with that field's default, and
+        keys this version does not know are ignored (a newer writer)."""
+        known = {item.name for item in fields(cls)}
+        return cls(**{key: value for key, value in data.items() if key in known})
 
     def metrics(self) -> dict[str, float]:
         """Flat numeric metrics (for MLflow and Prometheus); missing values are left out."""
@@ -176,6 +220,8 @@ class MonitorResult:
         for name, value in (self.performance or {}).items():
             if name != "rows":
                 values[name] = value
+        if self.estimated:
+            values.update(PerformanceEstimate.from_dict(self.estimated).to_metrics())
         return {
             name: float(value)
             for name, value in values.items()
@@ -326,7 +372,8 @@ def _reference_ranks(profile: ReferenceProfile, name: str) -> np.ndarray:
     return ranks
 
 
-def _performance(labelled: pd.DataFrame, config: MonitorConfig) -> dict[str, Any] | None:
+def _scored_labels(labelled: pd.DataFrame, config: MonitorConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(labels, scores) of the labelled rows that can be scored (classification: scores clipped to [0, 1])."""
     labels = pd.to_numeric(labelled[LABEL_COLUMN], errors="coerce").to_numpy(dtype=np.float64)
     scores = labelled[SCORE_COLUMN].to_numpy(dtype=np.float64)
     usable = ~np.isnan(labels) & ~np.isnan(scores)
@@ -336,11 +383,84 @@ def _performance(labelled: pd.DataFrame, config: MonitorConfig) -> dict[str, Any
         if invalid.any():
             logger.warning("ignoring %d labelled rows whose label is not 0 or 1", int(invalid.sum()))
             usable &= ~invalid
-    if usable.sum() < config.min_labels:
+        return labels[usable], np.clip(scores[usable], 0.0, 1.0)
+    return labels[usable], scores[usable]
+
+
+def _performance(labelled: pd.DataFrame, config: MonitorConfig) -> dict[str, Any] | None:
+    labels, scores = _scored_labels(labelled, config)
+    if len(labels) < config.min_labels:
         return None
     if config.task == "regression":
-        return regressor_metrics(labels[usable], scores[usable]).to_dict()
-    return classifier_metrics(labels[usable], np.clip(scores[usable], 0.0, 1.0)).to_dict()
+        return regressor_metrics(labels, scores).to_dict()
+    return classifier_metrics(labels, scores).to_dict()
+
+
+_ESTIMATOR_CACHE: dict[int, tuple[Any, PerformanceEstimator]] = {}
+
+
+def performance_estimator(profile: ReferenceProfile) -> PerformanceEstimator | None:
+    """The estimator the profile carries under ``estimate.METADATA_KEY`` (None: it carries none).
+
+    Raises:
+        InvalidInput: the metadata holds something that is not an estimator (``from_dict`` names the field).
+    """
+    data = profile.metadata.get(METADATA_KEY)
+    if data is None:
+        return None
+    if isinstance(data, str):  # a profile may keep it as the estimator's JSON text
+        data = json.loads(data)
+    cached = _ESTIMATOR_CACHE.get(id(profile))
+    if cached is not None and cached[0] is profile.metadata.get(METADATA_KEY):
+        return cached[1]
+    estimator = PerformanceEstimator.from_dict(data)
+    if len(_ESTIMATOR_CACHE) > 1024:
+        _ESTIMATOR_CACHE.clear()
+    _ESTIMATOR_CACHE[id(profile)] = (profile.metadata.get(METADATA_KEY), estimator)
+    return estimator
+
+
+def _estimate_window(
+    window: pd.DataFrame, profile: ReferenceProfile, config: MonitorConfig
+) -> dict[str, Any] | None:
+    """The window's estimated performance from its scores alone (None when it cannot be estimated)."""
+    if config.task != "classification" or not len(window):
+        return None
+    try:
+        estimator = performance_estimator(profile)
+    except (InvalidInput, ValueError) as error:
+        # A broken estimator must not hide the drift verdict: the check goes on without an estimate.
+        logger.error("reference profile's %s is unusable, no estimate: %s", METADATA_KEY, error)
+        return None
+    if estimator is None:
+        return None
+    scores = window[SCORE_COLUMN].to_numpy(dtype=np.float64)
+    scores = scores[~np.isnan(scores)]
+    if len(scores) < config.min_rows:
+        return None
+    outside = (scores < 0.0) | (scores > 1.0)
+    if outside.any():
+        logger.warning(
+            "%d scores are not probabilities in [0, 1]; no estimate for this window", int(outside.sum())
+        )
+        return None
+    return estimator.estimate(scores).to_dict()
+
+
+def _comparison(
+    estimated: dict[str, Any] | None, labelled: pd.DataFrame, config: MonitorConfig
+) -> dict[str, dict[str, Any]] | None:
+    """Each estimated metric beside its realised value (metric -> ``MetricComparison.to_dict()``)."""
+    if not estimated or config.task != "classification" or not len(labelled):
+        return None
+    labels, scores = _scored_labels(labelled, config)
+    if len(labels) < config.min_labels:
+        return None
+    estimate = PerformanceEstimate.from_dict(estimated)
+    return {
+        item.metric: item.to_dict()
+        for item in compare_with_realised(estimate, labels, scores, labelled_subset=True)
+    }
 
 
 def run_check(
@@ -350,33 +470,32 @@ def run_check(
     reference_profile: ReferenceProfile,
     *,
     window_seconds: float = DEFAULT_WINDOW_SECONDS,
-    end: float | None = None,
     config: MonitorConfig | None = None,
     now: float | None = None,
     save: bool = True,
 ) -> MonitorResult:
-    """Check the window ``[end - window_seconds, end)`` of a model version and store the result.
+    """Check the aligned window holding ``now`` of a model version and store its result.
 
     Args:
         store: the monitor store (ingest the prediction log first).
         model: registered model name.
         version: model version; None means the version with the most recent predictions.
-        reference_profile: the version's reference profile.
-        window_seconds: window length (prediction timestamps).
-        end: window end (default: ``now``).
+        reference_profile: the version's reference profile (with a ``PerformanceEstimator`` under
+            ``estimate.METADATA_KEY`` in its metadata for estimated performance).
+        window_seconds: window length in event time; windows are ``[k * W, (k + 1) * W)``.
         config: decision settings.
-        now: the check time (default: the clock).
-        save: store the result in ``monitor_results``.
+        now: event time of the check (default: the model's event clock, ``store.event_clock``); the
+            result's ``checked_at``.
+        save: store the result (replacing the window's earlier result).
 
     Raises:
         InvalidInput: no predictions were ever ingested for the model, or the window length is not positive.
     """
     config = config or MonitorConfig(task=str(reference_profile.metadata.get("task", "classification")))
-    if window_seconds <= 0:
-        raise InvalidInput(f"window_seconds={window_seconds} must be > 0, e.g. 86400 for a day")
+    if now is None:
+        now = store.event_clock(model)
     now = time.time() if now is None else now
-    end = now if end is None else end
-    start = end - window_seconds
+    start, end = window_bounds(now, window_seconds)
     if version is None:
         versions = store.versions(model)
         if not versions:
@@ -390,6 +509,9 @@ def run_check(
     labelled = window[window[LABEL_COLUMN].notna()] if len(window) else window
     performance = _performance(labelled, config) if len(labelled) else None
     status = "ok" if len(window) >= config.min_rows else "insufficient_data"
+    estimated, estimated_at = _kept_or_new_estimate(
+        store.result_for(model, str(version), start), window, reference_profile, config, now
+    )
     result = MonitorResult(
         model=model,
         version=str(version),
@@ -413,23 +535,150 @@ def run_check(
             "psi_threshold": config.psi_threshold,
             "min_rows": config.min_rows,
             "min_labels": config.min_labels,
+            "max_rows": config.max_rows,
+            "task": config.task,
             "window_seconds": window_seconds,
         },
+        estimated=estimated,
+        estimated_at=estimated_at,
+        comparison=_comparison(estimated, labelled, config),
     )
     if save:
         store.save_result(
             model, str(version), checked_at=now, window_start=start, window_end=end, result=result.to_dict()
         )
     logger.info(
-        "check %s v%s: %d rows, %d labelled, drift share %.2f (%s)",
+        "check %s v%s window %s: %d rows, %d labelled, drift share %.2f (%s)",
         model,
         version,
+        start,
         result.rows,
         result.labelled_rows,
         result.drift_share,
         ", ".join(result.drifted_features) or "no drifted feature",
     )
     return result
+
+
+def _scored_rows(window: pd.DataFrame) -> int:
+    if not len(window):
+        return 0
+    return int(np.count_nonzero(~np.isnan(window[SCORE_COLUMN].to_numpy(dtype=np.float64))))
+
+
+def _kept_or_new_estimate(
+    stored: dict[str, Any] | None,
+    window: pd.DataFrame,
+    profile: ReferenceProfile,
+    config: MonitorConfig,
+    now: float,
+) -> tuple[dict[str, Any] | None, float | None]:
+    """The window's stored estimate when it covered the same rows, else a new one from the scores.
+
+    Labels play no part either way: a window re-checked after its labels arrived keeps the estimate it had
+    before them (the same rows give the same estimate; keeping it also spares the band's draws).
+    """
+    previous = (stored or {}).get("estimated")
+    if previous and int(previous.get("rows", -1)) == _scored_rows(window):
+        return previous, stored.get("estimated_at") if stored else None
+    estimated = _estimate_window(window, profile, config)
+    return estimated, (now if estimated is not None else None)
+
+
+def refresh_realised(
+    store: MonitorStore,
+    model: str,
+    version: str,
+    *,
+    now: float,
+    lookback_seconds: float,
+    min_labels: int,
+    profile: ReferenceProfile | None = None,
+) -> list[MonitorResult]:
+    """Realised performance for the stored windows of a version that gained labels since they were checked.
+
+    For each stored window of ``version`` ending after ``now - lookback_seconds`` whose labelled rows changed
+    (or that has no realised performance yet and now has enough labels), recompute ``performance`` and
+    ``labelled_rows`` from the labels in the store and put ``comparison`` (the estimate beside the realised
+    value, ``estimate.compare_with_realised`` on the labelled rows) next to the window's ``estimated``. The
+    estimate is not touched, so what was known before the labels stays on record. The drift verdict and
+    ``checked_at`` stay those of the window's last check.
+
+    Args:
+        store: the monitor store.
+        model: the model.
+        version: the version whose windows are refreshed.
+        now: event time of the refresh (e.g. ``store.event_clock(model)``).
+        lookback_seconds: how far back (event time) windows are refreshed.
+        min_labels: realised performance needs at least this many labelled rows in the window.
+        profile: the version's reference profile; only used when rows arrived after the window's last
+            check (its estimate then covered fewer rows than now carry labels): the estimate is remade from
+            the window's scores, never its labels. Without it such a window gets no comparison.
+
+    Returns:
+        The results that changed, as stored.
+
+    Raises:
+        InvalidInput: ``lookback_seconds`` negative or ``min_labels`` below 1.
+    """
+    if not (math.isfinite(lookback_seconds) and lookback_seconds >= 0):
+        raise InvalidInput(f"lookback_seconds={lookback_seconds!r} must be >= 0, e.g. 604800 for a week")
+    if min_labels < 1:
+        raise InvalidInput(f"min_labels={min_labels} must be >= 1")
+    changed: list[MonitorResult] = []
+    for stored in store.results(model, version=version, windows_ending_after=now - lookback_seconds):
+        result = MonitorResult.from_dict(stored)
+        span = {"since": result.window_start, "until": result.window_end}
+        labels_now = store.label_count(model, version, **span)
+        gained = labels_now != result.labelled_rows
+        max_rows = result.config.get("max_rows", MonitorConfig.max_rows)
+        rows_now = store.prediction_count(model, version, **span)
+        rows_now = rows_now if max_rows is None else min(rows_now, int(max_rows))
+        # With the profile, a window whose estimate covers fewer rows than it has now is estimated again.
+        covered_rows = result.estimated["rows"] if result.estimated else result.rows
+        stale = profile is not None and covered_rows != rows_now
+        if not gained and not stale and (result.performance is not None or labels_now < min_labels):
+            continue
+        task = str(result.config.get("task", "classification"))
+        config = MonitorConfig(
+            min_labels=min_labels,
+            min_rows=int(result.config.get("min_rows", MonitorConfig.min_rows)),
+            max_rows=None if max_rows is None else int(max_rows),
+            task=task,
+        )
+        window = store.window(
+            model, version, start=result.window_start, end=result.window_end, limit=config.max_rows
+        )
+        labelled = window[window[LABEL_COLUMN].notna()] if len(window) else window
+        estimated, estimated_at = result.estimated, result.estimated_at
+        covered = estimated is not None and int(estimated.get("rows", -1)) == _scored_rows(window)
+        if not covered and profile is not None:
+            # Rows came in after the window's last check: its estimate (if any) covered part of the window.
+            # The new one is made from the scores, as at a check; the labels play no part.
+            remade = _estimate_window(window, profile, config)
+            if remade is not None:
+                estimated, estimated_at, covered = remade, now, True
+        updated = replace(
+            result,
+            labelled_rows=len(labelled),
+            performance=_performance(labelled, config) if len(labelled) else None,
+            performance_over_time=_performance_over_time(window, config),
+            estimated=estimated,
+            estimated_at=estimated_at,
+            comparison=_comparison(estimated, labelled, config) if covered else None,
+        )
+        if updated == result:
+            continue
+        store.save_result(
+            model,
+            version,
+            checked_at=result.checked_at,
+            window_start=result.window_start,
+            window_end=result.window_end,
+            result=updated.to_dict(),
+        )
+        changed.append(updated)
+    return changed
 
 
 def _performance_over_time(window: pd.DataFrame, config: MonitorConfig, buckets: int = 8) -> list[dict]:

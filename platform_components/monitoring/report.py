@@ -1,7 +1,9 @@
 """The HTML drift report: one self-contained file (plots inlined as base64 PNG), logged to MLflow.
 
 Plots: drift per feature (PSI bars, drifted features highlighted, with the corrected p-values in the table),
-and performance and drift share over time from the model's stored checks.
+performance and drift share over time from the model's stored checks, and per window the estimated ROC AUC
+(with its band, recorded before the window's labels) beside the realised one (once they arrived), with the
+estimate's assumption printed under it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from platform_components.monitoring.estimate import ASSUMPTION
 from platform_components.monitoring.monitor import MonitorResult
 
 
@@ -96,6 +99,126 @@ def history_plot(history: Sequence[Mapping[str, Any]]) -> str | None:
         pyplot.close(figure)
 
 
+def _per_window(history: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """One result per (version, window start), the last given winning, ordered by window start."""
+    latest: dict[tuple[str, float], Mapping[str, Any]] = {}
+    for item in history:
+        if item.get("window_start") is not None:
+            latest[(str(item.get("version")), float(item["window_start"]))] = item
+    return sorted(latest.values(), key=lambda item: float(item["window_start"]))
+
+
+def estimate_series(
+    history: Sequence[Mapping[str, Any]], metric: str = "roc_auc"
+) -> list[dict[str, float | None]]:
+    """Per window: start, estimated value and band, realised value (None where missing).
+
+    What ``estimate_plot`` draws; a window appears once it has an estimate or a realised value.
+    """
+    series = []
+    for item in _per_window(history):
+        estimated = (item.get("estimated") or {}).get(metric) or {}
+        realised = (item.get("performance") or {}).get(metric)
+        if not estimated and realised is None:
+            continue
+        series.append(
+            {
+                "window_start": float(item["window_start"]),
+                "estimated": estimated.get("value"),
+                "lower": estimated.get("lower"),
+                "upper": estimated.get("upper"),
+                "realised": realised,
+            }
+        )
+    return series
+
+
+def estimate_plot(history: Sequence[Mapping[str, Any]], metric: str = "roc_auc") -> str | None:
+    """Estimated (line and band) and realised (points) ``metric`` per window; None without data."""
+    series = estimate_series(history, metric)
+    if not series:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    figure, axis = pyplot.subplots(figsize=(8, 3.2))
+    try:
+        estimated = [
+            (dt.datetime.fromtimestamp(item["window_start"], tz=dt.UTC), item)
+            for item in series
+            if item["estimated"] is not None
+        ]
+        if estimated:
+            times = [when for when, _ in estimated]
+            axis.plot(
+                times,
+                [item["estimated"] for _, item in estimated],
+                marker=".",
+                color="#2e86c1",
+                label=f"estimated {metric} (before labels)",
+            )
+            banded = [(when, item) for when, item in estimated if item["lower"] is not None]
+            if banded:
+                axis.fill_between(
+                    [when for when, _ in banded],
+                    [item["lower"] for _, item in banded],
+                    [item["upper"] for _, item in banded],
+                    color="#2e86c1",
+                    alpha=0.2,
+                    label="estimate's band",
+                )
+        realised = [
+            (dt.datetime.fromtimestamp(item["window_start"], tz=dt.UTC), item["realised"])
+            for item in series
+            if item["realised"] is not None
+        ]
+        if realised:
+            axis.plot(
+                *zip(*realised, strict=True),
+                marker="o",
+                linestyle="--",
+                color="#8e44ad",
+                label=f"realised {metric} (labels)",
+            )
+        axis.set_ylim(0, 1.05)
+        axis.set_xlabel("window start (event time, UTC)")
+        axis.legend(loc="lower left")
+        axis.set_title(f"Estimated and realised {metric} per window")
+        figure.autofmt_xdate()
+        return _figure_to_base64(figure)
+    finally:
+        pyplot.close(figure)
+
+
+def _estimate_summary(result: MonitorResult) -> str:
+    if not result.estimated:
+        return (
+            "<p>No estimate for this window (the reference profile carries no estimator, the task is "
+            "not classification, or the window has too few rows).</p>"
+        )
+    items = []
+    for metric in ("roc_auc", "accuracy"):
+        value = result.estimated.get(metric) or {}
+        compared = (result.comparison or {}).get(metric) or {}
+        realised = compared.get("realised")
+        text = (
+            f"<li>{metric}: estimated {_number(value.get('value'))} "
+            f"(band {_number(value.get('lower'))} to {_number(value.get('upper'))} at "
+            f"{_number(result.estimated.get('band_level'))})"
+        )
+        if realised is not None:
+            inside = compared.get("inside_band")
+            text += f"; realised {_number(realised)}, {'inside' if inside else 'outside'} the band"
+        items.append(text + "</li>")
+    items.append(
+        f"<li>scores outside the reference's central 99 %: "
+        f"{_number(result.estimated.get('outside_reference_share'))}</li>"
+    )
+    return f"<ul>{''.join(items)}</ul>"
+
+
 def render_report(result: MonitorResult, history: Sequence[Mapping[str, Any]] = ()) -> str:
     """A self-contained HTML report of one check (with the model's earlier checks for the time plot)."""
     rows = []
@@ -123,6 +246,12 @@ def render_report(result: MonitorResult, history: Sequence[Mapping[str, Any]] = 
         if history_image
         else ""
     )
+    estimate_image = estimate_plot([*history, result.to_dict()])
+    estimate_html = (
+        f'<img alt="estimated and realised ROC AUC per window" src="data:image/png;base64,{estimate_image}">'
+        if estimate_image
+        else ""
+    )
     return f"""<!doctype html>
 <html><head><meta charset="utf-8">
 <title>Drift report {html.escape(result.model)} v{html.escape(result.version)}</title>
@@ -137,6 +266,9 @@ correction {html.escape(str(result.config.get("correction")))} at alpha {result.
 Prediction drift: {"yes" if prediction.get("drifted") else "no"} (KS {_number(prediction.get("statistic"))},
 p {_number(prediction.get("pvalue"))}).</p>
 <h2>Performance</h2><ul>{performance}</ul>
+<h2>Estimated performance (before the labels)</h2>{_estimate_summary(result)}
+{estimate_html}
+<p class="assumption"><b>Assumption.</b> {html.escape(ASSUMPTION)}</p>
 <h2>Drift per feature</h2>
 <img alt="drift per feature" src="data:image/png;base64,{drift_plot(result)}">
 <table><tr><th>feature</th><th>kind</th><th>test</th><th>rows</th><th>statistic</th><th>p</th>

@@ -7,17 +7,23 @@ Endpoints:
 - ``GET /health`` -> 200 ``{"status": "ok"}``.
 - ``POST /v2/feedback`` with ``{"request_id": "...", "labels": [0, 1, ...]}`` (one label per row of that
   request) or ``{"request_id": "...", "label": 1}`` for one-row requests -> 200 ``{"accepted": n, "new": k}``.
+  Optional ``"event_time"``: when the label became known, Unix seconds (default: the service's clock); it is
+  the label's ``received_at``, the event time the loop measures label delays and look-backs on.
   Errors: 400 (body is not a JSON object), 404 (unknown request id), 409 (a row already has a different
-  label), 413 (body too large), 422 (a field is missing or malformed); the body's ``detail`` names the field,
-  and nothing is stored. An id not yet in the store triggers one ingestion of the prediction log first.
+  label), 413 (body too large), 422 (a field is missing or malformed, or ``event_time`` is not a finite
+  number, is more than 300 s ahead of the service's clock or before the prediction's time); the body's
+  ``detail`` names the field, and nothing is stored. An id not yet in the store triggers one ingestion of
+  the prediction log first.
 - ``POST /v2/predictions`` with ``{"records": [PredictionRecord JSON, ...]}`` (what a serving pod's shipper,
   ``platform_components.monitoring.shipper``, reads from its prediction log) -> 200
   ``{"received": n, "new_rows": k}``. Idempotent on the request id (a replayed record adds no row), so a
   shipper retrying after a lost answer is safe. Errors: 400 (not a JSON object), 413 (over
   ``MAX_PREDICTIONS_BYTES`` or ``MAX_PREDICTIONS_RECORDS``), 422 (a record is malformed; ``detail`` names
   ``records[i].field``); the whole batch is validated before anything is stored.
-- ``GET /metrics`` -> Prometheus text from the store: per model (the version of its latest check) at most
-  20 series, labels ``{model, version}`` or ``{model}`` only.
+- ``GET /metrics`` -> Prometheus text from the store: per model the result of its latest window (aligned
+  in event time; the version checked in it) as gauges ``{model, version}``, and counters ``{model}``: at
+  most 23 series per model (``GAUGES`` less mae and rmse, plus four counters; a regressor has no estimate
+  and no classifier metrics: 16).
 
 Periodic checks (``--check-interval``): with a models file (``--models`` or ``MLOPS_MONITOR_MODELS``, schema
 in ``fleet.py``) every listed model is checked at the version behind its alias, with its own thresholds,
@@ -80,8 +86,36 @@ GAUGES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("ece", "Expected calibration error on labelled rows of the window.", ("performance", "ece")),
     ("mae", "Mean absolute error on labelled rows of the window.", ("performance", "mae")),
     ("rmse", "Root mean squared error on labelled rows of the window.", ("performance", "rmse")),
-    ("last_check_timestamp_seconds", "Unix time of the latest check.", ("checked_at",)),
+    ("last_check_timestamp_seconds", "Event time (Unix s) of the latest check.", ("checked_at",)),
+    # Estimated performance of the latest window (estimate.py), recorded before its labels arrive.
+    (
+        "estimated_roc_auc",
+        "ROC AUC estimated from the window's scores before its labels (valid under covariate shift only).",
+        ("estimated", "roc_auc", "value"),
+    ),
+    (
+        "estimated_roc_auc_lower",
+        "Lower end of the estimated ROC AUC's band.",
+        ("estimated", "roc_auc", "lower"),
+    ),
+    (
+        "estimated_roc_auc_upper",
+        "Upper end of the estimated ROC AUC's band.",
+        ("estimated", "roc_auc", "upper"),
+    ),
+    (
+        "estimated_accuracy",
+        "Accuracy estimated from the window's scores before its labels (valid under covariate shift only).",
+        ("estimated", "accuracy", "value"),
+    ),
+    (
+        "outside_reference_share",
+        "Share of the window's scores outside the reference's central 99 % (the estimate extrapolates).",
+        ("estimated", "outside_reference_share"),
+    ),
 )
+# A feedback event time may run this far ahead of the service's clock (as the inference endpoint's).
+MAX_EVENT_TIME_AHEAD_SECONDS = 300.0
 PREFIX = "mlops_monitor_"
 
 
@@ -179,7 +213,7 @@ class StoreCollector:
             yield family
         counts = self.store.counts_by_model()
         for suffix, help_text, key in (
-            ("checks", "Monitoring checks run.", "checks"),
+            ("checks", "Windows checked (one stored result per model, version and window).", "checks"),
             ("retrains", "Retrains started by the policy.", "retrains"),
             ("feedback_labels", "Ground-truth labels stored.", "labels"),
             ("predictions_ingested", "Predictions ingested from the prediction log.", "predictions"),
@@ -196,8 +230,12 @@ def _error(status: int, detail: str):
     return JSONResponse(status_code=status, content={"detail": detail})
 
 
-def parse_feedback(body: bytes) -> tuple[str, list[Any]]:
-    """Validate a feedback body; returns (request_id, labels).
+def parse_feedback(body: bytes, *, now: float | None = None) -> tuple[str, list[Any], float | None]:
+    """Validate a feedback body; returns (request_id, labels, event_time or None).
+
+    Args:
+        body: the request body.
+        now: the service's clock, for the ``event_time`` check (default: ``time.time()``).
 
     Raises:
         InvalidInput: with ``status_code`` 400 for non-JSON or non-object bodies, 422 for bad fields.
@@ -217,9 +255,12 @@ def parse_feedback(body: bytes) -> tuple[str, list[Any]]:
         raise InvalidInput(
             f"request_id: {request_id!r} is not a request id; send the 'id' returned by the inference call"
         )
-    unknown = sorted(set(data) - {"request_id", "labels", "label"})
+    unknown = sorted(set(data) - {"request_id", "labels", "label", "event_time"})
     if unknown:
-        raise InvalidInput(f"{unknown[0]}: unknown field; send only request_id and labels (or label)")
+        raise InvalidInput(
+            f"{unknown[0]}: unknown field; send only request_id, labels (or label) and event_time"
+        )
+    event_time = _event_time(data, now)
     if "labels" in data and "label" in data:
         raise InvalidInput(
             "labels: send either 'labels' (one per row) or 'label' (one-row request), not both"
@@ -230,12 +271,35 @@ def parse_feedback(body: bytes) -> tuple[str, list[Any]]:
             raise InvalidInput(
                 f"labels: {labels!r} is not a non-empty list; send one label per row, e.g. [0, 1]"
             )
-        return request_id, labels
+        return request_id, labels, event_time
     if "label" in data:
-        return request_id, [data["label"]]
+        return request_id, [data["label"]], event_time
     raise InvalidInput(
         "labels: missing; send 'labels': [one label per row] or 'label': x for a one-row request"
     )
+
+
+def _event_time(data: dict[str, Any], now: float | None) -> float | None:
+    """The body's ``event_time`` (None when absent); InvalidInput naming it when it is not a usable time."""
+    import math
+    import time
+
+    if "event_time" not in data:
+        return None
+    value = data["event_time"]
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise InvalidInput(
+            f"event_time: {value!r} is not a finite number of Unix seconds; send when the label became "
+            "known, e.g. 1735689600.5, or leave it out (the service's clock is used)"
+        )
+    now = time.time() if now is None else now
+    if value > now + MAX_EVENT_TIME_AHEAD_SECONDS:
+        raise InvalidInput(
+            f"event_time: {value!r} is {value - now:.0f} s ahead of the service's clock (at most "
+            f"{MAX_EVENT_TIME_AHEAD_SECONDS:.0f} s allowed); send Unix seconds, not milliseconds, of a time "
+            "that has happened"
+        )
+    return float(value)
 
 
 def _invalid(message: str, status: int = 422) -> InvalidInput:
@@ -424,7 +488,7 @@ def create_app(
         if not isinstance(body, bytes):
             return body
         try:
-            request_id, labels = parse_feedback(body)
+            request_id, labels, event_time = parse_feedback(body)
         except InvalidInput as error:
             return _error(error.status_code, str(error))
         # Blocking SQLite work runs in the thread pool so the event loop keeps serving.
@@ -432,7 +496,7 @@ def create_app(
 
         try:
             receipt = await run_in_threadpool(
-                _store_labels, store, state_dir, ingest_lock, request_id, labels
+                _store_labels, store, state_dir, ingest_lock, request_id, labels, event_time
             )
         except MonitoringError as error:
             return _error(getattr(error, "status_code", 422), str(error))
@@ -477,13 +541,20 @@ async def _read_body(request: Any, limit: int) -> Any:
     return b"".join(chunks)
 
 
-def _store_labels(store: MonitorStore, state_dir: Path, lock: threading.Lock, request_id: str, labels: list):
+def _store_labels(
+    store: MonitorStore,
+    state_dir: Path,
+    lock: threading.Lock,
+    request_id: str,
+    labels: list,
+    event_time: float | None = None,
+):
     if store.request_rows(request_id) is None:
         # The prediction was acknowledged, so it is in the log; it may just not be ingested yet.
         with lock:
             if store.request_rows(request_id) is None:
                 store.ingest_state_dir(state_dir)
-    return store.add_labels(request_id, labels)
+    return store.add_labels(request_id, labels, received_at=event_time)
 
 
 @dataclass(frozen=True)

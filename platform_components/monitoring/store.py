@@ -1,8 +1,13 @@
 """The monitor's SQLite store (``<state>/monitoring/monitor.sqlite``, WAL mode).
 
 Tables: ``requests`` and ``predictions`` (ingested from the prediction log, one row per (request id, row
-index)), ``labels`` (ground truth per (request id, row)), ``monitor_results``, ``decisions`` (retrain
-decisions with evidence and outcome) and ``leases`` (at most one retrain per model at a time).
+index)), ``labels`` (ground truth per (request id, row)), ``monitor_results`` (one per (model, version,
+window start): a later check of the same aligned window replaces it), ``decisions`` (retrain decisions with
+evidence and outcome) and ``leases`` (at most one retrain per model at a time).
+
+Times are event time: a prediction's ``timestamp`` is when it was made (the client may give it, see
+``serving/validation.py``), a label's ``received_at`` when it became known (the feedback body's
+``event_time``, default the monitor's clock). ``event_clock(model)`` is the latest of both: the model's "now".
 
 Label rules (the contract of ``POST /v2/feedback``):
 
@@ -83,6 +88,9 @@ CREATE TABLE IF NOT EXISTS monitor_results (
     result TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS monitor_results_by_model ON monitor_results (model, checked_at);
+CREATE INDEX IF NOT EXISTS monitor_results_by_model_window ON monitor_results (model, window_start);
+-- monitor_results_by_window (UNIQUE on model, version, window_start) is made by _migrate: on a file written
+-- before windows were aligned it must first drop the duplicates a UNIQUE index would refuse.
 CREATE TABLE IF NOT EXISTS decisions (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     model TEXT NOT NULL,
@@ -108,6 +116,9 @@ CREATE TABLE IF NOT EXISTS leases (
     expires_at REAL NOT NULL
 );
 """
+
+
+_WINDOW_INDEX = "monitor_results_by_window"
 
 
 @dataclass(frozen=True)
@@ -200,6 +211,29 @@ class MonitorStore:
         self._connection.execute("PRAGMA busy_timeout=30000")
         with self._lock:
             self._connection.executescript(_SCHEMA)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Bring a file made by an older version of this module up to the current schema (idempotent).
+
+        One stored result per (model, version, window start): results written before windows were aligned
+        may repeat a window start; the most recent of each is kept (what a re-check would have left).
+        """
+        with self._transaction() as connection:
+            found = connection.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?", (_WINDOW_INDEX,)
+            ).fetchone()
+            if found is not None:
+                return
+            removed = connection.execute(
+                "DELETE FROM monitor_results WHERE id NOT IN "
+                "(SELECT MAX(id) FROM monitor_results GROUP BY model, version, window_start)"
+            ).rowcount
+            connection.execute(
+                f"CREATE UNIQUE INDEX {_WINDOW_INDEX} ON monitor_results (model, version, window_start)"
+            )
+        if removed:
+            logger.info("store %s: kept the latest result of each window, dropped %d", self.path, removed)
 
     @classmethod
     def for_state_dir(cls, state_dir: Path) -> MonitorStore:
@@ -347,8 +381,15 @@ class MonitorStore:
     ) -> LabelReceipt:
         """Store one label per row of an ingested request (all or nothing; see the module docstring).
 
+        Args:
+            request_id: the prediction's request id.
+            labels: one label per row of the request.
+            received_at: when the labels became known, event time (the feedback body's ``event_time``);
+                default the clock. A time given here may not precede the prediction's own.
+
         Raises:
-            InvalidInput: request_id empty, labels not a list or of the wrong length, a label malformed.
+            InvalidInput: request_id empty, labels not a list or of the wrong length, a label malformed,
+                ``received_at`` before the prediction's time.
             UnknownRequest: the request id was never ingested.
             LabelConflict: a row already has a different label.
         """
@@ -359,10 +400,11 @@ class MonitorStore:
         if isinstance(labels, str | bytes) or not isinstance(labels, Sequence):
             raise InvalidInput(f"labels: expected a list with one label per row, got {type(labels).__name__}")
         canonical = [canonical_label(value, f"labels[{index}]") for index, value in enumerate(labels)]
+        given = received_at is not None
         received_at = time.time() if received_at is None else received_at
         with self._transaction() as connection:
             found = connection.execute(
-                "SELECT row_count FROM requests WHERE request_id = ?", (request_id,)
+                "SELECT row_count, timestamp FROM requests WHERE request_id = ?", (request_id,)
             ).fetchone()
             if found is None:
                 raise UnknownRequest(
@@ -370,6 +412,12 @@ class MonitorStore:
                     "the inference endpoint"
                 )
             rows = int(found[0])
+            # Only a time the client gave: the clocks of the serving process and the monitor may differ.
+            if given and received_at < float(found[1]):
+                raise InvalidInput(
+                    f"event_time: {received_at!r} is before the time of prediction {request_id!r} "
+                    f"({float(found[1])!r}); a label becomes known after its prediction, send a later time"
+                )
             if len(canonical) != rows:
                 raise InvalidInput(
                     f"labels: request {request_id!r} has {rows} row(s) but {len(canonical)} label(s) were "
@@ -393,18 +441,27 @@ class MonitorStore:
             connection.executemany("INSERT INTO labels VALUES (?, ?, ?, ?)", new_rows)
         return LabelReceipt(request_id=request_id, accepted=rows, new=len(new_rows))
 
-    def label_count(self, model: str, version: str | None = None, since: float | None = None) -> int:
-        """Labelled rows of a model (optionally one version, predictions since a time)."""
+    def label_count(
+        self,
+        model: str,
+        version: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+    ) -> int:
+        """Labelled rows of a model (optionally one version, predictions in ``[since, until)``)."""
         return self._count(
             "SELECT COUNT(*) FROM labels l JOIN predictions p "
             "ON p.request_id = l.request_id AND p.row = l.row WHERE p.model = ?",
             model,
             version,
             since,
+            until,
         )
 
-    def _count(self, sql: str, model: str, version: str | None, since: float | None) -> int:
-        """``sql`` (a COUNT over predictions ``p``, filtered by model) narrowed to a version and a start."""
+    def _count(
+        self, sql: str, model: str, version: str | None, since: float | None, until: float | None = None
+    ) -> int:
+        """``sql`` (a COUNT over predictions ``p``, filtered by model) narrowed to a version and a span."""
         parameters: list[Any] = [model]
         if version is not None:
             sql += " AND p.version = ?"
@@ -412,7 +469,26 @@ class MonitorStore:
         if since is not None:
             sql += " AND p.timestamp >= ?"
             parameters.append(since)
+        if until is not None:
+            sql += " AND p.timestamp < ?"
+            parameters.append(until)
         return int(self._query(sql, parameters)[0][0])
+
+    def event_clock(self, model: str) -> float | None:
+        """The model's event clock: its latest prediction timestamp or label ``received_at`` (None: no data).
+
+        Durations of the loop (windows, look-back, cool-down) are measured on this clock, never the wall
+        clock, so a simulated calendar driven through the public endpoints behaves as a real one.
+        """
+        # Both through predictions_by_model_time, so the cost is the model's rows, not the whole store's.
+        predicted = self._query("SELECT MAX(timestamp) FROM predictions WHERE model = ?", (model,))[0][0]
+        labelled = self._query(
+            "SELECT MAX(l.received_at) FROM predictions p JOIN labels l "
+            "ON l.request_id = p.request_id AND l.row = p.row WHERE p.model = ?",
+            (model,),
+        )[0][0]
+        known = [float(value) for value in (predicted, labelled) if value is not None]
+        return max(known) if known else None
 
     # -- windows -----------------------------------------------------------------------------------
 
@@ -485,8 +561,17 @@ class MonitorStore:
     def models(self) -> list[str]:
         return [row[0] for row in self._query("SELECT DISTINCT model FROM requests ORDER BY model")]
 
-    def prediction_count(self, model: str, version: str | None = None, since: float | None = None) -> int:
-        return self._count("SELECT COUNT(*) FROM predictions p WHERE p.model = ?", model, version, since)
+    def prediction_count(
+        self,
+        model: str,
+        version: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+    ) -> int:
+        """Predicted rows of a model (optionally one version, predicted in ``[since, until)``)."""
+        return self._count(
+            "SELECT COUNT(*) FROM predictions p WHERE p.model = ?", model, version, since, until
+        )
 
     # -- monitor results ---------------------------------------------------------------------------
 
@@ -500,10 +585,14 @@ class MonitorStore:
         window_end: float,
         result: dict,
     ) -> int:
+        """Store the result of one window; a result already stored for the same (model, version,
+        window_start) is replaced (a later check of a window supersedes the earlier). Returns the row id."""
         with self._transaction() as connection:
-            cursor = connection.execute(
+            connection.execute(
                 "INSERT INTO monitor_results (model, version, checked_at, window_start, window_end, result) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (model, version, window_start) DO UPDATE SET "
+                "checked_at = excluded.checked_at, window_end = excluded.window_end, "
+                "result = excluded.result",
                 (
                     model,
                     version,
@@ -513,10 +602,37 @@ class MonitorStore:
                     json.dumps(result, default=_json_default),
                 ),
             )
-            return int(cursor.lastrowid)
+            # lastrowid is not the row's id after an update: read it back by the window's key.
+            found = connection.execute(
+                "SELECT id FROM monitor_results WHERE model = ? AND version = ? AND window_start = ?",
+                (model, version, window_start),
+            ).fetchone()
+            return int(found[0])
 
-    def results(self, model: str, *, version: str | None = None, since: float | None = None) -> list[dict]:
-        """Stored monitor results (oldest first), each the dict ``MonitorResult.to_dict`` wrote."""
+    def result_for(self, model: str, version: str, window_start: float) -> dict | None:
+        """The stored result of one window, or None."""
+        rows = self._query(
+            "SELECT result FROM monitor_results WHERE model = ? AND version = ? AND window_start = ?",
+            (model, version, window_start),
+        )
+        return json.loads(rows[0][0]) if rows else None
+
+    def results(
+        self,
+        model: str,
+        *,
+        version: str | None = None,
+        since: float | None = None,
+        windows_ending_after: float | None = None,
+    ) -> list[dict]:
+        """Stored monitor results, oldest window first, each the dict ``MonitorResult.to_dict`` wrote.
+
+        Args:
+            model: the model.
+            version: only this version.
+            since: only results checked at or after this time.
+            windows_ending_after: only windows whose end is after this time (a look-back over windows).
+        """
         sql = "SELECT result FROM monitor_results WHERE model = ?"
         parameters: list[Any] = [model]
         if version is not None:
@@ -525,21 +641,32 @@ class MonitorStore:
         if since is not None:
             sql += " AND checked_at >= ?"
             parameters.append(since)
-        sql += " ORDER BY checked_at, id"
+        if windows_ending_after is not None:
+            sql += " AND window_end > ?"
+            parameters.append(windows_ending_after)
+        sql += " ORDER BY window_start, checked_at, id"
         return [json.loads(row[0]) for row in self._query(sql, parameters)]
 
     def latest_result(self, model: str) -> dict | None:
+        """The result of the model's latest window (the most recently checked version of it on a tie)."""
         rows = self._query(
-            "SELECT result FROM monitor_results WHERE model = ? ORDER BY checked_at DESC, id DESC LIMIT 1",
+            "SELECT result FROM monitor_results WHERE model = ? "
+            "ORDER BY window_start DESC, checked_at DESC, id DESC LIMIT 1",
             (model,),
         )
         return json.loads(rows[0][0]) if rows else None
 
     def latest_results(self) -> dict[str, dict]:
-        """The latest stored result per model (model -> result dict)."""
+        """The result of each model's latest window (model -> result dict), as ``latest_result``."""
+        # Find each model's latest window on the (model, window_start) index first, then read only those
+        # results: a scrape must not read every stored result's JSON.
         rows = self._query(
-            "SELECT model, result FROM monitor_results WHERE id IN "
-            "(SELECT MAX(id) FROM monitor_results GROUP BY model) ORDER BY model"
+            "SELECT model, result FROM monitor_results WHERE id IN (SELECT "
+            "(SELECT x.id FROM monitor_results x "
+            "WHERE x.model = latest.model AND x.window_start = latest.start "
+            "ORDER BY x.checked_at DESC, x.id DESC LIMIT 1) FROM "
+            "(SELECT model, MAX(window_start) AS start FROM monitor_results GROUP BY model) AS latest) "
+            "ORDER BY model"
         )
         return {row[0]: json.loads(row[1]) for row in rows}
 

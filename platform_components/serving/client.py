@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 
 from platform_components.errors import ServingError
+from platform_components.serving.validation import EVENT_TIME_PARAMETER
 
 
 class InferenceFailed(ServingError):
@@ -107,15 +108,24 @@ def _plain(value: Any, datatype: str) -> Any:
 def encode_request(
     rows: Any,
     request_id: str | None = None,
+    event_time: float | None = None,
 ) -> dict[str, Any]:
     """A V2 request body from a pandas DataFrame or a mapping of column -> values.
 
     Each column becomes one input of shape ``[rows]``; datatypes follow the column types (numbers as
-    FP64/INT64, booleans BOOL, anything else BYTES as UTF-8 strings).
+    FP64/INT64, booleans BOOL, anything else BYTES as UTF-8 strings). ``event_time`` (Unix seconds) travels
+    as the request parameter ``mlops_event_time``: the time the prediction is logged and monitored at.
 
     Raises:
-        ServingError: empty input, columns of different lengths, or values that cannot be encoded.
+        ServingError: empty input, columns of different lengths, values that cannot be encoded, or an
+            event time that is not a finite number.
     """
+    if event_time is not None and (
+        isinstance(event_time, bool)
+        or not isinstance(event_time, int | float)
+        or not math.isfinite(event_time)
+    ):
+        raise ServingError(f"event_time: {event_time!r} is not a finite number of Unix seconds")
     inputs = []
     columns: list[tuple[str, list[Any], str]] = []
     if hasattr(rows, "dtypes") and hasattr(rows, "columns"):
@@ -155,6 +165,8 @@ def encode_request(
     body: dict[str, Any] = {"inputs": inputs}
     if request_id is not None:
         body["id"] = str(request_id)
+    if event_time is not None:
+        body["parameters"] = {EVENT_TIME_PARAMETER: float(event_time)}
     return body
 
 
@@ -218,14 +230,22 @@ class InferenceClient:
         model: str,
         rows: Any,
         request_id: str | None = None,
+        event_time: float | None = None,
     ) -> InferenceResult:
         """Send rows (a DataFrame or a mapping column -> values) to ``model``; one request, many rows.
+
+        Args:
+            model: the served model's name.
+            rows: the input rows.
+            request_id: the V2 ``id`` (default: the server makes one).
+            event_time: when the prediction happens, Unix seconds (default: the server's clock); the
+                server refuses a time more than 300 s ahead of its clock.
 
         Raises:
             InferenceFailed: the server answered 4xx/5xx; the message is the server's.
             ServingError: the server cannot be reached or the rows cannot be encoded.
         """
-        body = encode_request(rows, request_id)
+        body = encode_request(rows, request_id, event_time)
         content = json.dumps(body, separators=(",", ":"), allow_nan=False)
         try:
             response = self._http.post(f"/v2/models/{model}/infer", content=content)

@@ -29,6 +29,9 @@ registry itself, with workers (Seldon's ServerConfig sets ``MLSERVER_PARALLEL_WO
 a worker process) from a ``MultiProcessCollector`` over ``PROMETHEUS_MULTIPROC_DIR``, which MLServer sets
 before the workers start (mlserver/metrics/prometheus.py, 1.7.1). More than one worker would open a second
 writer on a model's prediction log, which its lock refuses: the Servers run one.
+A request may carry its event time as the request parameter ``mlops_event_time`` (Unix seconds; checked in
+``validation.py``): the record's ``timestamp`` is that time instead of the clock, and the model never sees it.
+
 Labels are ``{model, version}`` only; one model version has 15 series
 (5 counters and a 7-bucket histogram; ``_created`` series are switched off by the server).
 """
@@ -57,7 +60,7 @@ from platform_components.serving.process_state import (
     release_metric_labels,
     release_prediction_log,
 )
-from platform_components.serving.validation import InvalidRequest, validate_request
+from platform_components.serving.validation import EVENT_TIME_PARAMETER, InvalidRequest, validate_request
 
 logger = logging.getLogger(__name__)
 
@@ -119,6 +122,21 @@ def _served_name(name: str) -> str:
     return name
 
 
+def model_params(payload: InferenceRequest) -> dict[str, Any] | None:
+    """The request parameters the model gets: the extra ones, less those that are not the model's.
+
+    MLServer copies HTTP headers into the parameters (``headers``), and ``mlops_event_time`` is ours (the
+    prediction log's timestamp). ``Parameters`` keeps unknown keys as extras (``extra="allow"``,
+    SeldonIO/MLServer mlserver/types/dataplane.py@1.7.1).
+    """
+    extra = payload.parameters.model_extra if payload.parameters is not None else None
+    if not extra:
+        return None
+    return {
+        key: value for key, value in extra.items() if key not in ("headers", EVENT_TIME_PARAMETER)
+    } or None
+
+
 class MonitoredMLflowRuntime(MLflowRuntime):
     """MLflow runtime that validates, logs every prediction durably and exports metrics."""
 
@@ -178,12 +196,7 @@ class MonitoredMLflowRuntime(MLflowRuntime):
             raise ClientRequestError(error) from None
         try:
             decoded = self.decode_request(payload)
-            params = None
-            if payload.parameters and payload.parameters.model_extra and self._accepts_params:
-                # MLServer copies HTTP headers into the parameters; they are not model params.
-                params = {
-                    key: value for key, value in payload.parameters.model_extra.items() if key != "headers"
-                } or None
+            params = model_params(payload) if self._accepts_params else None
             model_output = self._model.predict(decoded, params=params)
             response = self.encode_response(model_output, default_codec=TensorDictCodec)
         except MLServerError:
@@ -207,7 +220,7 @@ class MonitoredMLflowRuntime(MLflowRuntime):
                 request_id=str(payload.id),
                 model=self._model_label,
                 version=self._version_label,
-                timestamp=time.time(),
+                timestamp=time.time() if validated.event_time is None else validated.event_time,
                 inputs=validated.columns,
                 outputs={output.name: _rows_of(output) for output in response.outputs},
             )

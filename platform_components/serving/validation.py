@@ -7,12 +7,19 @@ carrying a 4xx status and a message that names the input, the problem and the fi
 - 400: the request is structurally malformed (no inputs, duplicate names, data not a list, bad id);
 - 413: the body or the number of values is over the limit;
 - 422: well-formed but does not fit the signature (unknown or missing input, wrong shape or rank,
-  inconsistent row counts, datatype not matching the column type, missing or non-finite values).
+  inconsistent row counts, datatype not matching the column type, missing or non-finite values), or a
+  request parameter ``mlops_event_time`` that is not a finite number of Unix seconds or lies more than
+  ``MAX_EVENT_TIME_AHEAD_SECONDS`` ahead of the server's clock.
+
+``mlops_event_time`` is when the prediction happened in the client's world (a replay, a simulated
+calendar, a batch scored late): the prediction log records it as the prediction's timestamp, and the
+monitor measures its windows on it. It is ours, not the model's, and never reaches the model.
 """
 
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +41,10 @@ _RANGES: dict[str, tuple[float, float]] = {
     "FP64": (-math.inf, math.inf),
 }
 MAX_REQUEST_ID_LENGTH = 256
+# The request parameter carrying a prediction's event time (Unix seconds; default: the server's clock).
+EVENT_TIME_PARAMETER = "mlops_event_time"
+# A client's clock may run a little ahead of the server's; further ahead is a mistake (ms, not s?).
+MAX_EVENT_TIME_AHEAD_SECONDS = 300.0
 # Content types MLServer's decoders handle for a column without surprises: none, "str" for strings
 # (what MLServer's own PandasCodec sends) and "np" for numbers and booleans.
 _REQUEST_CONTENT_TYPES = frozenset({None, "", "pd"})
@@ -91,10 +102,55 @@ class ColumnRule:
 
 @dataclass(frozen=True)
 class ValidatedRequest:
-    """A request that passed: row count and the columns as plain lists (used for the prediction log)."""
+    """A request that passed: row count, the columns as plain lists (used for the prediction log) and the
+    event time the client gave (None: use the clock)."""
 
     row_count: int
     columns: dict[str, list]
+    event_time: float | None = None
+
+
+_ABSENT = object()
+
+
+def _request_parameter(request: Any, name: str) -> Any:
+    """A request-level parameter's value, or ``_ABSENT``."""
+    if isinstance(request, Mapping):
+        parameters = request.get("parameters")
+        return parameters.get(name, _ABSENT) if isinstance(parameters, Mapping) else _ABSENT
+    parameters = request.parameters
+    extra = getattr(parameters, "model_extra", None) if parameters is not None else None
+    return extra.get(name, _ABSENT) if extra else _ABSENT
+
+
+def event_time_of(request: Any, *, now: float | None = None) -> float | None:
+    """The request's ``parameters.mlops_event_time`` (None when absent).
+
+    Args:
+        request: a V2 request as a dict, or MLServer's ``InferenceRequest``.
+        now: the server's clock (default: ``time.time()``).
+
+    Raises:
+        InvalidRequest: 422 when the value is not a finite number (a boolean or a string is not), or is
+            more than ``MAX_EVENT_TIME_AHEAD_SECONDS`` ahead of ``now``.
+    """
+    value = _request_parameter(request, EVENT_TIME_PARAMETER)
+    if value is _ABSENT:
+        return None
+    field = f"parameters.{EVENT_TIME_PARAMETER}"
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise InvalidRequest(
+            f"{field}: {value!r} is not a finite number of Unix seconds; send e.g. 1735689600.5 or leave "
+            "it out (the server's clock is used)"
+        )
+    now = time.time() if now is None else now
+    if value > now + MAX_EVENT_TIME_AHEAD_SECONDS:
+        raise InvalidRequest(
+            f"{field}: {value!r} is {value - now:.0f} s ahead of the server's clock (at most "
+            f"{MAX_EVENT_TIME_AHEAD_SECONDS:.0f} s allowed); send Unix seconds, not milliseconds, of a "
+            "time that has happened"
+        )
+    return float(value)
 
 
 def rules_from_signature(signature: Any) -> dict[str, ColumnRule] | None:
@@ -264,6 +320,7 @@ def validate_request(
     signature: Any,
     *,
     max_values: int | None = None,
+    now: float | None = None,
 ) -> ValidatedRequest:
     """Check a V2 request against a model signature; return its columns as plain lists.
 
@@ -271,6 +328,7 @@ def validate_request(
         request: A V2 request as a dict, or MLServer's ``InferenceRequest``.
         signature: The model's ``mlflow.models.ModelSignature`` (None: structure checks only).
         max_values: Upper bound on the number of values across inputs (413 above it).
+        now: The server's clock for the ``mlops_event_time`` check (default: ``time.time()``).
 
     Raises:
         InvalidRequest: with status 400/413/422 and a message naming the input and the fix.
@@ -293,6 +351,7 @@ def validate_request(
         )
     if not inputs:
         raise InvalidRequest("the request has no inputs: send one input per model column", status_code=400)
+    event_time = event_time_of(request, now=now)
     rules = rules_from_signature(signature)
     seen: set[str] = set()
     columns: dict[str, list] = {}
@@ -392,4 +451,4 @@ def validate_request(
     row_count = next(iter(row_counts.values()))
     if row_count == 0:
         raise InvalidRequest("the request has zero rows: send at least one row", status_code=422)
-    return ValidatedRequest(row_count=row_count, columns=columns)
+    return ValidatedRequest(row_count=row_count, columns=columns, event_time=event_time)

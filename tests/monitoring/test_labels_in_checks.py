@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +21,7 @@ def test_a_label_outside_0_and_1_is_left_out_and_the_check_still_scores_the_rest
     profile = build_reference_profile(
         pd.DataFrame({"income": rng.normal(50, 10, 2_000)}), numeric=["income"], categorical=[]
     )
-    start = time.time() - 1_000
+    start = 1_700_000_000.0 + 100  # inside one aligned 5,000 s window (1.7e9 is a multiple of 5,000)
     with MonitorStore(tmp_path / "monitor.sqlite") as store:
         store.ingest(
             PredictionRecord(f"r{i}", "m", "1", start + i, {"income": [income[i]]}, {"p": [[1 - s, s]]})
@@ -31,7 +30,13 @@ def test_a_label_outside_0_and_1_is_left_out_and_the_check_still_scores_the_rest
         for index, label in enumerate(truth):
             store.add_labels(f"r{index}", [2 if index == 0 else int(label)])  # one label is not 0 or 1
         result = run_check(
-            store, "m", "1", profile, window_seconds=5_000, config=MonitorConfig(min_labels=50)
+            store,
+            "m",
+            "1",
+            profile,
+            window_seconds=5_000,
+            config=MonitorConfig(min_labels=50),
+            now=start + 400,
         )
     assert result.performance is not None
     assert result.performance["roc_auc"] > 0.95

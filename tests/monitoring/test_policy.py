@@ -183,8 +183,9 @@ def store(tmp_path: Path):
             "credit-default",
             "3",
             checked_at=NOW - hour * HOUR,
-            window_start=0,
-            window_end=NOW,
+            # One stored result per window: three checks are three (hourly) windows.
+            window_start=NOW - (hour + 1) * HOUR,
+            window_end=NOW - hour * HOUR,
             result=result(NOW - hour * HOUR, drift_share=0.5),
         )
     yield opened

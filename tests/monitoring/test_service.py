@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import subprocess
 import time
@@ -14,6 +16,7 @@ import pytest
 from processes import find_free_port, stop_process_tree, wait_healthy
 
 from platform_components.monitoring.errors import InvalidInput, LabelConflict, UnknownRequest
+from platform_components.monitoring.estimate import METADATA_KEY, fit_estimator
 from platform_components.monitoring.feedback import FeedbackClient
 from platform_components.monitoring.monitor import run_check
 from platform_components.monitoring.predlog import PredictionLog, PredictionRecord
@@ -22,6 +25,9 @@ from platform_components.monitoring.service import service_command
 from platform_components.monitoring.store import MonitorStore
 
 MODELS = ("credit-default", "churn", "fraud")
+# The fixture's predictions sit in one aligned 10,000 s window of the recent past (checks use now=CHECKED).
+START = (math.floor(time.time() / 10_000) - 1) * 10_000 + 100.0
+CHECKED = START + 1_000
 
 
 def predictions(model: str, count: int, start: float, rng: np.random.Generator, version: str = "1"):
@@ -45,10 +51,9 @@ def predictions(model: str, count: int, start: float, rng: np.random.Generator, 
 def service(tmp_path_factory: pytest.TempPathFactory):
     state_dir = tmp_path_factory.mktemp("state")
     rng = np.random.default_rng(0)
-    now = time.time()
     for model in MODELS:
         with PredictionLog(state_dir / "predictions" / model) as log:
-            for record in predictions(model, 150, now - 1_000, rng):
+            for record in predictions(model, 150, START, rng):
                 log.append(record)
     port = find_free_port()
     argv = service_command(
@@ -110,23 +115,23 @@ def test_metrics_have_at_most_25_series_per_model(service) -> None:
             "purpose": ["car", "house"] * 1_000,
         }
     )
+    scores = np.random.default_rng(3).uniform(0, 1, 2_000)
+    labels = (np.random.default_rng(5).random(2_000) < scores).astype(int)
     profile = build_reference_profile(
         frame,
         numeric=["income", "age"],
         categorical=["purpose"],
-        prediction_scores=np.random.default_rng(3).uniform(0, 1, 2_000),
+        prediction_scores=scores,
+        metadata={METADATA_KEY: fit_estimator(labels, scores).to_dict()},
     )
     with MonitorStore.for_state_dir(state_dir) as store:
         store.ingest_state_dir(state_dir)
         for model in MODELS:
             for _ in range(3):  # several checks must not multiply the series
-                run_check(store, model, "1", profile, window_seconds=10_000)
-        store.ingest(
-            predictions("credit-default", 60, time.time() - 100, np.random.default_rng(4), version="2")
-        )
-        run_check(
-            store, "credit-default", "2", profile, window_seconds=10_000
-        )  # a new version replaces the old
+                run_check(store, model, "1", profile, window_seconds=10_000, now=CHECKED)
+        store.ingest(predictions("credit-default", 60, START + 200, np.random.default_rng(4), version="2"))
+        # a new version replaces the old
+        run_check(store, "credit-default", "2", profile, window_seconds=10_000, now=CHECKED)
     text = httpx.get(f"{base_url}/metrics").text
     series = [line for line in text.splitlines() if line and not line.startswith("#")]
     per_model = Counter(line.split('model="')[1].split('"')[0] for line in series)
@@ -136,3 +141,48 @@ def test_metrics_have_at_most_25_series_per_model(service) -> None:
     assert 'mlops_monitor_drift_share{model="credit-default",version="2"}' in text
     assert 'version="1"' not in "\n".join(line for line in series if 'model="credit-default"' in line)
     assert 'mlops_monitor_feedback_labels_total{model="credit-default"} 4.0' in text
+    for name in ESTIMATE_GAUGES:  # the latest window's estimate, before any of its labels
+        assert f'{name}{{model="churn",version="1"}}' in text, name
+
+
+ESTIMATE_GAUGES = (
+    "mlops_monitor_estimated_roc_auc",
+    "mlops_monitor_estimated_roc_auc_lower",
+    "mlops_monitor_estimated_roc_auc_upper",
+    "mlops_monitor_estimated_accuracy",
+    "mlops_monitor_outside_reference_share",
+)
+
+
+def test_labels_carry_their_event_time_and_a_bad_one_is_refused_naming_it(service) -> None:
+    base_url, state_dir = service
+    with FeedbackClient(base_url) as client:
+        assert client.submit("churn-1-0", 1, event_time=START + 5_000) == 1
+        assert client.submit("churn-1-3", 0) == 1  # no event time: the service's clock
+        for bad, problem in (
+            (time.time() + 3_600, "ahead of the service's clock"),
+            ((START + 5_000) * 1_000, "ahead of the service's clock"),  # milliseconds
+        ):
+            with pytest.raises(InvalidInput, match=f"event_time: .* {problem}"):
+                client.submit("churn-1-6", 1, event_time=bad)
+        with pytest.raises(
+            InvalidInput, match=r"event_time: .* is before the time of prediction 'churn-1-6'"
+        ):
+            client.submit("churn-1-6", 1, event_time=START - 1)
+    for bad in ("yesterday", True, None, float("nan"), float("inf")):
+        response = httpx.post(
+            f"{base_url}/v2/feedback",
+            content=json.dumps({"request_id": "churn-1-6", "label": 1, "event_time": bad}),
+        )
+        assert response.status_code == 422, (bad, response.text)
+        assert response.json()["detail"].startswith("event_time: ") and "not a finite number" in response.text
+    with MonitorStore.for_state_dir(state_dir) as store:
+        received = dict(
+            store._query(  # the label's event time as stored, read back directly
+                "SELECT request_id, received_at FROM labels WHERE request_id LIKE 'churn-%'"
+            )
+        )
+        assert set(received) == {"churn-1-0", "churn-1-3"}  # nothing of the refused submissions
+        assert received["churn-1-0"] == START + 5_000
+        assert abs(received["churn-1-3"] - time.time()) < 60
+        assert store.event_clock("churn") == received["churn-1-3"]
