@@ -401,7 +401,6 @@ class LocalPlatform:
                 state_dir=state.root,
                 host=settings.host,
                 port=settings.monitor_port,
-                tracking_uri=settings.tracking_uri,
             )
         )
         return ProcessSpec(argv=argv, env={"MLFLOW_TRACKING_URI": settings.tracking_uri}, **common)

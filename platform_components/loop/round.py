@@ -211,6 +211,7 @@ class Loop:
             now=clock,
             lookback_seconds=policy.lookback,
             min_labels=policy.min_labels,
+            profile=profile,
         )
         outcome.finished = self._finish_running(entry, clock)
         if any(item.get("rollout") for item in outcome.finished):

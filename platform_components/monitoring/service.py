@@ -25,15 +25,10 @@ Endpoints:
   most 23 series per model (``GAUGES`` less mae and rmse, plus four counters; a regressor has no estimate
   and no classifier metrics: 16).
 
-Periodic checks (``--check-interval``): with a models file (``--models`` or ``MLOPS_MONITOR_MODELS``, schema
-in ``fleet.py``) every listed model is checked at the version behind its alias, with its own thresholds,
-and the retrain policy is applied; a retrain uploads the labelled rows to MLflow and submits ``--pipeline``
-to ``--kfp-host`` (without ``--kfp-host`` the decision is recorded as "no pipeline runner configured").
-In the cluster ``--pipeline`` is the project's compiled IR, mounted from the monitor's ConfigMap
-(``mlops:monitoring.monitor.pipeline``), so the monitor needs none of the project's code; start-up checks it
-is a compiled pipeline taking ``training_data_path`` and hands ``RetrainFlags`` to ``loop.retrain``.
-Without a models file every model in the store is checked at its most recently predicted version and no
-policy runs. A bad models file or pipeline stops start-up with exit code 2 and a message naming the field.
+The loop (``python -m platform_components.loop.service``, what the cluster's monitor StatefulSet runs)
+starts this same application with a background task that runs the loop's round for every model of the
+models file on an interval; this module runs the application alone (feedback, ingest, metrics), as the
+local target does: there ``mlops loop --local`` runs the rounds.
 """
 
 # No `from __future__ import annotations` here: FastAPI must see the real `Request` class of the
@@ -41,20 +36,17 @@ policy runs. A bad models file or pipeline stops start-up with exit code 2 and a
 import argparse
 import json
 import logging
-import os
 import sys
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from platform_components.monitoring.errors import InvalidInput, MonitoringError
 from platform_components.monitoring.store import MonitorStore
 
 if TYPE_CHECKING:
-    from platform_components.monitoring.fleet import Fleet, MonitoredModel, PipelineTarget
     from platform_components.monitoring.predlog import PredictionRecord
 
 logger = logging.getLogger(__name__)
@@ -119,32 +111,15 @@ MAX_EVENT_TIME_AHEAD_SECONDS = 300.0
 PREFIX = "mlops_monitor_"
 
 
-def service_command(
-    *,
-    state_dir: Path,
-    host: str,
-    port: int,
-    tracking_uri: str,
-    check_interval_seconds: float | None = None,
-    window_seconds: float | None = None,
-    models_path: Path | None = None,
-    kfp_host: str | None = None,
-    pipeline: str | None = None,
-    experiment: str | None = None,
-) -> list[str]:
+def service_command(*, state_dir: Path, host: str, port: int) -> list[str]:
     """The argv that starts the monitor service (run it with the platform's environment).
 
     Args:
         state_dir: the local state dir (store at ``monitoring/monitor.sqlite``, logs under ``predictions/``).
         host: interface to bind (127.0.0.1 locally).
         port: HTTP port.
-        tracking_uri: MLflow, for reference profiles and logging periodic checks.
-        check_interval_seconds: run a check of every model this often (None: only on demand).
-        window_seconds: window of the periodic checks (default one day).
-        models_path: the models file (default: ``MLOPS_MONITOR_MODELS`` from the environment, if set).
-        kfp_host / pipeline / experiment: where and what the policy's retrains submit.
     """
-    argv = [
+    return [
         sys.executable,
         "-m",
         "platform_components.monitoring.service",
@@ -154,22 +129,7 @@ def service_command(
         host,
         "--port",
         str(port),
-        "--tracking-uri",
-        tracking_uri,
     ]
-    if check_interval_seconds is not None:
-        argv += ["--check-interval", str(check_interval_seconds)]
-    if window_seconds is not None:
-        argv += ["--window-seconds", str(window_seconds)]
-    for flag, value in (
-        ("--models", models_path),
-        ("--kfp-host", kfp_host),
-        ("--pipeline", pipeline),
-        ("--experiment", experiment),
-    ):
-        if value is not None:
-            argv += [flag, str(value)]
-    return argv
 
 
 def _dig(data: dict[str, Any], path: tuple[str, ...]) -> float | None:
@@ -378,73 +338,21 @@ def parse_predictions(body: bytes) -> list["PredictionRecord"]:
     return [_parse_record(index, record) for index, record in enumerate(records)]
 
 
-class _PeriodicChecks:
-    """Background thread: ingest the prediction logs and check every model each interval.
+class BackgroundTask(Protocol):
+    """Work run beside the endpoints (e.g. the loop's rounds), started and stopped with the app."""
 
-    With a ``Fleet`` (the models file) it checks the listed models and applies their policies; without,
-    every model in the store at its most recently predicted version.
-    """
+    def start(self) -> None: ...
 
-    def __init__(
-        self,
-        store: MonitorStore,
-        state_dir: Path,
-        tracking_uri: str,
-        interval: float,
-        window: float,
-        fleet: "Fleet | None" = None,
-    ):
-        self.store, self.state_dir, self.tracking_uri = store, state_dir, tracking_uri
-        self.interval, self.window, self.fleet = interval, window, fleet
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="monitor-checks", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-    def _run(self) -> None:
-        from platform_components.monitoring.runner import check_model
-
-        while not self._stop.wait(self.interval):
-            try:
-                self.store.ingest_state_dir(self.state_dir)
-                if self.fleet is not None:
-                    self.fleet.check_all()
-                    continue
-                for model in self.store.models():
-                    check_model(
-                        self.store,
-                        model,
-                        state_dir=None,
-                        tracking_uri=self.tracking_uri,
-                        window_seconds=self.window,
-                    )
-            except Exception:  # keep serving feedback and metrics; the next round retries
-                logger.exception("periodic monitoring check failed")
+    def stop(self) -> None: ...
 
 
-def create_app(
-    state_dir: Path,
-    *,
-    tracking_uri: str | None = None,
-    check_interval_seconds: float | None = None,
-    window_seconds: float = 24 * 3600.0,
-    models: "Sequence[MonitoredModel] | None" = None,
-    target: "PipelineTarget | None" = None,
-):
+def create_app(state_dir: Path, *, tasks: "Sequence[BackgroundTask]" = (), store: MonitorStore | None = None):
     """The FastAPI application (one store, one collector registry of its own).
 
     Args:
         state_dir: the state dir (store, prediction logs).
-        tracking_uri: MLflow; needed for periodic checks.
-        check_interval_seconds: check every this many seconds (None or 0: never).
-        window_seconds: window of each periodic check.
-        models: the models file's entries: check these with their thresholds and policies.
-        target: where the policy's retrains run (KFP); None records "no pipeline runner configured".
+        tasks: background work started with the application and stopped with it (the loop's rounds).
+        store: the store to serve (default: the state dir's); the application closes it at shutdown.
     """
     from fastapi import FastAPI, Request
     from fastapi.responses import Response
@@ -452,28 +360,18 @@ def create_app(
     from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
     state_dir = Path(state_dir)
-    store = MonitorStore.for_state_dir(state_dir)
+    store = store if store is not None else MonitorStore.for_state_dir(state_dir)
     registry = CollectorRegistry(auto_describe=False)
     registry.register(StoreCollector(store))
     ingest_lock = threading.Lock()
-    periodic = None
-    fleet = None
-    if models is not None and tracking_uri:
-        from platform_components.monitoring.fleet import Fleet
-
-        fleet = Fleet(store, models, tracking_uri=tracking_uri, target=target, window_seconds=window_seconds)
-    if check_interval_seconds and tracking_uri:
-        periodic = _PeriodicChecks(
-            store, state_dir, tracking_uri, check_interval_seconds, window_seconds, fleet
-        )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
-        if periodic is not None:
-            periodic.start()
+        for task in tasks:
+            task.start()
         yield
-        if periodic is not None:
-            periodic.stop()
+        for task in reversed(tasks):
+            task.stop()
         store.close()
 
     app = FastAPI(title="mlops monitor", lifespan=lifespan, docs_url=None, redoc_url=None)
@@ -522,7 +420,6 @@ def create_app(
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     app.state.store = store
-    app.state.fleet = fleet
     return app
 
 
@@ -557,142 +454,32 @@ def _store_labels(
     return store.add_labels(request_id, labels, received_at=event_time)
 
 
-@dataclass(frozen=True)
-class RetrainFlags:
-    """Where the monitor's retrains go, from ``--kfp-host``, ``--pipeline``, ``--experiment`` and
-    ``--kfp-namespace`` (``mlops:monitoring.monitor.kfp_host``, ``.pipeline``, ``.experiment``): the
-    arguments of ``loop.retrain.KfpRetrainer``, checked at start-up."""
-
-    host: str
-    pipeline: Any  # a compiled IR path (the cluster's monitor) or a loaded @dsl.pipeline function
-    experiment: str
-    namespace: str | None
-
-
-def _startup_config(arguments: argparse.Namespace) -> tuple[Any, Any, RetrainFlags | None]:
-    """The models file's entries and where retrains go, from the flags; ConfigError on anything wrong.
-
-    Returns:
-        ``(models, target, retrain)``: the models file's entries (None without one); ``retrain``, where the
-        loop's round submits (None without ``--kfp-host``); ``target``, the same as a ``fleet.PipelineTarget``
-        for the periodic fleet check, which submits ``@dsl.pipeline`` functions only (None for an IR).
-    """
-    from platform_components.errors import ConfigError
-    from platform_components.monitoring.fleet import MODELS_ENV, PipelineTarget, load_models
-
-    models = None
-    models_path = arguments.models or os.environ.get(MODELS_ENV) or None
-    if models_path:
-        models = load_models(models_path)
-        if not arguments.tracking_uri:
-            raise ConfigError(
-                f"--tracking-uri: missing; the models file {models_path!r} needs MLflow to resolve aliases"
-            )
-        logger.info("monitoring %d model(s) from %s", len(models), models_path)
-    if arguments.kfp_host and not arguments.pipeline:
-        raise ConfigError(
-            f"--pipeline: missing with --kfp-host {arguments.kfp_host!r}; pass the project's compiled "
-            "pipeline (mlops:monitoring.monitor.pipeline), e.g. --pipeline /etc/mlops/pipeline.yaml"
-        )
-    if arguments.kfp_host and not arguments.kfp_host.startswith(("http://", "https://")):
-        raise ConfigError(
-            f"--kfp-host: {arguments.kfp_host!r} is not a URL (mlops:monitoring.monitor.kfp_host); "
-            "use e.g. http://ml-pipeline.kubeflow.svc.cluster.local:8888"
-        )
-    if not arguments.experiment or arguments.experiment.strip() != arguments.experiment:
-        raise ConfigError(
-            f"--experiment: {arguments.experiment!r} is empty or padded "
-            "(mlops:monitoring.monitor.experiment); use e.g. mlops-retrain"
-        )
-    if arguments.kfp_host and not arguments.tracking_uri:
-        raise ConfigError("--tracking-uri: missing; retrains upload their rows to MLflow before submitting")
-    target = retrain = None
-    if arguments.pipeline:
-        from platform_components.pipelines.runner import PipelineError, load_pipeline, pipeline_input_names
-
-        is_ir = arguments.pipeline.endswith((".yaml", ".yml", ".json"))
-        try:
-            # A compiled IR needs no project code (the cluster's monitor); FILE.py:FUNCTION does.
-            pipeline = arguments.pipeline if is_ir else load_pipeline(arguments.pipeline)
-            inputs = pipeline_input_names(pipeline)
-        except PipelineError as error:
-            raise ConfigError(f"--pipeline: {error}") from None
-        if "training_data_path" not in inputs:
-            raise ConfigError(
-                f"--pipeline: {arguments.pipeline!r} has no input 'training_data_path' (it takes "
-                f"{sorted(inputs)}); a retrain passes the chosen rows there"
-            )
-        if arguments.kfp_host:
-            retrain = RetrainFlags(
-                arguments.kfp_host.rstrip("/"), pipeline, arguments.experiment, arguments.kfp_namespace
-            )
-            if not is_ir:
-                target = PipelineTarget(
-                    arguments.kfp_host, pipeline, arguments.experiment, arguments.kfp_namespace
-                )
-    return models, target, retrain
-
-
-def _parser() -> argparse.ArgumentParser:
-    """The service's flags (the cluster's StatefulSet passes them: kubernetes/monitoring.py)."""
-    parser = argparse.ArgumentParser(
-        prog="python -m platform_components.monitoring.service",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+def parser(prog: str = "python -m platform_components.monitoring.service") -> argparse.ArgumentParser:
+    """The service's own flags (the loop's service adds its own: ``loop/service.py``)."""
+    parsed = argparse.ArgumentParser(
+        prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--state-dir", type=Path, required=True, help="local state dir, e.g. .mlops")
-    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, required=True, help="HTTP port")
-    parser.add_argument("--tracking-uri", default=None, help="MLflow tracking URI")
-    parser.add_argument("--check-interval", type=float, default=None, help="seconds between periodic checks")
-    parser.add_argument("--window-seconds", type=float, default=24 * 3600.0, help="window of periodic checks")
-    parser.add_argument(
-        "--models",
-        default=None,
-        help="models file (JSON list, schema in platform_components/monitoring/fleet.py); "
-        "default: $MLOPS_MONITOR_MODELS",
+    parsed.add_argument("--state-dir", type=Path, required=True, help="local state dir, e.g. .mlops")
+    parsed.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
+    parsed.add_argument("--port", type=int, required=True, help="HTTP port")
+    parsed.add_argument("--log-level", default="info", help="uvicorn log level")
+    return parsed
+
+
+def serve(app: Any, arguments: argparse.Namespace) -> None:
+    """Run ``app`` with uvicorn on the parsed ``--host``/``--port``."""
+    import uvicorn
+
+    uvicorn.run(
+        app, host=arguments.host, port=arguments.port, log_level=arguments.log_level, access_log=False
     )
-    parser.add_argument("--kfp-host", default=None, help="KFP API URL retrains are submitted to")
-    parser.add_argument(
-        "--pipeline",
-        default=None,
-        help="pipeline retrains submit: its compiled IR (pipeline.yaml) or path/to/pipeline.py:function",
-    )
-    parser.add_argument("--experiment", default="mlops-retrain", help="KFP experiment of retrain runs")
-    parser.add_argument("--kfp-namespace", default=None, help="KFP namespace (multi-user installs)")
-    parser.add_argument("--log-level", default="info", help="uvicorn log level")
-    return parser
 
 
 def main(argv: list[str] | None = None) -> None:
     """Start the service (see the module docstring)."""
-    parser = _parser()
-    arguments = parser.parse_args(argv)
-    from platform_components.errors import ConfigError
-
+    arguments = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        models, target, retrain = _startup_config(arguments)
-    except ConfigError as error:
-        parser.exit(2, f"error: {error}\n")
-    if retrain is not None and target is None:
-        # The periodic fleet check submits @dsl.pipeline functions only; the loop's round takes `retrain`.
-        logger.info(
-            "retrains of %s go to %s (experiment %s)", arguments.pipeline, retrain.host, retrain.experiment
-        )
-    import uvicorn
-
-    app = create_app(
-        arguments.state_dir,
-        tracking_uri=arguments.tracking_uri,
-        check_interval_seconds=arguments.check_interval,
-        window_seconds=arguments.window_seconds,
-        models=models,
-        target=target,
-    )
-    uvicorn.run(
-        app, host=arguments.host, port=arguments.port, log_level=arguments.log_level, access_log=False
-    )
+    serve(create_app(arguments.state_dir), arguments)
 
 
 if __name__ == "__main__":
