@@ -16,10 +16,10 @@ from processes import find_free_port, stop_process_tree, wait_healthy
 from platform_components.monitoring.errors import InvalidInput, LabelConflict, UnknownRequest
 from platform_components.monitoring.feedback import FeedbackClient
 from platform_components.monitoring.monitor import run_check
-from platform_components.monitoring.predlog import PredictionLog, PredictionRecord
 from platform_components.monitoring.profile import build_reference_profile
 from platform_components.monitoring.service import service_command
 from platform_components.monitoring.store import MonitorStore
+from platform_components.serving.predlog import PredictionLog, PredictionRecord
 
 MODELS = ("credit-default", "churn", "fraud")
 

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from platform_components.errors import ConfigError
-from platform_components.monitoring.predlog import (
+from platform_components.serving.predlog import (
     PredictionLog,
     PredictionLogError,
     PredictionRecord,
@@ -57,7 +57,7 @@ def test_append_is_durable_when_it_returns(tmp_path):
     # A child process appends and is SIGKILLed right after `append` returns: the record must be on disk.
     script = (
         "import os, signal, sys, time\n"
-        "from platform_components.monitoring.predlog import PredictionLog, PredictionRecord\n"
+        "from platform_components.serving.predlog import PredictionLog, PredictionRecord\n"
         "log = PredictionLog(sys.argv[1])\n"
         "log.append(PredictionRecord('durable', 'm', '1', time.time(), {'x': [1]}, {'y': [0.5]}))\n"
         "os.kill(os.getpid(), signal.SIGKILL)\n"
@@ -139,7 +139,7 @@ def test_concurrent_appends_from_threads_store_each_id_once(tmp_path):
 def test_second_writer_process_is_refused(tmp_path):
     with PredictionLog(tmp_path):
         script = (
-            "import sys\nfrom platform_components.monitoring.predlog import PredictionLog\n"
+            "import sys\nfrom platform_components.serving.predlog import PredictionLog\n"
             "PredictionLog(sys.argv[1])"
         )
         completed = subprocess.run(
@@ -185,7 +185,7 @@ def test_reading_a_missing_directory_yields_nothing(tmp_path):
 
 
 def test_concurrent_appends_share_fdatasync_calls(tmp_path, monkeypatch):
-    import platform_components.monitoring.predlog as predlog
+    import platform_components.serving.predlog as predlog
 
     real_fdatasync = os.fdatasync
     syncs = []
@@ -215,7 +215,7 @@ def test_concurrent_appends_share_fdatasync_calls(tmp_path, monkeypatch):
 def test_failed_write_is_not_acknowledged_and_leaves_whole_lines(tmp_path, monkeypatch):
     import errno
 
-    import platform_components.monitoring.predlog as predlog
+    import platform_components.serving.predlog as predlog
 
     real_write = os.write
     with PredictionLog(tmp_path) as log:
