@@ -12,7 +12,8 @@ append together) it sustains at least 0.9x the bare single-thread sync rate (0.9
 GIL): a log that queues one sync per record behind a lock makes the disk the server's bottleneck under
 load. p99 is reported as a guard-rail.
 
-Arms, one-row records (~300 bytes), same filesystem, interleaved rounds (>= 5):
+Arms, one-row records (~300 bytes), same filesystem, >= 5 rounds; within a round every arm is open and they
+take turns of ``--chunk`` records (the order rotating), so I/O bursts from other processes hit all alike:
 
 - ``raw write+fdatasync``: ``os.write`` + ``os.fdatasync`` per line, one thread, no index, no JSON (floor);
 - ``ours``: ``PredictionLog.append`` from 1 and from N threads (group commit shares one sync);
@@ -25,7 +26,8 @@ over rounds), and the ratio to our log's. Then the monitor's side: reading and d
 saved position (``read_records_from`` vs ``SELECT ... WHERE seq > ?``), records per second; and appends at
 concurrency N while another process tails the log every 50 ms, as the local monitor does.
 
-Run: ``.venv/bin/python bench/bench_predlog.py [--repetitions 5] [--records 400] [--threads 8] [--dir PATH]``.
+Run: ``.venv/bin/python bench/bench_predlog.py [--repetitions 5] [--records 400] [--chunk 80] [--threads 8]
+[--dir PATH]``.
 """
 
 from __future__ import annotations
@@ -141,26 +143,73 @@ def sqlite_read_from(path: Path, position: int = 0, batch: int = 500):
 # -- arms ---------------------------------------------------------------------------------------------
 
 
-def raw_sync(directory: Path, records: int) -> tuple[list[float], float]:
-    """Per-call seconds and wall seconds for write + fdatasync of an equally long line."""
-    line = (_record("x" * 36).to_json() + "\n").encode()
-    descriptor = os.open(directory / "raw.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    latencies = []
-    started = time.perf_counter()
-    for _ in range(records):
-        began = time.perf_counter()
-        os.write(descriptor, line)
-        os.fdatasync(descriptor)
-        latencies.append(time.perf_counter() - began)
-    elapsed = time.perf_counter() - started
-    os.close(descriptor)
-    return latencies, elapsed
+class RawSync:
+    """The floor: ``write`` + ``fdatasync`` of an equally long line from one thread."""
+
+    threads = 1
+
+    def __init__(self, where: Path) -> None:
+        where.mkdir()
+        self._line = (_record("x" * 36).to_json() + "\n").encode()
+        self._descriptor = os.open(where / "raw.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+
+    def append(self, record) -> bool:
+        os.write(self._descriptor, self._line)
+        os.fdatasync(self._descriptor)
+        return True
+
+    def close(self) -> None:
+        os.close(self._descriptor)
 
 
-def concurrent_appends(
-    append: Callable[[object], bool], records: int, threads: int, prefix: str
-) -> tuple[list[float], float]:
-    """Per-call seconds and wall seconds for ``threads`` threads appending ``records`` in total."""
+class Ours:
+    """Our log, appended to from ``threads`` threads."""
+
+    def __init__(self, where: Path, threads: int) -> None:
+        from platform_components.serving.predlog import PredictionLog
+
+        self.threads = threads
+        self._log = PredictionLog(where)
+        self.append = self._log.append
+
+    def close(self) -> None:
+        self._log.close()
+
+
+class Sqlite:
+    """The SQLite candidate, appended to from ``threads`` threads (own or one shared connection)."""
+
+    def __init__(self, where: Path, threads: int, *, shared: bool = False) -> None:
+        self.threads = threads
+        self._log = SqliteLog(where.with_suffix(".db"), shared=shared)
+        self.append = self._log.append
+
+    def close(self) -> None:
+        self._log.close()
+
+
+class Tailed:
+    """An arm while another process tails its log every 50 ms, as the local monitor does."""
+
+    def __init__(self, kind: str, inner, location: Path) -> None:
+        self.threads = inner.threads
+        self.append = inner.append
+        self._inner = inner
+        context = multiprocessing.get_context("spawn")
+        self._stop = context.Event()
+        self._reader = context.Process(target=_tail, args=(kind, str(location), self._stop))
+        self._reader.start()
+        time.sleep(1.0)  # let the reader import and start polling
+
+    def close(self) -> None:
+        self._stop.set()
+        self._reader.join(timeout=30)
+        self._inner.close()
+
+
+def run_chunk(arm, records: int, prefix: str) -> tuple[list[float], float]:
+    """Per-call seconds and wall seconds for ``arm.threads`` threads appending ``records`` in total."""
+    threads = arm.threads
     per_thread = records // threads
     barrier = threading.Barrier(threads + 1)
     latencies: list[list[float]] = [[] for _ in range(threads)]
@@ -173,7 +222,7 @@ def concurrent_appends(
         barrier.wait()
         for record in prepared[number]:
             began = time.perf_counter()
-            assert append(record)
+            assert arm.append(record)
             mine.append(time.perf_counter() - began)
 
     workers = [threading.Thread(target=worker, args=(number,)) for number in range(threads)]
@@ -187,57 +236,25 @@ def concurrent_appends(
     return [value for chunk in latencies for value in chunk], elapsed
 
 
-def ours(directory: Path, records: int, threads: int) -> tuple[list[float], float]:
-    from platform_components.serving.predlog import PredictionLog
-
-    with PredictionLog(directory) as log:
-        return concurrent_appends(log.append, records, threads, "ours")
-
-
-def sqlite_arm(path: Path, records: int, threads: int, *, shared: bool) -> tuple[list[float], float]:
-    log = SqliteLog(path, shared=shared)
-    try:
-        return concurrent_appends(log.append, records, threads, "sqlite")
-    finally:
-        log.close()
-
-
 # -- the monitor's side -------------------------------------------------------------------------------
 
 
-def _tail(kind: str, location: str, stop: multiprocessing.synchronize.Event, counts) -> None:
+def _tail(kind: str, location: str, stop) -> None:
     """A monitor-like reader in another process: read from the saved position every 50 ms."""
     from platform_components.serving.predlog import read_records_from
 
     position: tuple = (0, 0) if kind == "ours" else (0,)
-    read = 0
     while not stop.is_set():
         if kind == "ours":
             for _, sequence, offset in read_records_from(Path(location), *position):
                 position = (sequence, offset)
-                read += 1
         elif Path(location).exists():
-            for _, sequence in sqlite_read_from(Path(location), position[0]):
-                position = (sequence,)
-                read += 1
+            try:
+                for _, sequence in sqlite_read_from(Path(location), position[0]):
+                    position = (sequence,)
+            except sqlite3.OperationalError:
+                pass  # the writer has not created the table yet: try again at the next poll
         stop.wait(0.05)
-    counts.value = read
-
-
-def with_tail(
-    kind: str, location: Path, run: Callable[[], tuple[list[float], float]]
-) -> tuple[list[float], float]:
-    context = multiprocessing.get_context("spawn")
-    stop = context.Event()
-    counts = context.Value("i", 0)
-    reader = context.Process(target=_tail, args=(kind, str(location), stop, counts))
-    reader.start()
-    time.sleep(1.0)  # let the reader import and start polling
-    try:
-        return run()
-    finally:
-        stop.set()
-        reader.join(timeout=30)
 
 
 def read_throughput(root: Path, records: int) -> dict[str, float]:
@@ -288,52 +305,63 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repetitions", type=int, default=5)
     parser.add_argument("--records", type=int, default=400, help="records per arm and round")
+    parser.add_argument("--chunk", type=int, default=80, help="records per arm before the next arm's turn")
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--read-records", type=int, default=20000)
     parser.add_argument("--dir", type=Path, default=None, help="filesystem to measure (default: a temp dir)")
     arguments = parser.parse_args()
     if arguments.repetitions < 5:
         parser.error("--repetitions must be >= 5")
+    if arguments.chunk % arguments.threads or arguments.records % arguments.chunk:
+        parser.error("--chunk must be a multiple of --threads and divide --records")
     root = Path(tempfile.mkdtemp(prefix="bench-predlog-", dir=arguments.dir))
     threads = arguments.threads
-    records = arguments.records
-    arms: dict[str, Callable[[Path], tuple[list[float], float]]] = {
-        "raw write+fdatasync": lambda where: raw_sync(where.mkdir() or where, records),
-        "ours 1 thread": lambda where: ours(where, records, 1),
-        "sqlite 1 thread": lambda where: sqlite_arm(where.with_suffix(".db"), records, 1, shared=False),
-        f"ours {threads} threads": lambda where: ours(where, records, threads),
-        f"sqlite {threads} threads": lambda where: sqlite_arm(
-            where.with_suffix(".db"), records, threads, shared=False
-        ),
-        f"sqlite shared {threads} threads": lambda where: sqlite_arm(
-            where.with_suffix(".db"), records, threads, shared=True
-        ),
-        f"ours {threads} threads + tail": lambda where: with_tail(
-            "ours", where, lambda: ours(where, records, threads)
-        ),
-        f"sqlite {threads} threads + tail": lambda where: with_tail(
-            "sqlite",
-            where.with_suffix(".db"),
-            lambda: sqlite_arm(where.with_suffix(".db"), records, threads, shared=False),
+    floor_arm = "raw write+fdatasync"
+    arms: dict[str, Callable[[Path], object]] = {
+        floor_arm: RawSync,
+        "ours 1 thread": lambda where: Ours(where, 1),
+        "sqlite 1 thread": lambda where: Sqlite(where, 1),
+        f"ours {threads} threads": lambda where: Ours(where, threads),
+        f"sqlite {threads} threads": lambda where: Sqlite(where, threads),
+        f"sqlite shared {threads} threads": lambda where: Sqlite(where, threads, shared=True),
+        f"ours {threads} threads + tail": lambda where: Tailed("ours", Ours(where, threads), where),
+        f"sqlite {threads} threads + tail": lambda where: Tailed(
+            "sqlite", Sqlite(where, threads), where.with_suffix(".db")
         ),
     }
     latencies: dict[str, list[float]] = {arm: [] for arm in arms}
     throughputs: dict[str, list[float]] = {arm: [] for arm in arms}
+    names = list(arms)
     for repetition in range(arguments.repetitions):
-        for number, (arm, run) in enumerate(arms.items()):
-            calls, elapsed = run(root / f"arm{number}-round{repetition}")
-            latencies[arm].extend(calls)
-            throughputs[arm].append(len(calls) / elapsed)
+        # Every arm open at once and run in turns of --chunk records (the order rotating), so a burst of
+        # I/O from another process on this shared disk lands on every arm alike.
+        opened = {
+            name: arms[name](root / f"arm{number}-round{repetition}") for number, name in enumerate(names)
+        }
+        elapsed = dict.fromkeys(names, 0.0)
+        counts = dict.fromkeys(names, 0)
+        try:
+            for turn in range(arguments.records // arguments.chunk):
+                for name in names[turn % len(names) :] + names[: turn % len(names)]:
+                    calls, seconds = run_chunk(opened[name], arguments.chunk, f"r{repetition}-t{turn}")
+                    latencies[name].extend(calls)
+                    elapsed[name] += seconds
+                    counts[name] += len(calls)
+        finally:
+            for arm in opened.values():
+                arm.close()
+        for name in names:
+            throughputs[name].append(counts[name] / elapsed[name])
     reads = read_throughput(root, arguments.read_records)
 
     def p50(arm: str) -> float:
         return _percentile(latencies[arm], 0.50)
 
-    floor = p50("raw write+fdatasync")
-    floor_rate = statistics.median(throughputs["raw write+fdatasync"])
+    floor = p50(floor_arm)
+    floor_rate = statistics.median(throughputs[floor_arm])
     print(
-        f"\nprediction-log appends: {records} records x {arguments.repetitions} rounds per arm, "
-        f"{os.cpu_count()} cores, SQLite {sqlite3.sqlite_version}, in {root}"
+        f"\nprediction-log appends: {arguments.records} records x {arguments.repetitions} rounds per arm in "
+        f"turns of {arguments.chunk}, {os.cpu_count()} cores, SQLite {sqlite3.sqlite_version}, in {root}"
     )
     header = f"{'arm':<32}{'p50 ms':>8}{'p99 ms':>8}{'p50-floor':>10}{'rec/s':>8}{'vs ours':>8}"
     print(header)
