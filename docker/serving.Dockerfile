@@ -1,7 +1,7 @@
 # The MLServer image of the cluster's Seldon Servers (mlops:seldon.serving_image): the pinned upstream MLServer
 # (versions.py "mlserver"; tests/kubernetes checks they agree) plus this package, so every model on the Server
 # runs platform_components.serving.runtime.MonitoredMLflowRuntime (validation, durable prediction log, metrics)
-# and ships its prediction log to the monitor (platform_components/monitoring/shipper.py).
+# and ships its prediction log to the monitor (platform_components/serving/shipper.py).
 # The Server's MLServer container gets MLSERVER_MODEL_IMPLEMENTATION, MLOPS_MONITOR_URL,
 # MLOPS_PREDICTION_LOG_ROOT, MLOPS_PREDICTION_LOG_LIMIT_BYTES and MLOPS_SELDON_NAMES from the Server CR
 # (platform_components/kubernetes/seldon.py); Seldon's ServerConfig supplies the command (mlserver start).
@@ -23,7 +23,7 @@ RUN . /opt/conda/etc/profile.d/conda.sh \
  && pip install --no-deps -r /tmp/requirements.txt \
  && pip install --no-deps . \
  && pip check \
- && python -c "import mlserver_mlflow, platform_components.serving.runtime, platform_components.monitoring.shipper" \
+ && python -c "import mlserver_mlflow, platform_components.serving.runtime, platform_components.serving.shipper" \
  && conda clean -tipy \
  && chown -R 1000:0 /opt/mlops
 

@@ -15,7 +15,7 @@ Endpoints:
   ``detail`` names the field, and nothing is stored. An id not yet in the store triggers one ingestion of
   the prediction log first.
 - ``POST /v2/predictions`` with ``{"records": [PredictionRecord JSON, ...]}`` (what a serving pod's shipper,
-  ``platform_components.monitoring.shipper``, reads from its prediction log) -> 200
+  ``platform_components.serving.shipper``, reads from its prediction log) -> 200
   ``{"received": n, "new_rows": k}``. Idempotent on the request id (a replayed record adds no row), so a
   shipper retrying after a lost answer is safe. Errors: 400 (not a JSON object), 413 (over
   ``MAX_PREDICTIONS_BYTES`` or ``MAX_PREDICTIONS_RECORDS``), 422 (a record is malformed; ``detail`` names
@@ -47,7 +47,7 @@ from platform_components.monitoring.errors import InvalidInput, MonitoringError
 from platform_components.monitoring.store import MonitorStore
 
 if TYPE_CHECKING:
-    from platform_components.monitoring.predlog import PredictionRecord
+    from platform_components.serving.predlog import PredictionRecord
 
 logger = logging.getLogger(__name__)
 
@@ -272,7 +272,7 @@ def _parse_record(index: int, data: Any) -> "PredictionRecord":
     """One ``records[index]`` entry as a PredictionRecord; InvalidInput naming the field otherwise."""
     import math
 
-    from platform_components.monitoring.predlog import PredictionRecord
+    from platform_components.serving.predlog import PredictionRecord
 
     where = f"records[{index}]"
     if not isinstance(data, dict):

@@ -39,7 +39,9 @@ import numpy as np
 import pandas as pd
 
 from platform_components.monitoring.errors import InvalidInput, LabelConflict, UnknownRequest
-from platform_components.monitoring.predlog import PredictionRecord, read_records_from
+
+# The prediction log's public reader (serving/ owns the log: it runs in the serving process).
+from platform_components.serving.predlog import PredictionRecord, read_records_from
 
 logger = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from prometheus_client import Counter, Histogram
 
-from platform_components.monitoring.predlog import PredictionLog
+from platform_components.serving.predlog import PredictionLog
 
 # Few buckets on purpose: <= ~15 series per model version (Prometheus cardinality budget).
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
@@ -101,7 +101,7 @@ def _log_limits() -> dict[str, int]:
         ConfigError: the variable is not an integer of at least 16 MiB.
     """
     from platform_components.errors import ConfigError
-    from platform_components.monitoring.predlog import DEFAULT_RETENTION_BYTES, DEFAULT_SEGMENT_BYTES
+    from platform_components.serving.predlog import DEFAULT_RETENTION_BYTES, DEFAULT_SEGMENT_BYTES
 
     raw = os.environ.get(LOG_LIMIT_ENV)
     if raw is None:
@@ -122,7 +122,7 @@ def acquire_prediction_log(directory: Path, monitor_url: str | None = None) -> P
 
     With ``monitor_url`` (the cluster: the monitor does not share this disk) the log keeps unshipped
     segments through retention and a background shipper posts it to the monitor; see
-    ``platform_components.monitoring.shipper``.
+    ``platform_components.serving.shipper``.
 
     Raises:
         ConfigError: ``monitor_url`` is not an http(s) URL.
@@ -134,7 +134,7 @@ def acquire_prediction_log(directory: Path, monitor_url: str | None = None) -> P
             _open_logs[key] = (log, users + 1)
             return log
         if monitor_url:
-            from platform_components.monitoring.shipper import PredictionShipper, ShippedPredictionLog
+            from platform_components.serving.shipper import PredictionShipper, ShippedPredictionLog
 
             log = ShippedPredictionLog(key, **_log_limits())
             try:

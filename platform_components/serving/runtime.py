@@ -1,7 +1,7 @@
 """``MonitoredMLflowRuntime``: MLServer's MLflow runtime plus validation, a prediction log and metrics.
 
 Per request, in order: validate against the model signature (client mistakes become 4xx), predict,
-append a :class:`~platform_components.monitoring.predlog.PredictionRecord` durably (before the response
+append a :class:`~platform_components.serving.predlog.PredictionRecord` durably (before the response
 is returned, so every acknowledged prediction is in the log), count it in Prometheus.
 
 Model-settings (``write_model_settings`` writes them)::
@@ -21,7 +21,7 @@ the models volume read-only in the mlserver container), and ``MLOPS_SELDON_NAMES
 name and version).
 
 ``monitor_url`` (optional; else ``MLOPS_MONITOR_URL``) starts a shipper that posts the log to the monitor
-service (``platform_components.monitoring.shipper``): the cluster, where the monitor has its own disk.
+service (``platform_components.serving.shipper``): the cluster, where the monitor has its own disk.
 
 Metrics go to ``prometheus_client``'s default registry, created lazily (``process_state``). MLServer serves
 them on its metrics port (Seldon's ``server-metrics``, 8082) either way: with ``parallel_workers`` 0 from the
@@ -52,14 +52,14 @@ from mlserver.types import InferenceRequest, InferenceResponse
 from mlserver_mlflow import MLflowRuntime
 from mlserver_mlflow.codecs import TensorDictCodec
 
-from platform_components.monitoring.predlog import PredictionLogError, PredictionRecord
-from platform_components.monitoring.shipper import monitor_url_from
+from platform_components.serving.predlog import PredictionLogError, PredictionRecord
 from platform_components.serving.process_state import (
     acquire_metric_labels,
     acquire_prediction_log,
     release_metric_labels,
     release_prediction_log,
 )
+from platform_components.serving.shipper import monitor_url_from
 from platform_components.serving.validation import EVENT_TIME_PARAMETER, InvalidRequest, validate_request
 
 logger = logging.getLogger(__name__)

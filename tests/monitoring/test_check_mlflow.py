@@ -13,7 +13,6 @@ from click.testing import CliRunner
 
 from platform_components.monitoring.cli import decisions_command, monitor_command
 from platform_components.monitoring.policy import PolicyConfig, RetrainController
-from platform_components.monitoring.predlog import PredictionLog, PredictionRecord
 from platform_components.monitoring.profile import build_reference_profile
 from platform_components.monitoring.runner import check_model
 from platform_components.monitoring.store import MonitorStore
@@ -24,6 +23,7 @@ from platform_components.monitoring.tracking import (
     baseline_metric,
     load_reference_profile,
 )
+from platform_components.serving.predlog import PredictionLog, PredictionRecord
 
 MODEL = "credit-default"
 pytestmark = pytest.mark.slow  # a real MLflow store: its schema migration alone takes ~10 s

@@ -11,8 +11,8 @@ import pandas as pd
 from click.testing import CliRunner
 
 from platform_components.monitoring.cli import decisions_command, monitor_command
-from platform_components.monitoring.predlog import PredictionLog, PredictionRecord
 from platform_components.monitoring.profile import build_reference_profile
+from platform_components.serving.predlog import PredictionLog, PredictionRecord
 
 
 def test_help_and_missing_state_dir(tmp_path: Path) -> None:

@@ -250,8 +250,8 @@ def register_champion(tracking_uri: str) -> None:
 def log_labelled_traffic(state_dir: Path, requests: int = 8, rows: int = 50) -> int:
     """Predictions of the served name, drifted, with ground truth stored; returns labelled rows."""
     from examples.credit_default.data import LABEL, generate_day
-    from platform_components.monitoring.predlog import PredictionLog, PredictionRecord
     from platform_components.monitoring.store import MonitorStore
+    from platform_components.serving.predlog import PredictionLog, PredictionRecord
 
     rng = np.random.default_rng(1)
     now = time.time()

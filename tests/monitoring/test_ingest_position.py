@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from platform_components.monitoring.predlog import PredictionLog, PredictionRecord, read_records_from
 from platform_components.monitoring.store import MonitorStore
+from platform_components.serving.predlog import PredictionLog, PredictionRecord, read_records_from
 
 
 def record(index: int) -> PredictionRecord:

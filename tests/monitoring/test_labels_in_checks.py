@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 
 from platform_components.monitoring.monitor import MonitorConfig, run_check
-from platform_components.monitoring.predlog import PredictionRecord
 from platform_components.monitoring.profile import build_reference_profile
 from platform_components.monitoring.store import MonitorStore
+from platform_components.serving.predlog import PredictionRecord
 
 
 def test_a_label_outside_0_and_1_is_left_out_and_the_check_still_scores_the_rest(tmp_path: Path) -> None:

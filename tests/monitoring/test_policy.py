@@ -17,8 +17,8 @@ from platform_components.monitoring.policy import (
     decide,
     export_labelled_rows,
 )
-from platform_components.monitoring.predlog import PredictionRecord
 from platform_components.monitoring.store import MonitorStore
+from platform_components.serving.predlog import PredictionRecord
 
 HOUR = 3600.0
 DAY = 24 * HOUR

@@ -19,10 +19,10 @@ from platform_components.monitoring.errors import InvalidInput, LabelConflict, U
 from platform_components.monitoring.estimate import METADATA_KEY, fit_estimator
 from platform_components.monitoring.feedback import FeedbackClient
 from platform_components.monitoring.monitor import run_check
-from platform_components.monitoring.predlog import PredictionLog, PredictionRecord
 from platform_components.monitoring.profile import build_reference_profile
 from platform_components.monitoring.service import service_command
 from platform_components.monitoring.store import MonitorStore
+from platform_components.serving.predlog import PredictionLog, PredictionRecord
 
 MODELS = ("credit-default", "churn", "fraud")
 # The fixture's predictions sit in one aligned 10,000 s window of the recent past (checks use now=CHECKED).

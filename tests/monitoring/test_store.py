@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from platform_components.monitoring.errors import InvalidInput, LabelConflict, UnknownRequest
-from platform_components.monitoring.predlog import PredictionLog, PredictionRecord
 from platform_components.monitoring.store import LABEL_COLUMN, SCORE_COLUMN, MonitorStore
+from platform_components.serving.predlog import PredictionLog, PredictionRecord
 
 
 def record(request_id: str, rows: int, timestamp: float, version: str = "1") -> PredictionRecord:

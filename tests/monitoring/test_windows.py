@@ -21,7 +21,7 @@ from platform_components.monitoring.monitor import (
     run_check,
     window_bounds,
 )
-from platform_components.monitoring.predlog import PredictionRecord
+from platform_components.serving.predlog import PredictionRecord
 from platform_components.monitoring.profile import ReferenceProfile, build_reference_profile
 from platform_components.monitoring.store import MonitorStore
 

@@ -10,7 +10,7 @@ import pytest
 from mlserver.types import InferenceRequest, Parameters
 from upstream_facts import fact
 
-from platform_components.monitoring.predlog import read_records
+from platform_components.serving.predlog import read_records
 from platform_components.serving.client import InferenceClient, InferenceFailed, encode_request
 from platform_components.serving.validation import (
     EVENT_TIME_PARAMETER,

@@ -12,9 +12,9 @@ import httpx
 import psutil
 import pytest
 
-from platform_components.monitoring.predlog import read_records
 from platform_components.serving import launch
 from platform_components.serving.client import InferenceClient
+from platform_components.serving.predlog import read_records
 
 from .conftest import MODEL_NAME, make_frame, start_serving, stop_process_tree
 

@@ -7,8 +7,8 @@ import uuid
 import httpx
 import pytest
 
-from platform_components.monitoring.predlog import read_records
 from platform_components.serving.client import InferenceClient, InferenceFailed
+from platform_components.serving.predlog import read_records
 
 from .conftest import MODEL_NAME, make_frame
 

@@ -2,7 +2,12 @@
 
 Every prediction the serving runtime answers is appended here *before* the response leaves the server
 (``PredictionLog.append`` returns only after ``fdatasync``), keyed by the request id so a replayed request
-is stored once. The monitor reads it with :func:`read_records`.
+is stored once.
+
+It lives in ``serving/`` because it runs inside the serving process. Its public reader, the one part the
+monitor (``monitoring/store.py``, ``monitoring/service.py``) may import, is :class:`PredictionRecord`,
+:func:`read_records` and :func:`read_records_from`; everything else here is the writer's internals
+(``monitoring/`` and ``serving/`` never import each other's internals).
 
 Layout: ``<directory>/segment-<sequence>.jsonl``, one JSON object per line, segments rotated by size and
 deleted oldest-first once the total exceeds the retention budget. A crash can leave at most one torn

@@ -1,7 +1,7 @@
 """The prediction-log shipper: moves a serving process's prediction log to the monitor service over HTTP.
 
 In the cluster the monitor does not share a disk with the serving pods, so a background thread in the
-serving process (or ``python -m platform_components.monitoring.shipper`` as a sidecar) reads the log from
+serving process (or ``python -m platform_components.serving.shipper`` as a sidecar) reads the log from
 its last shipped position and posts batches to the monitor's ``POST /v2/predictions``.
 
 Guarantees:
@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from platform_components.errors import ConfigError
-from platform_components.monitoring.predlog import (
+from platform_components.serving.predlog import (
     DEFAULT_RETENTION_BYTES,
     DEFAULT_SEGMENT_BYTES,
     PredictionLog,
@@ -456,7 +456,7 @@ def monitor_url_from(extra: dict[str, Any] | None = None) -> str | None:
 def main(argv: list[str] | None = None) -> None:
     """Run a shipper in the foreground (a sidecar, or a serving process's log on another host)."""
     parser = argparse.ArgumentParser(
-        prog="python -m platform_components.monitoring.shipper",
+        prog="python -m platform_components.serving.shipper",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

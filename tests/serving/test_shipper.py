@@ -20,6 +20,17 @@ import pytest
 from processes import find_free_port, stop_process_tree, wait_healthy
 from prometheus_client import REGISTRY
 
+from platform_components.errors import ConfigError
+from platform_components.monitoring.service import MAX_PREDICTIONS_RECORDS, service_command
+from platform_components.monitoring.store import MonitorStore
+from platform_components.serving.client import InferenceClient
+from platform_components.serving.predlog import PredictionLog, PredictionRecord
+from platform_components.serving.shipper import (
+    PredictionShipper,
+    ShippedPredictionLog,
+    read_position,
+)
+
 # The real MLflow server, registered model and MLServer launcher of the serving tests (tests/serving).
 from serving.conftest import (  # noqa: F401  (fixtures are used by parameter name)
     MODEL_NAME,
@@ -28,17 +39,6 @@ from serving.conftest import (  # noqa: F401  (fixtures are used by parameter na
     registered_model,
     start_serving,
 )
-
-from platform_components.errors import ConfigError
-from platform_components.monitoring.predlog import PredictionLog, PredictionRecord
-from platform_components.monitoring.service import MAX_PREDICTIONS_RECORDS, service_command
-from platform_components.monitoring.shipper import (
-    PredictionShipper,
-    ShippedPredictionLog,
-    read_position,
-)
-from platform_components.monitoring.store import MonitorStore
-from platform_components.serving.client import InferenceClient
 
 
 def record(index: int, model: str = "credit-default", rows: int = 2) -> PredictionRecord:
@@ -177,7 +177,7 @@ def test_shipper_delivers_every_record_exactly_once_across_a_monitor_outage(
 
 
 def shipper_process(directory: Path, url: str) -> subprocess.Popen:
-    argv = [sys.executable, "-m", "platform_components.monitoring.shipper", "--log-dir", str(directory)]
+    argv = [sys.executable, "-m", "platform_components.serving.shipper", "--log-dir", str(directory)]
     argv += ["--monitor-url", url, "--interval", "0.05", "--batch-records", "5", "--max-backoff", "0.5"]
     return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
@@ -262,7 +262,7 @@ def test_bad_configuration_is_refused_with_the_field_named(tmp_path: Path) -> No
     with pytest.raises(ConfigError, match=r"hard_limit_bytes \(100\) must be >= retention_bytes"):
         ShippedPredictionLog(tmp_path / "log", segment_bytes=50, retention_bytes=200, hard_limit_bytes=100)
     result = subprocess.run(
-        [sys.executable, "-m", "platform_components.monitoring.shipper", "--log-dir", str(tmp_path)],
+        [sys.executable, "-m", "platform_components.serving.shipper", "--log-dir", str(tmp_path)],
         capture_output=True,
         text=True,
         env={key: value for key, value in os.environ.items() if key != "MLOPS_MONITOR_URL"},
