@@ -260,8 +260,12 @@ def test_the_loop_deployer_reports_what_is_served_and_switches_versions(
         assert client.infer(MODEL, _frame(1, seed=2)).model_version == versions[1]
     recorded = platform.state.read_deployments()[MODEL]
     assert recorded["model_uri"] == f"models:/{MODEL}/{versions[1]}" and recorded["alias"] == ""
+    code, output = _cli(platform, "status", "--local")
+    assert code == 0 and f"deployed:  {MODEL} v{versions[1]} (by version)" in output, output
 
-    with pytest.raises(ServingError, match=rf"version '99' of registered model '{MODEL}' does not exist"):
+    listed = ", ".join(f"'{version}'" for version in versions)
+    expected = rf"version '99' of registered model '{MODEL}' does not exist.*its versions: \[{listed}\]"
+    with pytest.raises(ServingError, match=expected):
         deployer.ensure(MODEL, MODEL, "99")
     assert deployer.serving_version(MODEL) == versions[1]
 
