@@ -170,7 +170,7 @@ REFUSED_GRPC_METHODS = frozenset(
 )
 REPOSITORY_REFUSED = (
     "the model repository API (index, load, unload) is not open to inference clients: models are loaded "
-    "and unloaded by the platform's deployer (`mlops deploy --local MODEL`, or the loop), which "
+    "and unloaded by the platform's deployer (`mlops deploy MODEL`, or the loop), which "
     "authenticates on the REST port with the admin token in the platform's state folder"
 )
 
