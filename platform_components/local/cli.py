@@ -70,7 +70,8 @@ def _print_status(status: PlatformStatus) -> None:
     click.echo(f"monitor:   {endpoints.monitor_url}")
     for deployment in status.deployments:
         click.echo(
-            f"deployed:  {deployment.name} v{deployment.version} ({deployment.alias}) {deployment.url}"
+            f"deployed:  {deployment.name} v{deployment.version} ({deployment.alias or 'by version'}) "
+            f"{deployment.url}"
         )
 
 

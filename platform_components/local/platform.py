@@ -46,6 +46,8 @@ COMPONENTS: tuple[str, ...] = ("mlflow", "serving", "monitor")
 # time on a 2-core machine. Requests still run concurrently (the Flask app runs in a thread pool).
 MLFLOW_WORKERS = 1
 _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+# MLflow numbers registered model versions 1, 2, 3, ...
+_VERSION = re.compile(r"^[1-9][0-9]{0,17}$")
 
 ProgressCallback = Callable[[str], None]
 
@@ -73,7 +75,8 @@ class Deployment:
         version: The registry version being served.
         model_uri: ``models:/<name>/<version>``.
         url: The V2 inference endpoint of this model.
-        alias: The alias that was resolved to ``version`` at deploy time.
+        alias: The alias that was resolved to ``version`` at deploy time; empty when the version was
+            deployed by number (``deploy_version``, the loop's deployer).
         deployed_at: Unix seconds.
     """
 
@@ -271,45 +274,80 @@ class LocalPlatform:
             ServingError: the model or alias does not exist (lists what does), or the load failed.
             LocalTargetError: the platform is not running.
         """
-        if not _MODEL_NAME.match(model_name):
-            raise ServingError(
-                f"model name {model_name!r} is not usable as an MLServer model name; use letters, digits, "
-                f"'.', '_' and '-' (e.g. credit-default)"
-            )
+        _check_model_name(model_name)
         if not alias or not re.match(r"^[A-Za-z0-9_-]+$", alias):
             raise ServingError(f"alias {alias!r} is not a valid alias; e.g. --alias champion")
         with self.state.lock():
-            records = read_records(self.state.processes_file)
-            for needed in ("mlflow", "serving"):
-                record = records.get(needed)
-                if not (self._is_running(record) and probe(record.health_url)):
-                    raise LocalTargetError(
-                        f"{needed} is not running in {self.state.root}; start the platform with "
-                        f"`mlops up --local --state-dir {self.state.root}` first"
-                    )
+            self._require_running()
             version = resolve_alias(self.settings.tracking_uri, model_name, alias)
-            deployment = Deployment(
-                name=model_name,
-                version=version,
-                model_uri=f"models:/{model_name}/{version}",
-                url=f"{self.settings.inference_url}/v2/models/{model_name}/infer",
-                alias=alias,
-                deployed_at=time.time(),
-            )
             self._say(f"deploying {model_name}@{alias} -> version {version}")
-            deployments = self.state.read_deployments()
-            try:
-                self._serve(deployment)
-            except BaseException:
-                # Keep the repository equal to deployments.json: a restart must not pick up a version
-                # that never loaded.
-                self._restore_model_settings(model_name, deployments.get(model_name))
-                raise
-            deployments[model_name] = asdict(deployment)
-            self.state.write_deployments(deployments)
-        return deployment
+            return self._deploy_locked(model_name, model_name, version, alias=alias)
+
+    def deploy_version(
+        self, model_name: str, version: str, *, registered_model: str | None = None
+    ) -> Deployment:
+        """Serve ``version`` of ``registered_model`` (default: ``model_name``) as ``model_name``; record it.
+
+        The loop's deployer calls this with the version it resolved the alias to: the switch is the same
+        as ``deploy``'s (the new version loads completely before it takes traffic; no request fails).
+
+        Raises:
+            ServingError: the model name or version is not valid, the version is not in the registry, or
+                the load failed (the previous version keeps serving).
+            LocalTargetError: the platform is not running.
+        """
+        _check_model_name(model_name)
+        registered = model_name if registered_model is None else registered_model
+        version = str(version).strip()
+        if not _VERSION.match(version):
+            raise ServingError(
+                f"version {version!r} of {registered!r} is not a registered model version; "
+                "give the number MLflow assigned, e.g. '3'"
+            )
+        with self.state.lock():
+            self._require_running()
+            check_version_exists(self.settings.tracking_uri, registered, version)
+            self._say(f"deploying {registered} version {version} as {model_name}")
+            return self._deploy_locked(model_name, registered, version, alias="")
+
+    def is_serving(self, model_name: str, version: str) -> bool:
+        """Whether the serving process answers ready for ``version`` of ``model_name`` now."""
+        ready_url = f"{self.settings.inference_url}/v2/models/{model_name}/versions/{version}/ready"
+        return probe(ready_url)
 
     # --- internals ------------------------------------------------------------------------------------
+
+    def _require_running(self) -> None:
+        records = read_records(self.state.processes_file)
+        for needed in ("mlflow", "serving"):
+            record = records.get(needed)
+            if not (self._is_running(record) and probe(record.health_url)):
+                raise LocalTargetError(
+                    f"{needed} is not running in {self.state.root}; start the platform with "
+                    f"`mlops up --local --state-dir {self.state.root}` first"
+                )
+
+    def _deploy_locked(self, model_name: str, registered: str, version: str, *, alias: str) -> Deployment:
+        """Serve and record a deployment; the caller holds the state lock and checked the platform runs."""
+        deployment = Deployment(
+            name=model_name,
+            version=version,
+            model_uri=f"models:/{registered}/{version}",
+            url=f"{self.settings.inference_url}/v2/models/{model_name}/infer",
+            alias=alias,
+            deployed_at=time.time(),
+        )
+        deployments = self.state.read_deployments()
+        try:
+            self._serve(deployment)
+        except BaseException:
+            # Keep the repository equal to deployments.json: a restart must not pick up a version
+            # that never loaded.
+            self._restore_model_settings(model_name, deployments.get(model_name))
+            raise
+        deployments[model_name] = asdict(deployment)
+        self.state.write_deployments(deployments)
+        return deployment
 
     def _say(self, line: str) -> None:
         logger.info(line)
@@ -383,12 +421,15 @@ class LocalPlatform:
         if name == "serving":
             launch = _import_component("platform_components.serving.launch", "serving")
             self._sync_repository()
+            # A new token for each serving process: the one it reads at start-up is the only one it takes.
+            launch.create_admin_token(state.serving_admin_token_file)
             launch.write_server_settings(
                 state.serving_repo,
                 host=settings.host,
                 http_port=settings.serving_http_port,
                 grpc_port=settings.serving_grpc_port,
                 metrics_port=settings.serving_metrics_port,
+                admin_token_file=state.serving_admin_token_file,
             )
             argv = list(launch.server_command(state.serving_repo))
             # One OpenMP thread: on a shared 2-core machine a threaded one-row predict of a gradient-boosted
@@ -464,7 +505,10 @@ class LocalPlatform:
         self._write_model_settings(deployment)
         try:
             launch.reload_model(
-                self.settings.inference_url, deployment.name, timeout=self.settings.startup_timeout_seconds
+                self.settings.inference_url,
+                deployment.name,
+                timeout=self.settings.startup_timeout_seconds,
+                admin_token=launch.read_admin_token(self.state.serving_admin_token_file),
             )
         except Exception as error:
             # MLServer's answer is often a bare "Internal Server Error": the cause is in its log.
@@ -496,6 +540,14 @@ class LocalPlatform:
             url=f"{self.settings.inference_url}/v2/models/{item['name']}/infer",
             alias=str(item.get("alias", "")),
             deployed_at=float(item.get("deployed_at", 0.0)),
+        )
+
+
+def _check_model_name(model_name: str) -> None:
+    if not isinstance(model_name, str) or not _MODEL_NAME.match(model_name):
+        raise ServingError(
+            f"model name {model_name!r} is not usable as an MLServer model name; use letters, digits, "
+            f"'.', '_' and '-' (e.g. credit-default)"
         )
 
 
@@ -565,3 +617,25 @@ def resolve_alias(tracking_uri: str, model_name: str, alias: str) -> str:
             f"(set one with MlflowClient().set_registered_model_alias or pass --alias)"
         )
     return aliases[alias]
+
+
+def check_version_exists(tracking_uri: str, model_name: str, version: str) -> None:
+    """Raise unless ``version`` of ``model_name`` is in the registry (read from its REST API).
+
+    Raises:
+        ServingError: the model or the version does not exist (lists the model's versions).
+    """
+    base = f"{tracking_uri}/api/2.0/mlflow"
+    query = urllib.parse.urlencode({"name": model_name, "version": version})
+    code, body = _get_json(f"{base}/model-versions/get?{query}")
+    if code == 200:
+        return
+    if code == 404 or body.get("error_code") == "RESOURCE_DOES_NOT_EXIST":
+        search = urllib.parse.urlencode({"filter": f"name='{model_name}'", "max_results": 200})
+        _, found = _get_json(f"{base}/model-versions/search?{search}")
+        versions = sorted((item["version"] for item in found.get("model_versions", [])), key=int)
+        raise ServingError(
+            f"version {version!r} of registered model {model_name!r} does not exist in {tracking_uri}; "
+            f"its versions: {versions or 'none'}"
+        )
+    raise ServingError(f"MLflow answered {code} for version {version!r} of {model_name!r}: {body}")

@@ -1,8 +1,8 @@
 """The local target's state folder (default ``.mlops/``): one place that knows its layout.
 
 Layout (shared/interfaces): ``mlflow/mlflow.db``, ``mlflow/artifacts/``, ``logs/<process>.log``,
-``processes.json``, ``serving/repo/``, ``predictions/<model>/``, ``monitoring/``, ``reports/``,
-``deployments.json``.
+``processes.json``, ``serving/repo/``, ``serving/admin.token`` (mode 0600), ``predictions/<model>/``,
+``monitoring/``, ``reports/``, ``deployments.json``.
 """
 
 from __future__ import annotations
@@ -60,6 +60,11 @@ class StateDir:
     @property
     def serving_repo(self) -> Path:
         return self.root / "serving" / "repo"
+
+    @property
+    def serving_admin_token_file(self) -> Path:
+        """The token that opens the serving process's model-repository API (its deployer's channel)."""
+        return self.root / "serving" / "admin.token"
 
     @property
     def monitoring_dir(self) -> Path:

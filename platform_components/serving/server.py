@@ -1,6 +1,6 @@
 """Our MLServer wrapper: ``python -m platform_components.serving.server REPO_DIR``.
 
-Three changes to MLServer 1.7.1, each through a hook MLServer already has (no monkey-patching):
+Four changes to MLServer 1.7.1, each through a hook MLServer already has (no monkey-patching):
 
 1. **Request-body limit** (MLServer has none): an ASGI middleware on the REST app answers 413 before the
    body is parsed, also for gzip bodies (decompressed with a bound, so a zip bomb is a 413, a corrupt
@@ -12,6 +12,12 @@ Three changes to MLServer 1.7.1, each through a hook MLServer already has (no mo
    (and an older version deployed by rollback never becomes the default). Our registry loads the new
    version completely, then swaps it in atomically and unloads the previous one
    (``MLServer._create_model_registry`` is the hook).
+4. **Model load and unload are not for inference clients**: MLServer serves its model-repository API
+   (index, load, unload) on the inference ports with no authentication, so any client could unload the
+   model (``mlserver/rest/app.py``, ``mlserver/grpc/server.py`` @1.7.1). On REST those routes answer 403
+   unless the request carries the admin token the platform wrote to a mode-0600 file in its state folder
+   (``Authorization: Bearer <token>``, compared in constant time); on gRPC they answer PERMISSION_DENIED
+   always, through an interceptor (the deployer uses REST). ``MLServer._create_servers`` is the hook.
 
 The server binds 127.0.0.1 unless ``settings.json`` says otherwise, and runs inference in the server
 process (``parallel_workers: 0``): one writer per prediction log.
@@ -21,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hmac
 import json
 import logging
 import zlib
@@ -28,14 +35,21 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
 from typing import Any
 
+import grpc
 from mlserver import MLServer
 from mlserver.context import model_context
 from mlserver.errors import MLServerError
+from mlserver.grpc import GRPCServer
 from mlserver.model import MLModel
 from mlserver.registry import MultiModelRegistry, SingleModelRegistry
 from mlserver.settings import ModelSettings, Settings
 
-from platform_components.serving.launch import SERVER_SETTINGS_FILE, read_platform_settings
+from platform_components.serving.launch import (
+    ADMIN_TOKEN_SCHEME,
+    SERVER_SETTINGS_FILE,
+    read_admin_token,
+    read_platform_settings,
+)
 from platform_components.serving.validation import InvalidRequest
 
 logger = logging.getLogger(__name__)
@@ -145,6 +159,96 @@ class RequestBodyLimit:
         await self.app(scope, replay, send)
 
 
+REPOSITORY_PATH_PREFIX = "/v2/repository"
+# Every model-repository RPC MLServer 1.7.1 registers on its gRPC port: the three of its own service and
+# the three copies inside the inference service (mlserver/grpc/server.py, dataplane_pb2_grpc.py,
+# model_repository_pb2_grpc.py @1.7.1).
+REFUSED_GRPC_METHODS = frozenset(
+    f"/{service}/{method}"
+    for service in ("inference.model_repository.ModelRepositoryService", "inference.GRPCInferenceService")
+    for method in ("RepositoryIndex", "RepositoryModelLoad", "RepositoryModelUnload")
+)
+REPOSITORY_REFUSED = (
+    "the model repository API (index, load, unload) is not open to inference clients: models are loaded "
+    "and unloaded by the platform's deployer (`mlops deploy MODEL`, or the loop), which "
+    "authenticates on the REST port with the admin token in the platform's state folder"
+)
+
+
+class RepositoryGuard:
+    """ASGI middleware: ``/v2/repository/...`` answers 403 unless ``Authorization`` carries the admin token.
+
+    Args:
+        app: The REST app.
+        admin_token: The token that opens the routes; ``None`` refuses them to everyone.
+    """
+
+    def __init__(self, app: Callable[..., Awaitable[None]], admin_token: str | None) -> None:
+        self.app = app
+        self._expected = f"{ADMIN_TOKEN_SCHEME} {admin_token}".encode() if admin_token else None
+
+    def _authorised(self, scope: Scope) -> bool:
+        if self._expected is None:
+            return False
+        given = [value for key, value in scope.get("headers") or [] if key == b"authorization"]
+        # One header exactly: with two, which one a later layer reads is not ours to guess.
+        return len(given) == 1 and hmac.compare_digest(given[0], self._expected)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # Starlette matches routes on the decoded path, so every spelling that reaches a repository route
+        # (a trailing slash is a redirect to it) starts with the prefix.
+        if (
+            scope["type"] == "http"
+            and str(scope.get("path", "")).startswith(REPOSITORY_PATH_PREFIX)
+            and not self._authorised(scope)
+        ):
+            await _send_error(send, 403, REPOSITORY_REFUSED)
+            return
+        await self.app(scope, receive, send)
+
+
+async def _refuse_repository_rpc(request: bytes, context: grpc.aio.ServicerContext) -> None:
+    await context.abort(grpc.StatusCode.PERMISSION_DENIED, REPOSITORY_REFUSED)
+
+
+# No deserializer: the request is never read.
+_REFUSAL_HANDLER = grpc.unary_unary_rpc_method_handler(_refuse_repository_rpc)
+
+
+class RepositoryRefusal(grpc.aio.ServerInterceptor):
+    """gRPC interceptor answering every model-repository RPC with PERMISSION_DENIED, before any handler."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        if handler_call_details.method in REFUSED_GRPC_METHODS:
+            return _REFUSAL_HANDLER
+        return await continuation(handler_call_details)
+
+
+class InferenceOnlyGRPCServer(GRPCServer):
+    """MLServer's gRPC server with :class:`RepositoryRefusal` first in its interceptor chain.
+
+    MLServer 1.7.1's ``GRPCServer._create_server`` (called by ``start``) assigns its interceptor list to
+    ``self._interceptors``, appends to it and passes a copy to ``grpc.aio.server``; it takes no
+    interceptor from outside (mlserver/grpc/server.py@1.7.1). This attribute, a property here, puts ours
+    in front of whatever list MLServer builds, so its own interceptors (metrics, logging, tracing) stay
+    exactly its own.
+    """
+
+    _platform_interceptors: list[Any]
+
+    @property
+    def _interceptors(self) -> list[Any]:
+        return self._platform_interceptors
+
+    @_interceptors.setter
+    def _interceptors(self, value: list[Any]) -> None:
+        self._platform_interceptors = [RepositoryRefusal(), *value]
+
+
 class ModelLoadFailed(MLServerError):
     """A model version could not be loaded; the message says which, why, and what keeps serving.
 
@@ -228,10 +332,17 @@ async def _malformed_body_handler(request: Any, error: Exception) -> Any:
 
 
 class PlatformMLServer(MLServer):
-    """MLServer with our body limit, 4xx mapping and swap-on-ready registry."""
+    """MLServer with our body limit, 4xx mapping, swap-on-ready registry and closed repository API.
 
-    def __init__(self, settings: Settings, *, max_body_bytes: int) -> None:
+    Args:
+        settings: MLServer's server settings.
+        max_body_bytes: The REST request-body limit.
+        admin_token: The token that opens the REST repository routes; ``None`` refuses them to everyone.
+    """
+
+    def __init__(self, settings: Settings, *, max_body_bytes: int, admin_token: str | None = None) -> None:
         self._max_body_bytes = max_body_bytes
+        self._admin_token = admin_token
         super().__init__(settings)
 
     def _create_model_registry(self) -> MultiModelRegistry:
@@ -247,8 +358,15 @@ class PlatformMLServer(MLServer):
 
     def _create_servers(self) -> None:
         super()._create_servers()
+        # GRPCServer.__init__ only keeps its arguments; the server is built and bound in start(), so the
+        # one MLServer made is replaced before anything listens (mlserver/grpc/server.py@1.7.1).
+        self._grpc_server = InferenceOnlyGRPCServer(
+            self._settings, self._data_plane, self._model_repository_handlers
+        )
         app = self._rest_server._app
         app.add_middleware(RequestBodyLimit, max_body_bytes=self._max_body_bytes)
+        # Added last, so outermost: a refused call is answered before its body is read.
+        app.add_middleware(RepositoryGuard, admin_token=self._admin_token)
         app.add_exception_handler(InvalidRequest, _invalid_request_handler)
         # Body decoding errors (gzip, unicode) are the client's, not ours.
         app.add_exception_handler(UnicodeDecodeError, _malformed_body_handler)
@@ -272,7 +390,16 @@ async def serve(repo_dir: Path) -> None:
         # MLServer binds every interface by default and has no auth: loopback unless asked.
         settings.host = "127.0.0.1"
     options = read_platform_settings(repo_dir)
-    server = PlatformMLServer(settings, max_body_bytes=int(options["max_body_bytes"]))
+    token_file = options.get("admin_token_file")
+    # A missing or loose token file stops the start-up here, naming the file: failing closed.
+    admin_token = read_admin_token(Path(token_file)) if token_file else None
+    if admin_token is None:
+        logger.warning(
+            "no admin token file in %s: the model repository API is refused to every caller", repo_dir
+        )
+    server = PlatformMLServer(
+        settings, max_body_bytes=int(options["max_body_bytes"]), admin_token=admin_token
+    )
     await server.start(models_settings)
 
 

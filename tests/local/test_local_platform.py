@@ -1,7 +1,8 @@
 """The local target end to end on real processes: one platform shared by the module, tests in order.
 
-up -> healthy -> status -> up again (idempotent) -> deploy errors -> deploy + V2 request -> alias move under
-traffic -> down (no PID left) -> up again keeps the registry and re-serves the deployment.
+up -> healthy -> status -> up again (idempotent) -> deploy errors -> deploy + V2 request -> the repository
+API closed to clients -> the loop's deployer -> alias move and back under traffic -> down (no PID left) -> up
+again keeps the registry and re-serves the deployment.
 """
 
 from __future__ import annotations
@@ -217,12 +218,69 @@ def test_deploy_serves_the_alias_version_and_answers_a_v2_request(
     assert recorded["version"] == versions[0] and recorded["alias"] == "champion"
 
 
+def test_clients_of_the_inference_port_cannot_load_or_unload_and_the_token_is_the_owners_only(
+    platform: LocalPlatform, versions: list[str]
+) -> None:
+    import stat
+
+    import httpx
+
+    from platform_components.serving.client import InferenceClient
+
+    token_file = platform.state.serving_admin_token_file
+    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+    url = platform.endpoints().inference_url
+    for path in ("/v2/repository/index", f"/v2/repository/models/{MODEL}/unload"):
+        refused = httpx.post(f"{url}{path}", json={}, timeout=10)
+        assert refused.status_code == 403 and "mlops deploy" in refused.json()["error"], refused.text
+    with InferenceClient(url) as client:
+        assert client.infer(MODEL, _frame(1, seed=2)).model_version == versions[0]
+
+
+def test_the_loop_deployer_reports_what_is_served_and_switches_versions(
+    platform: LocalPlatform, versions: list[str]
+) -> None:
+    from platform_components.loop.local_deployer import LocalDeployer
+    from platform_components.serving.client import InferenceClient
+
+    deployer = LocalDeployer(platform)
+    assert deployer.serving_version(MODEL) == versions[0]
+    assert deployer.serving_version("not-deployed") is None
+    recorded_before = platform.state.read_deployments()[MODEL]
+
+    unchanged = deployer.ensure(MODEL, MODEL, versions[0])
+    assert (unchanged.version, unchanged.changed) == (versions[0], False)
+    assert platform.state.read_deployments()[MODEL] == recorded_before  # nothing was redeployed
+
+    switched = deployer.ensure(MODEL, MODEL, versions[1])
+    assert (switched.version, switched.changed) == (versions[1], True)
+    assert switched.detail["previous_version"] == versions[0]
+    assert deployer.serving_version(MODEL) == versions[1]
+    with InferenceClient(platform.endpoints().inference_url) as client:
+        assert client.infer(MODEL, _frame(1, seed=2)).model_version == versions[1]
+    recorded = platform.state.read_deployments()[MODEL]
+    assert recorded["model_uri"] == f"models:/{MODEL}/{versions[1]}" and recorded["alias"] == ""
+    code, output = _cli(platform, "status", "--local")
+    assert code == 0 and f"deployed:  {MODEL} v{versions[1]} (by version)" in output, output
+
+    listed = ", ".join(f"'{version}'" for version in versions)
+    expected = rf"version '99' of registered model '{MODEL}' does not exist.*its versions: \[{listed}\]"
+    with pytest.raises(ServingError, match=expected):
+        deployer.ensure(MODEL, MODEL, "99")
+    assert deployer.serving_version(MODEL) == versions[1]
+
+    back = deployer.ensure(MODEL, MODEL, versions[0])
+    assert (back.version, back.changed) == (versions[0], True)
+    assert platform.is_serving(MODEL, versions[0]) and not platform.is_serving(MODEL, versions[1])
+
+
 @pytest.mark.slow
 def test_moving_the_alias_and_deploying_again_drops_no_request(
     platform: LocalPlatform, versions: list[str]
 ) -> None:
     from mlflow import MlflowClient
 
+    from platform_components.loop.local_deployer import LocalDeployer
     from platform_components.serving.client import InferenceClient
 
     failures: list[str] = []
@@ -248,16 +306,26 @@ def test_moving_the_alias_and_deploying_again_drops_no_request(
         deployment = platform.deploy(MODEL, "champion")
         switched_at = len(answered)
         time.sleep(1.0)
+        # And back, as the loop's deployer rolls out: the same switch, through ensure.
+        back_from = len(answered)
+        rollout = LocalDeployer(platform).ensure(MODEL, MODEL, versions[0])
+        back_at = len(answered)
+        time.sleep(1.0)
     finally:
         stop.set()
         for sender in senders:
             sender.join(timeout=30)
     assert failures == []
     assert deployment.version == versions[1]
+    assert (rollout.version, rollout.changed) == (versions[0], True)
     assert versions[0] in answered[:switched_at]
-    # Each sender may have had one request in flight when deploy returned; every later one is the new version.
-    assert set(answered[switched_at + len(senders) :]) == {versions[1]}
-    assert len(answered) - switched_at > 5
+    # Each sender may have had one request in flight when a switch returned; every later one is the new
+    # version.
+    assert set(answered[switched_at + len(senders) : back_from]) == {versions[1]}
+    assert set(answered[back_at + len(senders) :]) == {versions[0]}
+    assert back_from - switched_at > 5 and len(answered) - back_at > 5
+    # Leave the platform as the alias says, for the tests after this one.
+    platform.deploy(MODEL, "champion")
 
 
 def test_a_deploy_that_cannot_load_keeps_serving_the_previous_version(

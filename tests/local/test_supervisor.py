@@ -243,3 +243,29 @@ def test_deploy_rejects_unusable_names_before_anything_else(
 ) -> None:
     with pytest.raises(ServingError, match=expected):
         LocalPlatform(LocalSettings(state_dir=tmp_path)).deploy(model, alias)
+
+
+def test_deploying_a_version_without_a_running_platform_says_how_to_start_it(tmp_path: Path) -> None:
+    settings = LocalSettings(state_dir=tmp_path / "state", mlflow_port=find_free_port())
+    with pytest.raises(LocalTargetError, match=r"mlflow is not running in .*`mlops up --local"):
+        LocalPlatform(settings).deploy_version("credit-default", "3")
+
+
+@pytest.mark.parametrize(
+    ("model", "version", "expected"),
+    [
+        ("../etc", "3", r"model name '\.\./etc' is not usable"),
+        (
+            "credit-default",
+            "latest",
+            r"version 'latest' of 'credit-default' is not a registered model version",
+        ),
+        ("credit-default", "0", r"version '0' .* e\.g\. '3'"),
+        ("credit-default", "", r"version '' .* e\.g\. '3'"),
+    ],
+)
+def test_deploy_version_rejects_unusable_names_and_versions_before_anything_else(
+    tmp_path: Path, model: str, version: str, expected: str
+) -> None:
+    with pytest.raises(ServingError, match=expected):
+        LocalPlatform(LocalSettings(state_dir=tmp_path)).deploy_version(model, version)

@@ -55,6 +55,8 @@ class ServingServer:
     log_dir: Path
     process: subprocess.Popen
     log_path: Path
+    grpc_target: str
+    admin_token: str
 
 
 def _wait_http(url: str, process: subprocess.Popen, log_path: Path, timeout: float) -> None:
@@ -171,6 +173,8 @@ def start_serving(
     http_port, grpc_port, metrics_port = find_free_port(), find_free_port(), find_free_port()
     while len({http_port, grpc_port, metrics_port}) < 3:
         grpc_port, metrics_port = find_free_port(), find_free_port()
+    token_file = root / "serving-admin.token"
+    admin_token = launch.create_admin_token(token_file)
     launch.write_server_settings(
         repo_dir,
         host="127.0.0.1",
@@ -178,6 +182,7 @@ def start_serving(
         grpc_port=grpc_port,
         metrics_port=metrics_port,
         max_body_bytes=max_body_bytes,
+        admin_token_file=token_file,
     )
     path = launch.write_model_settings(
         repo_dir,
@@ -205,7 +210,14 @@ def start_serving(
         stop_process_tree(process)
         raise
     return ServingServer(
-        url, f"http://127.0.0.1:{metrics_port}/metrics", repo_dir, log_dir, process, log_path
+        url,
+        f"http://127.0.0.1:{metrics_port}/metrics",
+        repo_dir,
+        log_dir,
+        process,
+        log_path,
+        grpc_target=f"127.0.0.1:{grpc_port}",
+        admin_token=admin_token,
     )
 
 

@@ -89,7 +89,7 @@ def test_alias_switch_and_rollback_under_traffic_fail_no_request(tmp_path, mlflo
                     version=version,
                     prediction_log_dir=server.log_dir,
                 )
-                launch.reload_model(server.url, MODEL_NAME, timeout=60)
+                launch.reload_model(server.url, MODEL_NAME, timeout=60, admin_token=server.admin_token)
                 # Each client thread may have one request answered by the old version still in flight.
                 switched_at = traffic.count() + len(traffic.threads)
                 traffic.wait_for(20 + len(traffic.threads))
@@ -148,7 +148,7 @@ def test_sigkill_under_load_loses_no_acknowledged_prediction(
                 version="1",
                 prediction_log_dir=server.log_dir,
             )
-            launch.reload_model(restarted.url, MODEL_NAME)
+            launch.reload_model(restarted.url, MODEL_NAME, admin_token=restarted.admin_token)
             with InferenceClient(restarted.url) as client:
                 for request_id, _ in acknowledged[-5:]:
                     assert client.infer(MODEL_NAME, frame, request_id=request_id).request_id == request_id

@@ -276,7 +276,9 @@ def test_failed_version_load_names_the_cause_and_keeps_the_old_version_serving(s
     point_at("99")
     try:
         with pytest.raises(ServingError, match=r"HTTP 422.*version '99'.*still serving: version 1"):
-            launch.reload_model(serving_server.url, MODEL_NAME, timeout=30)
+            launch.reload_model(
+                serving_server.url, MODEL_NAME, timeout=30, admin_token=serving_server.admin_token
+            )
     finally:
         point_at("1")
     with InferenceClient(serving_server.url) as client:

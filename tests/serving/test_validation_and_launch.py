@@ -219,4 +219,4 @@ def test_launch_rejects_bad_model_settings(tmp_path, arguments, message):
 
 def test_reload_of_an_unreachable_server_is_a_serving_error(free_port):
     with pytest.raises(ServingError, match="cannot reach MLServer"):
-        launch.reload_model(f"http://127.0.0.1:{free_port}", "m", timeout=2)
+        launch.reload_model(f"http://127.0.0.1:{free_port}", "m", timeout=2, admin_token="t")
