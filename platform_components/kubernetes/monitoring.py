@@ -325,7 +325,7 @@ class Monitoring(pulumi.ComponentResource):
             readiness=pods.http_probe("/health", "http"),
             liveness=pods.http_probe("/health", "http", period=20, failures=6),
             startup=pods.http_probe("/health", "http", period=5, failures=60),
-            command=["python", "-m", "platform_components.monitoring.service"],
+            command=["python", "-m", "platform_components.loop.service"],
             args=[
                 "--state-dir",
                 "/var/lib/mlops",

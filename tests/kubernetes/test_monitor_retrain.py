@@ -123,7 +123,7 @@ def test_the_rendered_flags_build_a_retrainer_that_submits_the_mounted_ir(
     """The monitor's argv as rendered, parsed by the service itself, with the ConfigMap written where it
     would be mounted: the KFP retrainer it yields uploads exactly the rendered IR to the KFP API."""
     from platform_components.loop.retrain import KfpRetrainer
-    from platform_components.monitoring.service import _parser, _startup_config
+    from platform_components.loop.service import parser, startup_config
 
     for name in (
         "KF_PIPELINES_ENDPOINT",
@@ -138,10 +138,9 @@ def test_the_rendered_flags_build_a_retrainer_that_submits_the_mounted_ir(
     args = [arg.replace(MONITOR_CONFIG_DIR, str(tmp_path)) for arg in container["args"]]
     with KfpApiFake() as fake:
         args[args.index("--kfp-host") + 1] = fake.host
-        arguments = _parser().parse_args(args)
-        monkeypatch.delenv("MLOPS_MONITOR_MODELS", raising=False)
-        _, target, retrain = _startup_config(arguments)
-        assert target is None and retrain is not None  # an IR: the round's retrainer, not the fleet's
+        arguments = parser().parse_args(args)
+        _, retrain = startup_config(arguments)
+        assert retrain is not None
         assert (retrain.pipeline, retrain.experiment) == (str(tmp_path / "pipeline.yaml"), "credit-retrain")
         retrainer = KfpRetrainer(
             retrain.host, retrain.pipeline, tracking_uri=arguments.tracking_uri, experiment=retrain.experiment

@@ -1,0 +1,214 @@
+"""The cluster's monitor: the monitoring service plus the loop's round for every declared model.
+
+``python -m platform_components.loop.service --state-dir /var/lib/mlops --port 8090 --tracking-uri URL
+--check-interval 900 [--models /etc/mlops/models.json] [--kfp-host URL --pipeline /etc/mlops/pipeline.yaml]
+[--serving-namespace seldon]`` serves what ``monitoring.service`` serves (feedback, ingest, metrics) and
+runs ``Loop.run_all`` over the models file (``loop/models.py``; ``MLOPS_MONITOR_MODELS``) every
+``--check-interval`` seconds:
+
+- retrains go to the KFP API (``--kfp-host``) with the project's compiled pipeline (``--pipeline``, mounted
+  from the monitor's ConfigMap: the monitor holds no project code) in ``--experiment``; without
+  ``--kfp-host`` decisions are recorded as "no pipeline runner configured";
+- with ``--serving-namespace`` the round's deployer is the Seldon ``Model`` owner (``loop/seldon.py``): it
+  creates each model's ``Model`` when its alias resolves and patches it when the alias moves.
+
+A bad models file, pipeline or flag stops start-up with exit code 2 and a message naming the flag and the
+setting behind it (``mlops:monitoring.monitor.*``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from platform_components.errors import ConfigError
+from platform_components.loop.models import MODELS_ENV, LoopModel, load_models
+from platform_components.loop.round import Loop
+from platform_components.monitoring import service as monitoring_service
+
+logger = logging.getLogger(__name__)
+
+
+class LoopTask:
+    """Background rounds: ``Loop.run_all`` over the models every ``interval`` wall-clock seconds."""
+
+    def __init__(self, loop: Loop, models: Sequence[LoopModel], interval: float) -> None:
+        self.loop, self.models, self.interval = loop, tuple(models), interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="loop-rounds", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def run_once(self) -> dict[str, Any]:
+        """One round of every model (each model's failure is logged and kept to itself)."""
+        return self.loop.run_all(self.models)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.run_once()
+            except Exception:  # keep serving feedback and metrics; the next round retries
+                logger.exception("loop round failed")
+
+
+@dataclass(frozen=True)
+class RetrainFlags:
+    """Where retrains go (``--kfp-host``, ``--pipeline``, ``--experiment``, ``--kfp-namespace``), checked."""
+
+    host: str
+    pipeline: Any  # a compiled IR path (the cluster's monitor) or a loaded @dsl.pipeline function
+    experiment: str
+    namespace: str | None
+
+
+def parser() -> argparse.ArgumentParser:
+    """The monitoring service's flags and the loop's (kubernetes/monitoring.py passes them)."""
+    parsed = monitoring_service.parser(prog="python -m platform_components.loop.service")
+    parsed.description = __doc__
+    parsed.add_argument("--tracking-uri", required=True, help="MLflow tracking URI")
+    parsed.add_argument(
+        "--check-interval", type=float, default=900.0, help="wall-clock seconds between rounds (default 900)"
+    )
+    parsed.add_argument(
+        "--models",
+        default=None,
+        help=f"models file (JSON list, schema in platform_components/loop/models.py); default: ${MODELS_ENV}",
+    )
+    parsed.add_argument("--kfp-host", default=None, help="KFP API URL retrains are submitted to")
+    parsed.add_argument(
+        "--pipeline",
+        default=None,
+        help="pipeline retrains submit: its compiled IR (pipeline.yaml) or path/to/pipeline.py:function",
+    )
+    parsed.add_argument("--experiment", default="mlops-retrain", help="KFP experiment of retrain runs")
+    parsed.add_argument("--kfp-namespace", default=None, help="KFP namespace (multi-user installs)")
+    parsed.add_argument(
+        "--serving-namespace",
+        default=None,
+        help="serve through Seldon Model objects in this namespace (mlops:namespaces.serving)",
+    )
+    return parsed
+
+
+def startup_config(arguments: argparse.Namespace) -> tuple[tuple[LoopModel, ...], RetrainFlags | None]:
+    """The models file's entries and where retrains go, from the flags.
+
+    Raises:
+        ConfigError: a flag, the models file or the pipeline is wrong (named, with the setting and the fix).
+    """
+    models_path = arguments.models or os.environ.get(MODELS_ENV) or None
+    if not models_path:
+        raise ConfigError(
+            f"--models: missing and ${MODELS_ENV} is not set; point it at the models file the platform "
+            "mounts (/etc/mlops/models.json)"
+        )
+    models = load_models(models_path)
+    logger.info("watching %d model(s) from %s", len(models), models_path)
+    if arguments.check_interval <= 0:
+        raise ConfigError(
+            f"--check-interval: {arguments.check_interval} must be > 0 seconds "
+            "(mlops:monitoring.monitor.check_interval_seconds)"
+        )
+    if arguments.kfp_host and not arguments.pipeline:
+        raise ConfigError(
+            f"--pipeline: missing with --kfp-host {arguments.kfp_host!r}; pass the project's compiled "
+            "pipeline (mlops:monitoring.monitor.pipeline), e.g. --pipeline /etc/mlops/pipeline.yaml"
+        )
+    if arguments.kfp_host and not arguments.kfp_host.startswith(("http://", "https://")):
+        raise ConfigError(
+            f"--kfp-host: {arguments.kfp_host!r} is not a URL (mlops:monitoring.monitor.kfp_host); "
+            "use e.g. http://ml-pipeline.kubeflow.svc.cluster.local:8888"
+        )
+    if not arguments.experiment or arguments.experiment.strip() != arguments.experiment:
+        raise ConfigError(
+            f"--experiment: {arguments.experiment!r} is empty or padded "
+            "(mlops:monitoring.monitor.experiment); use e.g. mlops-retrain"
+        )
+    retrain = None
+    if arguments.pipeline:
+        from platform_components.pipelines.runner import PipelineError, load_pipeline, pipeline_input_names
+
+        is_ir = arguments.pipeline.endswith((".yaml", ".yml", ".json"))
+        try:
+            # A compiled IR needs no project code (the cluster's monitor); FILE.py:FUNCTION does.
+            pipeline = arguments.pipeline if is_ir else load_pipeline(arguments.pipeline)
+            inputs = pipeline_input_names(pipeline)
+        except PipelineError as error:
+            raise ConfigError(f"--pipeline: {error}") from None
+        if "training_data_path" not in inputs:
+            raise ConfigError(
+                f"--pipeline: {arguments.pipeline!r} has no input 'training_data_path' (it takes "
+                f"{sorted(inputs)}); a retrain passes the chosen rows there"
+            )
+        if arguments.kfp_host:
+            retrain = RetrainFlags(
+                arguments.kfp_host.rstrip("/"), pipeline, arguments.experiment, arguments.kfp_namespace
+            )
+    return models, retrain
+
+
+def build_loop(arguments: argparse.Namespace, retrain: RetrainFlags | None, store: Any) -> Loop:
+    """The round's retrainer and deployer from the flags."""
+    retrainer = None
+    if retrain is not None:
+        from platform_components.loop.retrain import KfpRetrainer
+
+        retrainer = KfpRetrainer(
+            retrain.host,
+            retrain.pipeline,
+            tracking_uri=arguments.tracking_uri,
+            experiment=retrain.experiment,
+            namespace=retrain.namespace,
+        )
+    deployer = None
+    if arguments.serving_namespace:
+        from platform_components.loop.seldon import SeldonDeployer, kubernetes_api, mlflow_download_uri
+
+        deployer = SeldonDeployer(
+            kubernetes_api(), arguments.serving_namespace, mlflow_download_uri(arguments.tracking_uri)
+        )
+    return Loop(store, arguments.tracking_uri, retrainer=retrainer, deployer=deployer)
+
+
+def create_app(arguments: argparse.Namespace) -> Any:
+    """The monitoring application with the loop's rounds as its background task.
+
+    Raises:
+        ConfigError: see ``startup_config``.
+    """
+    from pathlib import Path
+
+    from platform_components.monitoring.store import MonitorStore
+
+    models, retrain = startup_config(arguments)
+    store = MonitorStore.for_state_dir(Path(arguments.state_dir))
+    task = LoopTask(build_loop(arguments, retrain, store), models, arguments.check_interval)
+    app = monitoring_service.create_app(Path(arguments.state_dir), tasks=[task], store=store)
+    app.state.loop_task = task
+    return app
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Start the monitor with the loop (see the module docstring)."""
+    parsed = parser()
+    arguments = parsed.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        app = create_app(arguments)
+    except ConfigError as error:
+        parsed.exit(2, f"error: {error}\n")
+    monitoring_service.serve(app, arguments)
+
+
+if __name__ == "__main__":
+    main()
