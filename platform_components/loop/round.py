@@ -291,13 +291,13 @@ class Loop:
         return any(row.outcome == RUNNING_OUTCOME for row in self.store.decisions(model, limit=20))
 
     def _is_repeat(self, model: str, decision: Decision, window_start: float | None) -> bool:
-        """The same non-retrain decision was already recorded for this window (rounds repeat often)."""
+        """The same decision that started nothing was already recorded for this window (rounds repeat)."""
         last = self.store.decisions(model, limit=1)
         if not last:
             return False
         row = last[0]
         return (
-            row.action == decision.action.value
+            (row.action == decision.action.value or row.outcome == "waiting_for_rows")
             and row.reasons == decision.reasons
             and (row.evidence or {}).get("blocked_by") == decision.blocked_by
             and (row.evidence or {}).get("window_start") == window_start
@@ -375,6 +375,8 @@ class Loop:
             return decision_id, {"state": "waiting_for_rows", "reason": chosen.reason}
         evidence["selection"] = dict(chosen.selection)
         if self.retrainer is None:
+            if self._is_repeat(entry.name, decision, window_start):
+                return None, {"state": RetrainState.NOT_STARTED.value, "reason": "no pipeline runner"}
             decision_id = self.store.record_decision(
                 entry.name,
                 decision.version,
@@ -485,7 +487,8 @@ class Loop:
         from platform_components.monitoring.tracking import log_result
 
         report = None
-        if decision.action is not Action.NONE:
+        if decision.action is not Action.NONE or result.drifted_features:
+            # An alarm gets its HTML report; a quiet window only its metrics (the 1,000-model round).
             history = self.store.results(entry.name, version=result.version)[:-1][-50:]
             report = render_report(result, history)
         try:

@@ -36,7 +36,7 @@ def _when(timestamp: float | None) -> str:
     type=click.FloatRange(min=0, min_open=True),
     default=24.0,
     show_default=True,
-    help="Check the predictions of the last N hours.",
+    help="Window length in hours (windows are aligned to multiples of it, in event time).",
 )
 @click.option(
     "--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.05, show_default=True
@@ -73,15 +73,20 @@ def monitor_command(
     report_path: Path | None,
     as_json: bool,
 ) -> None:
-    """Run one monitoring check of MODEL now and print the result.
+    """Run one monitoring check of MODEL now and print the result (a diagnostic: no policy, no retrain).
 
-    Ingests the model's prediction log, checks the window against the version's reference profile (drift,
-    prediction drift, data quality, performance on labelled rows), stores the result and logs it to MLflow.
+    Ingests the model's prediction log, checks the aligned window holding the model's latest event (drift,
+    prediction drift, data quality, estimated and realised performance) against the version's reference
+    profile, stores the result and logs it to MLflow. `mlops loop` runs the whole round.
     """
-    from platform_components.monitoring.monitor import MonitorConfig
+    from platform_components.monitoring.monitor import MonitorConfig, run_check
     from platform_components.monitoring.profile import ReferenceProfile
-    from platform_components.monitoring.runner import check_model
     from platform_components.monitoring.store import MonitorStore
+    from platform_components.monitoring.tracking import (
+        load_reference_profile,
+        log_result,
+        resolve_version,
+    )
 
     state_dir, tracking_uri = _settings(state_dir, tracking_uri)
     if not state_dir.is_dir():
@@ -89,30 +94,41 @@ def monitor_command(
             f"{state_dir} does not exist; start the platform (mlops up) or pass the right --state-dir",
             param_hint="--state-dir",
         )
-    profile = ReferenceProfile.from_json(profile_path.read_text()) if profile_path else None
-    config = MonitorConfig(alpha=alpha, correction=correction)
     with MonitorStore.for_state_dir(state_dir) as store:
-        outcome = check_model(
-            store,
-            model,
-            state_dir=state_dir,
-            tracking_uri=tracking_uri,
-            version=version,
-            profile=profile,
-            window_seconds=window_hours * 3600.0,
-            config=config,
-            log_to_mlflow=not no_mlflow,
+        store.ingest_state_dir(state_dir, model)
+        if version is not None and not version.isdigit():
+            version = resolve_version(tracking_uri, model, version)
+        if version is None:
+            versions = store.versions(model)
+            if not versions:
+                raise click.BadParameter(
+                    f"model {model!r} has no logged predictions under {state_dir}; serve it and send traffic",
+                    param_hint="MODEL",
+                )
+            version = versions[-1]
+        if profile_path is not None:
+            profile = ReferenceProfile.from_json(profile_path.read_text())
+        else:
+            profile = load_reference_profile(tracking_uri, model, version)
+        config = MonitorConfig(
+            alpha=alpha, correction=correction, task=str(profile.metadata.get("task", "classification"))
         )
-        result = outcome.result
+        result = run_check(
+            store, model, version, profile, window_seconds=window_hours * 3600.0, config=config
+        )
+        history = store.results(model, version=result.version)[:-1]
+        run_id = None
+        if not no_mlflow:
+            from platform_components.monitoring.report import render_report
+
+            run_id = log_result(tracking_uri, result, report_html=render_report(result, history[-50:]))
         if report_path is not None:
             from platform_components.monitoring.report import render_report
 
             report_path.parent.mkdir(parents=True, exist_ok=True)
-            report_path.write_text(render_report(result, store.results(model, version=result.version)[:-1]))
+            report_path.write_text(render_report(result, history))
     if as_json:
-        click.echo(
-            json.dumps({**result.to_dict(), "monitoring_run_id": outcome.monitoring_run_id}, default=str)
-        )
+        click.echo(json.dumps({**result.to_dict(), "monitoring_run_id": run_id}, default=str))
         return
     click.echo(
         f"{model} v{result.version}: {result.rows} rows ({result.labelled_rows} labelled), {result.status}"
@@ -134,8 +150,8 @@ def monitor_command(
         )
     else:
         click.echo("  performance: not enough labels yet")
-    if outcome.monitoring_run_id:
-        click.echo(f"  logged to MLflow run {outcome.monitoring_run_id}")
+    if run_id:
+        click.echo(f"  logged to MLflow run {run_id}")
 
 
 @click.command("decisions")

@@ -433,44 +433,6 @@ def test_our_states_cover_every_runtime_state() -> None:
     assert {"succeeded", "skipped", "failed", "canceled"} == runner.FINAL_RUN_STATES
 
 
-# --- the monitor's KFP retrainer (platform_components/monitoring/fleet.py) through this path -----------
-
-
-@pytest.mark.slow  # MLflow's import and its sqlite migrations: ~8 s of CPU
-def test_the_monitors_kfp_retrainer_submits_and_each_outcome_reads_back(
-    kfp_api: KfpApiFake, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """KfpRetrain (the cluster retrainer) uploads the rows to MLflow and submits the example's pipeline;
-    the run it records is the one on the server, and run_status reads SUCCEEDED and FAILED back."""
-    import pandas as pd
-
-    from platform_components.monitoring.fleet import KfpRetrain, MonitoredModel, PipelineTarget
-    from platform_components.monitoring.policy import RetrainRequest
-
-    monkeypatch.chdir(tmp_path)  # the sqlite store's default artifact root is ./mlruns
-    tracking_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    pipeline_func = load_pipeline("examples.credit_default.pipeline:credit_default_pipeline")
-    entry = MonitoredModel(name="credit-default", registered_model="credit-default")
-    retrain = KfpRetrain(entry, tracking_uri, PipelineTarget(kfp_api.host, pipeline_func, "mlops-retrain"))
-    rows = pd.DataFrame({"age": [30, 41, 52], "label": [0, 1, 0], "timestamp": [1.0, 2.0, 3.0]})
-
-    outcomes = {}
-    for decision_id, final in ((7, "SUCCEEDED"), (8, "FAILED")):
-        detail = retrain(RetrainRequest("credit-default", "1", decision_id, ["performance"], rows, since=0.0))
-        assert detail["outcome"] == "submitted" and detail["kfp_host"] == kfp_api.host
-        run = kfp_api.state.runs[detail["kfp_run_id"]]
-        assert run.display_name.startswith(f"retrain-credit-default-d{decision_id}-")
-        assert run.runtime_config.parameters["training_data_path"] == detail["training_data_path"]
-        assert run.runtime_config.parameters["tracking_uri"] == tracking_uri
-        kfp_api.finish(detail["kfp_run_id"], final, error="prepare: no rows" if final == "FAILED" else None)
-        outcomes[final] = run_status(detail["kfp_host"], detail["kfp_run_id"])
-
-    assert (outcomes["SUCCEEDED"].state, outcomes["SUCCEEDED"].error) == ("succeeded", None)
-    assert (outcomes["FAILED"].state, outcomes["FAILED"].error) == ("failed", "prepare: no rows")
-    assert len(kfp_api.uploads()) == 1  # the second retrain reused the uploaded version
-    assert {e.display_name for e in kfp_api.state.experiments.values()} == {"mlops-retrain"}
-
-
 def test_the_inputs_of_a_compiled_ir_are_those_of_its_function() -> None:
     function = load_pipeline("examples.credit_default.pipeline:credit_default_pipeline")
     assert pipeline_input_names(GOLDEN_IR) == pipeline_input_names(function)
