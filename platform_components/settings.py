@@ -643,10 +643,11 @@ class ModelDeploymentSettings(_Strict):
     """A model the platform serves and watches, declared by MLflow registered model and alias only.
 
     The alias is resolved at run time, never here: the loop's deployer creates (and patches) the Seldon
-    ``Model`` when the alias resolves (DESIGN: the loop). Until that deployer exists, a declaration renders
-    what the monitor and the alert rules read (its ``models.json`` entry, rule group and dashboard) and no
-    Seldon ``Model``; the program logs that for each model. A version or an artifact URI in the stack would
-    pin what the registry moves, so both are refused.
+    ``Model`` when the alias resolves (DESIGN: the loop). A declaration renders the model's owner object (a
+    ConfigMap ``mlops-model-<name>`` in the serving namespace: what the deployer reads, and what the
+    ``Model`` is garbage-collected with) and what the monitor and the alert rules read (its ``models.json``
+    entry, rule group and dashboard). A version or an artifact URI in the stack would pin what the registry
+    moves, so both are refused.
     """
 
     name: ModelName = Field(description="Deployment name (Model CR name), at most 40 characters.")
@@ -657,6 +658,9 @@ class ModelDeploymentSettings(_Strict):
     )
     replicas: int = Field(1, ge=1, le=50)
     memory: Quantity = Field("1Gi", description="Memory the scheduler reserves on the Server for this model.")
+    project: KubernetesName | None = Field(
+        None, description="The project (team) owning the model; its Seldon Model is labelled with it."
+    )
     thresholds: Thresholds = Field(default_factory=Thresholds)
 
     @model_validator(mode="before")
