@@ -104,11 +104,14 @@ class SeldonDeployer:
         try:
             config_map = self._core.read_namespaced_config_map(name, self._namespace)
         except ApiException as error:
-            if error.status == 404:
+            # 403 too: the Role grants get on the owners of declared models only (resourceNames), so an
+            # undeclared model's owner is forbidden rather than missing.
+            if error.status in (403, 404):
+                seen = "does not exist" if error.status == 404 else "may not be read by this account"
                 raise ServingError(
-                    f"model {model!r} has no owner object (ConfigMap {self._namespace}/{name}): declare it "
-                    f"in the stack's mlops:models (name: {model}) and run `pulumi up`; the deployer only "
-                    "serves declared models"
+                    f"model {model!r} has no owner object (ConfigMap {self._namespace}/{name} {seen}): "
+                    f"declare it in the stack's mlops:models (name: {model}) and run `pulumi up`; the "
+                    "deployer only serves declared models"
                 ) from error
             raise self._api_error(f"read ConfigMap {self._namespace}/{name}", error) from error
         return ModelOwner.from_config_map(self._core.api_client.sanitize_for_serialization(config_map))
@@ -194,7 +197,7 @@ class SeldonDeployer:
                 )
             )
         except ApiException as error:
-            if error.status == 404 and _is_object_not_found(error):
+            if error.status == 404 and _is_object_not_found(error, model):
                 return None
             raise self._api_error(f"read Seldon Model {self._namespace}/{model}", error) from error
 
@@ -284,12 +287,17 @@ def _labels_match(current: Mapping[str, Any], desired: Mapping[str, Any]) -> boo
     return all(have.get(key) == value for key, value in desired["metadata"]["labels"].items())
 
 
-def _is_object_not_found(error: Any) -> bool:
-    """A 404 about the object, not about the kind: without the CRD the API answers 404 too (no Status)."""
+def _is_object_not_found(error: Any, name: str) -> bool:
+    """A 404 about the object ``name``, not about the kind: a missing object's Status names it in
+    ``details`` (``NewNotFound`` in k8s.io/apimachinery pkg/api/errors/errors.go@v0.36.3); a missing CRD
+    answers 404 without those details."""
     import json
 
     try:
         body = json.loads(error.body or "{}")
     except ValueError:
         return False
-    return body.get("kind") == "Status" and body.get("reason") == "NotFound" and bool(body.get("details"))
+    if not isinstance(body, dict):
+        return False
+    details = body.get("details") or {}
+    return body.get("reason") == "NotFound" and details.get("name") == name
