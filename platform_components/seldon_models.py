@@ -209,9 +209,15 @@ def seldon_model(
     It serves the MLflow model folder at ``storage`` on an MLServer with the ``mlflow`` capability
     (``requirements``), labelled with the version (``serving_version`` reads it back) and owned by the owner
     ConfigMap (``ownerReferences``: the garbage collector deletes the Model when the owner is gone). The
-    reference sets no ``blockOwnerDeletion``: setting it true needs ``update`` on the owner's ``finalizers``
-    subresource where the OwnerReferencesPermissionEnforcement admission plugin is on, and the deployer has
-    no such right (kubernetes/kubernetes plugin/pkg/admission/gc/gc_admission.go@v1.36.3).
+    reference blocks the owner's deletion: pulumi-kubernetes deletes with foreground propagation
+    (provider/pkg/metadata/overrides.go@v4.25.0), so the owner stays until the Model is gone, and the Model
+    goes only once Seldon's operator has unloaded it and removed its finalizer (``seldon.model.finalizer``,
+    SeldonIO/seldon-core operator/controllers/mlops/model_controller.go@v2.10.2). Pulumi therefore deletes
+    the operator and the runtime, which the owner depends on, after the Model: a ``pulumi destroy`` leaves no
+    Model stuck on a finalizer nobody removes. Setting it needs ``update`` on the owner's ``finalizers``
+    subresource where the OwnerReferencesPermissionEnforcement admission plugin is on
+    (kubernetes/kubernetes plugin/pkg/admission/gc/gc_admission.go@v1.36.3): the deployer's Role grants it on
+    the owners only.
 
     Args:
         owner: the parsed owner ConfigMap, with its ``uid``.
@@ -266,4 +272,5 @@ def owner_reference(owner: ModelOwner) -> dict[str, Any]:
         "kind": "ConfigMap",
         "name": owner_name(owner.model),
         "uid": owner.uid,
+        "blockOwnerDeletion": True,
     }

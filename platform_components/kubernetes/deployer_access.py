@@ -4,8 +4,10 @@ The deployer (``platform_components.loop.seldon``) runs in the monitor's pod as 
 namespace that serves models it reads the models' owner ConfigMaps (``get``, by name: nothing else in the
 namespace) and creates, reads and patches Seldon ``Model`` objects (``get, list, watch, create, patch,
 update`` on ``models.mlops.seldon.io``). It may not ``delete`` a Model: the garbage collector deletes one when
-its owner is gone. It needs no ``update`` on ``configmaps/finalizers``: the ownerReferences it writes set no
-``blockOwnerDeletion`` (see ``seldon_models.seldon_model``).
+its owner is gone. It may ``update`` the owners' ``finalizers`` subresource, which is what the
+OwnerReferencesPermissionEnforcement admission plugin asks of whoever sets ``blockOwnerDeletion`` on a
+reference to them (``seldon_models.seldon_model`` says why the Models' references block); a ConfigMap has no
+such endpoint, so the right serves only that check.
 """
 
 from __future__ import annotations
@@ -39,6 +41,14 @@ def deployer_role(namespace: str, models: Sequence[str]) -> dict[str, Any]:
                 "resources": ["configmaps"],
                 "resourceNames": sorted(owner_name(model) for model in models),
                 "verbs": ["get"],
+            }
+        )
+        rules.append(
+            {
+                "apiGroups": [""],
+                "resources": ["configmaps/finalizers"],
+                "resourceNames": sorted(owner_name(model) for model in models),
+                "verbs": ["update"],
             }
         )
     return {

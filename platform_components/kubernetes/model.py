@@ -26,7 +26,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from platform_components.kubernetes import seldon_metrics
-from platform_components.kubernetes.base import TOKEN_PREFIX
+from platform_components.kubernetes.base import TOKEN_PREFIX, child
 from platform_components.kubernetes.custom_resources import AlertRule
 from platform_components.seldon_models import ModelOwner, owner_config_map
 from platform_components.settings import ModelDeploymentSettings
@@ -44,12 +44,16 @@ class ModelDeploymentArgs:
         storage_secret: rclone Secret for the artifact store (the deployer's ``Model`` names it).
         artifacts_destination: the MLflow server's ``--artifacts-destination`` (``s3://<bucket>/``): where
             the deployer finds a version's ``mlflow-artifacts:`` files.
+        depends_on: Seldon's CRDs release and runtime (its operator's release before it). The owner is
+            created after them and, on ``pulumi destroy``, deleted before them: its deletion waits for the
+            Model, which needs the operator to remove its finalizer (``seldon_models.seldon_model``).
     """
 
     settings: ModelDeploymentSettings
     namespace: str
     storage_secret: str | None
     artifacts_destination: str
+    depends_on: tuple[pulumi.Resource | None, ...] = ()
 
 
 def model_owner(args: ModelDeploymentArgs) -> ModelOwner:
@@ -89,7 +93,7 @@ class ModelDeployment(pulumi.ComponentResource):
             f"{name}-owner",
             metadata=body["metadata"],
             data=body["data"],
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=child(self, list(args.depends_on)),
         )
         # Plain values: 1,000+ models, and an Output per attribute costs registration time for nothing.
         self.model_name = settings.name

@@ -205,10 +205,11 @@ class MlopsPlatform(pulumi.ComponentResource):
         # Models are the hot path (1,000+): a shared options object, 2 resources each (see model.py).
         model_opts = pulumi.ResourceOptions(parent=self, providers=[cluster.provider])
         destination = artifacts_destination(store.bucket)
+        model_dependencies = tuple(serving.ready)
         for model in settings.models:
             ModelDeployment(
                 f"{name}-model-{model.name}",
-                ModelDeploymentArgs(model, spaces.serving, RCLONE_SECRET, destination),
+                ModelDeploymentArgs(model, spaces.serving, RCLONE_SECRET, destination, model_dependencies),
                 model_opts,
             )
         # Every model is served in the shared serving namespace today; one Role per serving namespace.

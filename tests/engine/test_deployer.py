@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 import yaml
 from cluster import LocalCluster, wait_for
+from upstream_facts import fact
 
 from platform_components.errors import ServingError
 from platform_components.loop.seldon import SeldonDeployer, kubernetes_api
@@ -93,6 +94,16 @@ def _get(cluster: LocalCluster, spaces: Spaces, kind: str, name: str) -> dict[st
     return json.loads(result.stdout) if result.stdout.strip() else None
 
 
+def _can(cluster: LocalCluster, spaces: Spaces, verb: str, what: str, subresource: str | None = None) -> bool:
+    """``kubectl auth can-i`` as the monitor's ServiceAccount (the admin context impersonates it)."""
+    account = f"system:serviceaccount:{spaces.monitoring}:model-monitor"
+    extra = [f"--subresource={subresource}"] if subresource else []
+    result = cluster.kubectl(
+        "auth", "can-i", verb, what, *extra, "-n", spaces.serving, f"--as={account}", check=False
+    )
+    return result.stdout.strip() == "yes"
+
+
 def _monitor_kubeconfig(cluster: LocalCluster, spaces: Spaces, folder: Path) -> Path:
     """A kubeconfig whose user is a token of the monitor's ServiceAccount (what a pod would mount)."""
     token = cluster.kubectl(
@@ -114,12 +125,50 @@ def _monitor_kubeconfig(cluster: LocalCluster, spaces: Spaces, folder: Path) -> 
     return path
 
 
+def _wait_until_the_garbage_collector_watches_models(cluster: LocalCluster, spaces: Spaces) -> None:
+    """A probe Model whose owner is deleted at once: gone when the collector's graph holds Models.
+
+    The controller manager's garbage collector starts watching a new kind at its next resync with
+    discovery; the CRDs were installed moments ago. Until then an owner deleted in the foreground finds no
+    dependent to wait for, which a real cluster (CRDs installed long before) never shows.
+    """
+    cluster.kubectl("create", "configmap", "gc-probe", "-n", spaces.serving)
+    probe_owner = json.loads(
+        cluster.kubectl("get", "configmap", "gc-probe", "-n", spaces.serving, "-o", "json").stdout
+    )
+    probe = {
+        "apiVersion": "mlops.seldon.io/v1alpha1",
+        "kind": "Model",
+        "metadata": {
+            "name": "gc-probe",
+            "namespace": spaces.serving,
+            "ownerReferences": [
+                {
+                    "apiVersion": "v1",
+                    "kind": "ConfigMap",
+                    "name": "gc-probe",
+                    "uid": probe_owner["metadata"]["uid"],
+                }
+            ],
+        },
+        "spec": {"storageUri": "s3://probe/none"},
+    }
+    cluster.kubectl("create", "-f", "-", input=json.dumps(probe))
+    cluster.kubectl("delete", "configmap", "gc-probe", "-n", spaces.serving)
+    wait_for(
+        "the garbage collector to watch Seldon Models (a probe Model of a deleted owner to go)",
+        lambda: _get(cluster, spaces, "models.mlops.seldon.io", "gc-probe") is None,
+        timeout=120,
+    )
+
+
 @pytest.fixture
 def spaces(engine_cluster: LocalCluster, request: pytest.FixtureRequest) -> Iterator[Spaces]:
     """The rendered objects applied in two namespaces of this test's own; deleted afterwards."""
     suffix = hashlib.sha256(request.node.name.encode()).hexdigest()[:6]
     created = Spaces(serving=f"serving-{suffix}", monitoring=f"monitoring-{suffix}")
     _apply(engine_cluster, _render(created, replicas=1))
+    _wait_until_the_garbage_collector_watches_models(engine_cluster, created)
     yield created
     for namespace in (created.serving, created.monitoring):
         engine_cluster.kubectl("delete", "namespace", namespace, "--ignore-not-found", "--wait=false")
@@ -149,6 +198,7 @@ def test_the_deployer_creates_patches_and_cannot_delete_the_model_and_gc_removes
             "kind": "ConfigMap",
             "name": "mlops-model-credit-default",
             "uid": owner["metadata"]["uid"],
+            "blockOwnerDeletion": True,
         }
     ]
     assert model["spec"] == {
@@ -201,11 +251,45 @@ def test_the_deployer_creates_patches_and_cannot_delete_the_model_and_gc_removes
         client.CoreV1Api(api).read_namespaced_config_map("kube-root-ca.crt", spaces.serving)
     assert hidden.value.status == 403
 
-    # Removing the model from the stack deletes its owner; the garbage collector deletes the Model.
-    engine_cluster.kubectl("delete", "configmap", "mlops-model-credit-default", "-n", spaces.serving)
+    # What OwnerReferencesPermissionEnforcement (off here, on in some clusters) would ask of the account
+    # for blockOwnerDeletion: update on the owner's finalizers, and only on the owners.
+    assert _can(engine_cluster, spaces, "update", "configmaps/mlops-model-credit-default", "finalizers")
+    assert not _can(engine_cluster, spaces, "update", "configmaps/kube-root-ca.crt", "finalizers")
+    assert not _can(engine_cluster, spaces, "delete", "models.mlops.seldon.io/credit-default")
+
+    # Removing the model from the stack deletes its owner in the foreground (as pulumi-kubernetes does);
+    # the owner waits for the Model, and the Model for Seldon's operator to remove its finalizer (done by hand
+    # here: no operator runs).
+    finalizer = fact("seldon_deployer.model_finalizer")
+    engine_cluster.kubectl(
+        "patch", "models.mlops.seldon.io", "credit-default", "-n", spaces.serving, "--type=merge",
+        "-p", json.dumps({"metadata": {"finalizers": [finalizer]}}),
+    )  # fmt: skip
+    engine_cluster.kubectl(
+        "delete", "configmap", "mlops-model-credit-default", "-n", spaces.serving,
+        "--cascade=foreground", "--wait=false",
+    )  # fmt: skip
+
+    def model_deleting() -> bool:
+        found = _get(engine_cluster, spaces, "models.mlops.seldon.io", "credit-default")
+        return found is not None and "deletionTimestamp" in found["metadata"]
+
     wait_for(
-        "the garbage collector to delete the Model of a deleted owner",
-        lambda: _get(engine_cluster, spaces, "models.mlops.seldon.io", "credit-default") is None,
+        "the garbage collector to delete the Model of an owner deleted in the foreground", model_deleting, 120
+    )
+    waiting_owner = _get(engine_cluster, spaces, "configmap", "mlops-model-credit-default")
+    assert waiting_owner is not None and "deletionTimestamp" in waiting_owner["metadata"]
+    assert "foregroundDeletion" in waiting_owner["metadata"]["finalizers"]
+    engine_cluster.kubectl(
+        "patch", "models.mlops.seldon.io", "credit-default", "-n", spaces.serving, "--type=merge",
+        "-p", json.dumps({"metadata": {"finalizers": []}}),
+    )  # fmt: skip
+    wait_for(
+        "the Model and then its owner to be gone",
+        lambda: (
+            _get(engine_cluster, spaces, "models.mlops.seldon.io", "credit-default") is None
+            and _get(engine_cluster, spaces, "configmap", "mlops-model-credit-default") is None
+        ),
         timeout=120,
     )
     with pytest.raises(ServingError, match=r"model 'credit-default' has no owner object .*pulumi up"):

@@ -89,9 +89,14 @@ def test_the_deployer_role_reads_only_the_owners_and_cannot_delete_models(render
             "resourceNames": ["mlops-model-churn", "mlops-model-credit-default"],
             "verbs": ["get"],
         },
+        # What OwnerReferencesPermissionEnforcement asks of whoever sets blockOwnerDeletion on a reference.
+        {
+            "apiGroups": [""],
+            "resources": ["configmaps/finalizers"],
+            "resourceNames": ["mlops-model-churn", "mlops-model-credit-default"],
+            "verbs": [fact("kubernetes.gc_admission.rules")["block_owner_deletion"][0]],
+        },
     ]
-    # No right the ownerReference contract would need: the references set no blockOwnerDeletion.
-    assert all("configmaps/finalizers" not in rule["resources"] for rule in role["rules"])
     binding = _find(objects, "RoleBinding", ROLE_NAME, "seldon")
     assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": ROLE_NAME}
     # The subject is the account the monitor (where the deployer runs) runs as, with its token mounted.
@@ -108,7 +113,7 @@ def test_the_deployer_role_reads_only_the_owners_and_cannot_delete_models(render
 def test_without_models_the_role_grants_no_config_map_at_all(render_program: Any) -> None:
     objects = kubernetes_objects(render_program(config_for()).resources)
     role = _find(objects, "Role", ROLE_NAME, "seldon")
-    # resourceNames: [] would mean every ConfigMap of the namespace.
+    # resourceNames: [] would mean every ConfigMap of the namespace (and every one's finalizers).
     assert [rule["resources"] for rule in role["rules"]] == [["models"]]
 
 
@@ -200,16 +205,20 @@ def test_the_model_the_deployer_builds_validates_against_upstreams_crd_and_our_s
     assert ("mlops.platform/project" in body["metadata"]["labels"]) == (owner.project is not None)
 
 
-def test_the_model_is_owned_by_its_owner_config_map_without_blocking_its_deletion() -> None:
+def test_the_model_is_owned_by_its_owner_config_map_and_blocks_its_deletion() -> None:
     body = seldon_model(_owner(), "seldon", version="1", storage="s3://b/p")
     [reference] = body["metadata"]["ownerReferences"]
-    # Exactly the fields an ownerReference has besides the two flags (no namespace: same namespace).
-    assert sorted(reference) == sorted(fact("kubernetes.owner_reference.same_namespace"))
+    # Fields an ownerReference has (no namespace: the owner is in the Model's namespace).
+    assert set(reference) <= set(fact("kubernetes.owner_reference.same_namespace"))
+    # Blocking: Pulumi deletes the owner in the foreground, so it waits for the Model (and Seldon's
+    # operator removing its finalizer) before deleting what the owner depends on.
+    assert fact("pulumi_kubernetes.delete_propagation")["default"] == "Foreground"
     assert reference == {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "name": "mlops-model-credit-default",
         "uid": _owner().uid,
+        "blockOwnerDeletion": True,
     }
     assert body["metadata"]["namespace"] == "seldon"
 
@@ -260,3 +269,24 @@ def test_an_owner_config_map_round_trips_and_a_broken_one_names_the_key_and_the_
         ServingError, match=r"replicas is 'two', expected a positive integer; set mlops:models"
     ):
         ModelOwner.from_config_map(config_map)
+
+
+def test_owners_are_created_after_and_deleted_before_seldons_runtime(render_program: Any) -> None:
+    """The owner's foreground deletion waits for the Model, whose finalizer only the operator removes."""
+    result = render_program(config_for(models=[model("credit-default")]))
+    [owner] = [
+        r
+        for r in result.resources
+        if r.type == "kubernetes:core/v1:ConfigMap"
+        and r.inputs["metadata"]["name"] == "mlops-model-credit-default"
+    ]
+    [runtime] = [
+        r
+        for r in result.resources
+        if r.type == "kubernetes:helm.sh/v3:Release" and r.name.endswith("-runtime")
+    ]
+    [setup] = [
+        r for r in result.resources if r.type == "kubernetes:helm.sh/v3:Release" and r.name.endswith("-setup")
+    ]
+    assert runtime.urn in owner.dependencies
+    assert setup.urn in runtime.dependencies  # the operator's release, before the runtime's

@@ -41,10 +41,26 @@ FACTS = [
     ),
     Fact(
         key="kubernetes.owner_reference.same_namespace",
-        statement="An ownerReference has no namespace: the owner must be cluster-scoped or in the "
-        "dependent's namespace",
+        statement="An ownerReference has these fields and no namespace: the owner must be cluster-scoped or "
+        "in the dependent's namespace; blockOwnerDeletion true keeps an owner being deleted in the "
+        "foreground until the dependent is gone",
         source="kubernetes/apimachinery pkg/apis/meta/v1/types.go@v0.36.3",
-        value=["apiVersion", "kind", "name", "uid"],
+        value=["apiVersion", "kind", "name", "uid", "controller", "blockOwnerDeletion"],
+    ),
+    Fact(
+        key="pulumi_kubernetes.delete_propagation",
+        statement="The provider deletes an object with foreground propagation unless its "
+        "pulumi.com/deletionPropagationPolicy annotation says orphan or background, and waits until it is "
+        "gone",
+        source="pulumi/pulumi-kubernetes provider/pkg/metadata/overrides.go@v4.25.0",
+        value={"default": "Foreground", "annotation": "pulumi.com/deletionPropagationPolicy"},
+    ),
+    Fact(
+        key="seldon_deployer.model_finalizer",
+        statement="Seldon's operator adds the finalizer seldon.model.finalizer to every Model and removes it "
+        "only after asking the scheduler to unload the model: without the operator a deleted Model stays",
+        source=f"{SELDON} operator/controllers/mlops/model_controller.go@v2.10.2",
+        value="seldon.model.finalizer",
     ),
     Fact(
         key="kubernetes.gc.absent_owner",
