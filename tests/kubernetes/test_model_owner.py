@@ -15,6 +15,7 @@ from upstream_facts import fact, upstream_path
 
 from platform_components.errors import ServingError
 from platform_components.kubernetes.deployer_access import ROLE_NAME
+from platform_components.policies import check_objects
 from platform_components.render import clean, kubernetes_objects
 from platform_components.seldon_models import (
     MODEL_PLURAL,
@@ -199,6 +200,7 @@ def test_the_model_the_deployer_builds_validates_against_upstreams_crd_and_our_s
     body = seldon_model(owner, "seldon", version="12", storage="s3://mlflow-artifacts/1/models/m-1/artifacts")
     assert problems(body) == []
     assert validate_objects([body]) == []
+    assert check_objects([body]) == []  # the policies judge it like any object of ours
     assert body["spec"]["requirements"] == ["mlflow"]
     assert body["metadata"]["labels"]["mlops.platform/version"] == "12"
     assert body["metadata"]["annotations"]["mlops.platform/registered-model"] == owner.registered_model
