@@ -74,6 +74,7 @@ class ModelOwner:
         project: the project (team) that owns the model, or None.
         storage_secret: the rclone Secret the Seldon agent reads the artifact store with, or None.
         uid: the ConfigMap's UID (the ownerReference points at it); empty before it exists.
+        deleting: the ConfigMap is being deleted (the model left the stack; its Model goes with it).
     """
 
     model: str
@@ -86,6 +87,7 @@ class ModelOwner:
     project: str | None = None
     storage_secret: str | None = None
     uid: str = ""
+    deleting: bool = False
 
     def data(self) -> dict[str, str]:
         """The ConfigMap ``data`` (optional keys left out when unset)."""
@@ -143,6 +145,7 @@ class ModelOwner:
             project=data.get("project") or None,
             storage_secret=data.get("storage_secret_name") or None,
             uid=str(metadata.get("uid") or ""),
+            deleting=bool(metadata.get("deletionTimestamp")),
         )
 
 

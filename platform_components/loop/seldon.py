@@ -139,6 +139,12 @@ class SeldonDeployer:
                 f"version {version!r} of {registered_model!r} is not an MLflow model version number"
             )
         owner = self.owner(model)
+        if owner.deleting:
+            raise ServingError(
+                f"model {model!r} is being removed (its owner ConfigMap "
+                f"{self._namespace}/{owner_name(model)} is being deleted): it left the stack's "
+                "mlops:models; declare it again to serve it"
+            )
         if owner.registered_model != registered_model:
             raise ServingError(
                 f"model {model!r} is declared for registered model {owner.registered_model!r} (its owner "
@@ -243,6 +249,11 @@ class SeldonDeployer:
             raise self._api_error(f"patch Seldon Model {self._namespace}/{model}", error) from error
 
     def _check_owned(self, model: str, current: Mapping[str, Any], owner: ModelOwner) -> None:
+        if current.get("metadata", {}).get("deletionTimestamp"):
+            raise ServingError(
+                f"Seldon Model {self._namespace}/{model} is being deleted (Seldon's operator unloads it "
+                "first); the next round creates it again"
+            )
         references = current.get("metadata", {}).get("ownerReferences") or []
         owned = [
             ref

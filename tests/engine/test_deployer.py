@@ -280,6 +280,8 @@ def test_the_deployer_creates_patches_and_cannot_delete_the_model_and_gc_removes
     waiting_owner = _get(engine_cluster, spaces, "configmap", "mlops-model-credit-default")
     assert waiting_owner is not None and "deletionTimestamp" in waiting_owner["metadata"]
     assert "foregroundDeletion" in waiting_owner["metadata"]["finalizers"]
+    with pytest.raises(ServingError, match=r"model 'credit-default' is being removed .*left the stack"):
+        deployer.ensure("credit-default", "Credit Default", "2")
     engine_cluster.kubectl(
         "patch", "models.mlops.seldon.io", "credit-default", "-n", spaces.serving, "--type=merge",
         "-p", json.dumps({"metadata": {"finalizers": []}}),
