@@ -42,14 +42,19 @@ class Spaces:
     monitoring: str
 
 
-def _render(spaces: Spaces, replicas: int) -> list[dict[str, Any]]:
+def _render(spaces: Spaces, replicas: int, server: str | None = None) -> list[dict[str, Any]]:
     """The objects the deployer relies on, from the program's render of a two-model stack."""
     config = {
         "mlops:secret_seed": SEED,
         "mlops:namespaces": json.dumps({"serving": spaces.serving, "monitoring": spaces.monitoring}),
         "mlops:models": json.dumps(
             [
-                {"name": "credit-default", "registered_model": "Credit Default", "replicas": replicas},
+                {
+                    "name": "credit-default",
+                    "registered_model": "Credit Default",
+                    "replicas": replicas,
+                    **({"server": server} if server else {}),
+                },
                 {"name": "churn", "registered_model": "churn", "project": "retention"},
             ]
         ),
@@ -229,7 +234,12 @@ def test_the_deployer_creates_patches_and_cannot_delete_the_model_and_gc_removes
     assert patched["metadata"]["ownerReferences"] == model["metadata"]["ownerReferences"]
     assert deployer.serving_version("credit-default") == "2"
 
-    # The stack changed the replicas: the owner is updated in place and the deployer follows it.
+    # The stack changed the replicas and pinned a Server: the owner is updated in place and the deployer
+    # follows it; unpinned again, the Model's server goes (a merge patch's null).
+    _apply(engine_cluster, _render(spaces, replicas=3, server="mlserver-mlflow"))
+    deployer.ensure("credit-default", "Credit Default", "2")
+    pinned = _get(engine_cluster, spaces, "models.mlops.seldon.io", "credit-default")
+    assert pinned is not None and pinned["spec"]["server"] == "mlserver-mlflow"
     _apply(engine_cluster, _render(spaces, replicas=3))
     resized_owner = _get(engine_cluster, spaces, "configmap", "mlops-model-credit-default")
     assert resized_owner is not None and resized_owner["metadata"]["uid"] == owner["metadata"]["uid"]
@@ -237,6 +247,7 @@ def test_the_deployer_creates_patches_and_cannot_delete_the_model_and_gc_removes
     assert (resized.changed, resized.detail.get("patched")) == (False, True)
     after_resize = _get(engine_cluster, spaces, "models.mlops.seldon.io", "credit-default")
     assert after_resize is not None and after_resize["spec"]["replicas"] == 3
+    assert "server" not in after_resize["spec"]
 
     # The monitor's account cannot delete a Model (nor read any other ConfigMap of the namespace).
     from kubernetes import client
