@@ -943,10 +943,11 @@ class ModelDeploymentSettings(_Strict):
     """A model the platform serves and watches, declared by MLflow registered model and alias only.
 
     The alias is resolved at run time, never here: the loop's deployer creates (and patches) the Seldon
-    ``Model`` when the alias resolves (DESIGN: the loop). Until that deployer exists, a declaration renders
-    what the monitor and the alert rules read (its ``models.json`` entry, rule group and dashboard) and no
-    Seldon ``Model``; the program logs that for each model. A version or an artifact URI in the stack would
-    pin what the registry moves, so both are refused.
+    ``Model`` when the alias resolves (DESIGN: the loop). A declaration renders the model's owner object (a
+    ConfigMap ``mlops-model-<name>`` in the serving namespace: what the deployer reads, and what the
+    ``Model`` is garbage-collected with) and what the monitor and the alert rules read (its ``models.json``
+    entry, rule group and dashboard). A version or an artifact URI in the stack would pin what the registry
+    moves, so both are refused.
     """
 
     name: ModelName = Field(description="Deployment name (Model CR name), at most 40 characters.")
@@ -959,7 +960,9 @@ class ModelDeploymentSettings(_Strict):
     memory: Quantity = Field("1Gi", description="Memory the scheduler reserves on the Server for this model.")
     thresholds: Thresholds = Field(default_factory=Thresholds)
     project: KubernetesName | None = Field(
-        None, description="Project the model belongs to: its policy overrides (mlops:policy.projects) apply."
+        None,
+        description="The project (team) owning the model: its Seldon Model is labelled with it and its "
+        "policy overrides (mlops:policy.projects) apply.",
     )
     label_column: str = Field("label", min_length=1, description="Label column the model's pipeline reads.")
     pipeline_arguments: dict[str, str | int | float | bool] = Field(

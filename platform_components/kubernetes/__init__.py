@@ -1,6 +1,7 @@
 """Pulumi ComponentResources for the Kubernetes target (imports Pulumi: load only from Pulumi programs)."""
 
 from platform_components.kubernetes.cluster import Cluster, ClusterArgs
+from platform_components.kubernetes.deployer_access import ModelDeployerAccess, ModelDeployerAccessArgs
 from platform_components.kubernetes.kfp import KubeflowPipelines, KubeflowPipelinesArgs
 from platform_components.kubernetes.mlflow import MlflowServer, MlflowServerArgs
 from platform_components.kubernetes.model import ModelDeployment, ModelDeploymentArgs
@@ -21,6 +22,8 @@ __all__ = [
     "MonitoringArgs",
     "MlopsPlatform",
     "MlopsPlatformArgs",
+    "ModelDeployerAccess",
+    "ModelDeployerAccessArgs",
     "SeldonServing",
     "SeldonServingArgs",
 ]

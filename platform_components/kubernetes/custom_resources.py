@@ -1,4 +1,7 @@
-"""One typed builder per custom-resource kind (Seldon Model and Server, Prometheus Operator kinds).
+"""One typed builder per custom-resource kind (Seldon Server, Prometheus Operator kinds).
+
+The Seldon ``Model``'s builder is ``platform_components.seldon_models.seldon_model``: the loop's deployer
+creates Models, Pulumi does not, and that module needs no Pulumi.
 
 Builders return plain dicts (``apiVersion``, ``kind``, ``metadata``, ``spec``): tested without Pulumi and
 turned into ``apiextensions.CustomResource`` by ``create``. Field names follow the upstream CRDs:
@@ -17,36 +20,6 @@ import pulumi_kubernetes as k8s
 
 SELDON_API = "mlops.seldon.io/v1alpha1"
 MONITORING_API = "monitoring.coreos.com/v1"
-
-
-def seldon_model(
-    name: str,
-    namespace: str,
-    *,
-    storage_uri: str,
-    replicas: int,
-    memory: str,
-    server: str | None,
-    secret_name: str | None,
-    labels: Mapping[str, str],
-) -> dict[str, Any]:
-    """A Seldon Core 2 ``Model`` serving an MLflow model folder on an MLServer with the mlflow capability."""
-    spec: dict[str, Any] = {
-        "storageUri": storage_uri,
-        "requirements": ["mlflow"],
-        "replicas": replicas,
-        "memory": memory,
-    }
-    if server:
-        spec["server"] = server
-    if secret_name:
-        spec["secretName"] = secret_name  # rclone config for the private artifact store
-    return {
-        "apiVersion": SELDON_API,
-        "kind": "Model",
-        "metadata": {"name": name, "namespace": namespace, "labels": dict(labels)},
-        "spec": spec,
-    }
 
 
 #: Container securityContext that meets Pod Security "restricted" (allowPrivilegeEscalation, capabilities,

@@ -155,6 +155,11 @@ class MlflowServerArgs:
     extra_depends_on: list[pulumi.Resource] = field(default_factory=list)
 
 
+def artifacts_destination(bucket: str) -> str:
+    """The server's ``--artifacts-destination``: proxied ``mlflow-artifacts:/<path>`` is ``s3://<bucket>/<path>``."""
+    return f"s3://{bucket}/"
+
+
 class MlflowServer(pulumi.ComponentResource):
     """``mlflow server`` behind basic-auth (fail-closed, NO_PERMISSIONS default), ``--serve-artifacts``,
     ``--allowed-hosts`` set, on PostgreSQL, with an S3 artifact store; probes, PDB, NetworkPolicies and a
@@ -539,7 +544,7 @@ class MlflowServer(pulumi.ComponentResource):
                 # the environment; as an argument the password would show in /proc/<pid>/cmdline and ps.
                 "--serve-artifacts",
                 "--artifacts-destination",
-                f"s3://{settings.artifact_store.bucket}/",
+                artifacts_destination(settings.artifact_store.bucket),
                 "--app-name",
                 "basic-auth",
                 "--allowed-hosts",

@@ -1,14 +1,19 @@
-"""ModelDeployment: one declared model (registered model + alias), its alerts and dashboard as data.
+"""ModelDeployment: one declared model (registered model + alias) and its owner object; alerts as data.
 
-A model is declared by registered model and alias only. The Seldon ``Model`` belongs to the loop's deployer,
-which creates it when the alias resolves (DESIGN: the loop); that deployer does not exist yet, so this
-component renders the declaration (what the monitor and the alert rules read) and no ``Model``, and logs so.
+A model is declared by registered model and alias only. The Seldon ``Model`` belongs to the loop's deployer
+(``platform_components.loop.seldon``), which creates it when the alias resolves, with an ownerReference to
+the owner object Pulumi declares here: a ConfigMap ``mlops-model-<name>`` in the serving namespace holding
+what the deployer needs (``platform_components.seldon_models``). Removing the model from the stack, or
+``pulumi destroy``, deletes the owner and the garbage collector deletes the ``Model``. The provider updates
+a ConfigMap in place (``enable_config_map_mutable`` in cluster.py), so a changed replica count or memory
+keeps the owner's UID and the Model with it.
 
 Speed rule (issue 2): each model adds at most 3 Pulumi resources. Measured under mocks (pulumi 3.272):
-per-model registration cost grows with the total resource count, so a model here is 1 resource (this
-component). Its PrometheusRule group, Grafana dashboard and monitor entry are pure data that ``Monitoring``
-packs into shared, sharded objects (``rules_per_object`` / ``dashboards_per_config_map`` models per object);
-one PodMonitor scrapes every server.
+per-model registration cost grows with the total resource count, so a model here is 2 resources (this
+component and its owner ConfigMap). Its PrometheusRule group, Grafana dashboard and monitor entry are pure
+data that ``Monitoring`` packs into shared, sharded objects (``rules_per_object`` /
+``dashboards_per_config_map`` models per object); one PodMonitor scrapes every server; one Role per serving
+namespace (``deployer_access.py``) lets the deployer read every owner.
 """
 
 from __future__ import annotations
@@ -18,10 +23,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import pulumi
+import pulumi_kubernetes as k8s
 
 from platform_components.kubernetes import seldon_metrics
-from platform_components.kubernetes.base import TOKEN_PREFIX
+from platform_components.kubernetes.base import TOKEN_PREFIX, child
 from platform_components.kubernetes.custom_resources import AlertRule
+from platform_components.seldon_models import ModelOwner, owner_config_map
 from platform_components.settings import ModelDeploymentSettings, PolicySettings
 
 RUNBOOK = "https://github.com/mlops-platform/mlops-platform/blob/main/docs/runbooks.md"
@@ -32,22 +39,43 @@ class ModelDeploymentArgs:
     """Arguments of ``ModelDeployment``.
 
     Attributes:
-        settings: name, registered model, alias, server, replicas, memory, thresholds.
-        namespace: the serving namespace (Seldon runtime) the deployer will create the ``Model`` in.
+        settings: name, registered model, alias, server, replicas, memory, project, thresholds.
+        namespace: the serving namespace (Seldon runtime): the owner object and the deployer's ``Model``.
         storage_secret: rclone Secret for the artifact store (the deployer's ``Model`` names it).
-        depends_on: Seldon CRDs release, runtime and Servers (kept for the deployer's owner object).
+        artifacts_destination: the MLflow server's ``--artifacts-destination`` (``s3://<bucket>/``): where
+            the deployer finds a version's ``mlflow-artifacts:`` files.
+        depends_on: Seldon's CRDs release and runtime (its operator's release before it). The owner is
+            created after them and, on ``pulumi destroy``, deleted before them: its deletion waits for the
+            Model, which needs the operator to remove its finalizer (``seldon_models.seldon_model``).
     """
 
     settings: ModelDeploymentSettings
     namespace: str
     storage_secret: str | None
-    depends_on: tuple[pulumi.Resource, ...] = ()
+    artifacts_destination: str
+    depends_on: tuple[pulumi.Resource | None, ...] = ()
+
+
+def model_owner(args: ModelDeploymentArgs) -> ModelOwner:
+    """What the owner object holds for one declared model."""
+    settings = args.settings
+    return ModelOwner(
+        model=settings.name,
+        registered_model=settings.registered_model,
+        alias=settings.alias,
+        replicas=settings.replicas,
+        memory=settings.memory,
+        artifacts_destination=args.artifacts_destination,
+        server=settings.server,
+        project=settings.project,
+        storage_secret=args.storage_secret,
+    )
 
 
 class ModelDeployment(pulumi.ComponentResource):
     """A model declaration: the registered MLflow model and the alias the platform serves and watches.
 
-    It creates no Seldon ``Model``: the loop's deployer will, once the alias resolves (a later issue). The
+    Its one child is the owner object of the model's Seldon ``Model`` (which the deployer creates). The
     monitor entry, rule group and dashboard of the model are built by ``Monitoring`` from the same settings.
     """
 
@@ -59,6 +87,14 @@ class ModelDeployment(pulumi.ComponentResource):
     ) -> None:
         super().__init__(f"{TOKEN_PREFIX}:ModelDeployment", name, None, opts)
         settings = args.settings
+        body = owner_config_map(model_owner(args), args.namespace)
+        # metadata.name is set: the deployer finds the owner by the model's name.
+        k8s.core.v1.ConfigMap(
+            f"{name}-owner",
+            metadata=body["metadata"],
+            data=body["data"],
+            opts=child(self, list(args.depends_on)),
+        )
         # Plain values: 1,000+ models, and an Output per attribute costs registration time for nothing.
         self.model_name = settings.name
         self.inference_path = f"/v2/models/{settings.name}/infer"

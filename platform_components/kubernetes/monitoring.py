@@ -28,10 +28,19 @@ from platform_components.kubernetes.model import (
     rule_group,
 )
 from platform_components.kubernetes.naming import labels, selector
+from platform_components.policies._core import EXCEPTION_ANNOTATION, EXCEPTION_REASON_ANNOTATION
 from platform_components.settings import ModelDeploymentSettings, MonitoringSettings, PolicySettings
 
 GRAFANA_SECRET = "grafana-admin"
 MONITOR_PORT = 8090
+#: The monitor's ServiceAccount; the loop's deployer runs as it (deployer_access.py grants its rights).
+MONITOR_SERVICE_ACCOUNT = "model-monitor"
+#: Why the monitor's pod mounts its token (the SERVICE-ACCOUNT-TOKEN policy's exception reason).
+MONITOR_TOKEN_REASON = (
+    "The loop's deployer runs in the monitor and calls the Kubernetes API as this ServiceAccount to create "
+    "and patch Seldon Models; its Role (mlops-model-deployer) allows only that and get on the models' owner "
+    "ConfigMaps, in the serving namespace"
+)
 RELEASE_NAME = "kps"
 # The monitor reads models.json once, at start: a changed declaration (a threshold, a new model) restarts it.
 MODELS_CHECKSUM_ANNOTATION = "mlops.platform/models-checksum"
@@ -316,7 +325,7 @@ class Monitoring(pulumi.ComponentResource):
             },
             opts,
         )
-        service_account(self, "monitor", "model-monitor", namespace, opts)
+        service_account(self, "monitor", MONITOR_SERVICE_ACCOUNT, namespace, opts)
         pod_labels = labels("model-monitor", name)
         server = pods.container(
             "monitor",
@@ -351,20 +360,24 @@ class Monitoring(pulumi.ComponentResource):
         template = pods.pod_template(
             pod_labels,
             [server],
-            service_account="model-monitor",
+            service_account=MONITOR_SERVICE_ACCOUNT,
             volumes=[
                 pods.empty_dir("tmp", size_limit="2Gi"),
                 {"name": "config", "configMap": {"name": "model-monitor"}},
             ],
         )
         template["metadata"]["annotations"] = {
-            MODELS_CHECKSUM_ANNOTATION: hashlib.sha256(models_json.encode()).hexdigest()[:16]
+            MODELS_CHECKSUM_ANNOTATION: hashlib.sha256(models_json.encode()).hexdigest()[:16],
+            EXCEPTION_ANNOTATION: "SERVICE-ACCOUNT-TOKEN",
+            EXCEPTION_REASON_ANNOTATION: MONITOR_TOKEN_REASON,
         }
         if pipeline_text is not None:
             # The monitor reads the pipeline's inputs at start: a recompiled pipeline restarts it too.
             template["metadata"]["annotations"][PIPELINE_CHECKSUM_ANNOTATION] = hashlib.sha256(
                 pipeline_text.encode()
             ).hexdigest()[:16]
+        # The deployer's in-cluster client reads the token the kubelet mounts (loop/seldon.py).
+        template["spec"]["automountServiceAccountToken"] = True
         k8s.apps.v1.StatefulSet(
             f"{name}-monitor",
             metadata={"name": "model-monitor", "namespace": namespace, "labels": pod_labels},
@@ -418,6 +431,8 @@ class Monitoring(pulumi.ComponentResource):
                     ([pods.namespace_selector(args.mlflow_namespace)], [5000, 8333]),
                     ([pods.namespace_selector(args.serving_namespace)], [80, 9000]),
                     ([pods.namespace_selector(args.kfp_namespace)], [8888]),
+                    # The deployer calls the API server (Seldon Models, owner ConfigMaps).
+                    ([pods.outside_cluster()], [443, 6443]),
                 ],
             ),
             opts,

@@ -10,10 +10,21 @@ from pydantic import SecretStr
 from platform_components import images
 from platform_components.kubernetes.base import TOKEN_PREFIX, namespace
 from platform_components.kubernetes.cluster import Cluster, ClusterArgs
+from platform_components.kubernetes.deployer_access import ModelDeployerAccess, ModelDeployerAccessArgs
 from platform_components.kubernetes.kfp import KubeflowPipelines, KubeflowPipelinesArgs, kfp_credentials
-from platform_components.kubernetes.mlflow import MlflowCredentials, MlflowServer, MlflowServerArgs
+from platform_components.kubernetes.mlflow import (
+    MlflowCredentials,
+    MlflowServer,
+    MlflowServerArgs,
+    artifacts_destination,
+)
 from platform_components.kubernetes.model import ModelDeployment, ModelDeploymentArgs
-from platform_components.kubernetes.monitoring import MONITOR_PORT, Monitoring, MonitoringArgs
+from platform_components.kubernetes.monitoring import (
+    MONITOR_PORT,
+    MONITOR_SERVICE_ACCOUNT,
+    Monitoring,
+    MonitoringArgs,
+)
 from platform_components.kubernetes.naming import derive_credential
 from platform_components.kubernetes.seldon import RCLONE_SECRET, SeldonServing, SeldonServingArgs
 from platform_components.settings import ArtifactStoreMode, PlatformSettings
@@ -187,20 +198,32 @@ class MlopsPlatform(pulumi.ComponentResource):
             shown = ", ".join(f"{m.name} ({m.registered_model}@{m.alias})" for m in settings.models[:5])
             more = f" and {len(settings.models) - 5} more" if len(settings.models) > 5 else ""
             pulumi.log.info(
-                f"{len(settings.models)} model(s) declared: {shown}{more}. No Seldon Model is created: "
-                f"the loop's deployer creates it when the alias resolves (monitor entry and alerts are "
-                f"rendered)",
+                f"{len(settings.models)} model(s) declared: {shown}{more}. Each gets an owner object "
+                f"(ConfigMap mlops-model-<name> in {spaces.serving}); the loop's deployer creates its Seldon "
+                f"Model when the alias resolves",
                 resource=self,
             )
-        # Models are the hot path (1,000+): a shared options object, 1 resource each (see model.py).
+        # Models are the hot path (1,000+): a shared options object, 2 resources each (see model.py).
         model_opts = pulumi.ResourceOptions(parent=self, providers=[cluster.provider])
+        destination = artifacts_destination(store.bucket)
         model_dependencies = tuple(serving.ready)
         for model in settings.models:
             ModelDeployment(
                 f"{name}-model-{model.name}",
-                ModelDeploymentArgs(model, spaces.serving, RCLONE_SECRET, model_dependencies),
+                ModelDeploymentArgs(model, spaces.serving, RCLONE_SECRET, destination, model_dependencies),
                 model_opts,
             )
+        # Every model is served in the shared serving namespace today; one Role per serving namespace.
+        ModelDeployerAccess(
+            f"{name}-model-deployer",
+            ModelDeployerAccessArgs(
+                namespace=spaces.serving,
+                models=tuple(model.name for model in settings.models),
+                service_account=MONITOR_SERVICE_ACCOUNT,
+                service_account_namespace=spaces.monitoring,
+            ),
+            pulumi.ResourceOptions.merge(on_cluster, pulumi.ResourceOptions(depends_on=created)),
+        )
         self.tracking_uri = mlflow.tracking_uri
         self.pipelines_url = pipelines.api_url
         self.inference_url = serving.inference_url

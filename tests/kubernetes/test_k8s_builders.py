@@ -11,7 +11,7 @@ import pytest
 from pulumi_fixtures import config_for, render_program  # noqa: F401
 
 from platform_components.errors import ConfigError
-from platform_components.kubernetes import custom_resources, pods
+from platform_components.kubernetes import pods
 from platform_components.kubernetes.model import alert_rules, dashboard, rule_group
 from platform_components.kubernetes.naming import derive_credential, labels, object_name, selector
 from platform_components.render import kubernetes_objects
@@ -59,26 +59,6 @@ def test_network_policy_rules_without_ports_mean_every_port() -> None:
     policy = pods.allow_policy("p", "ns", {"a": "b"}, egress=[([{"podSelector": {}}], [])])
     assert policy["spec"]["egress"] == [{"to": [{"podSelector": {}}]}]
     assert pods.outside_cluster()["ipBlock"]["except"] == ["169.254.169.254/32"]
-
-
-def test_seldon_model_builder_sets_the_fields_seldon_reads() -> None:
-    body = custom_resources.seldon_model(
-        "credit",
-        "seldon",
-        storage_uri="s3://b/m",
-        replicas=2,
-        memory="1Gi",
-        server=None,
-        secret_name=None,
-        labels={},
-    )
-    assert body["apiVersion"] == "mlops.seldon.io/v1alpha1" and body["kind"] == "Model"
-    assert body["spec"] == {
-        "storageUri": "s3://b/m",
-        "requirements": ["mlflow"],
-        "replicas": 2,
-        "memory": "1Gi",
-    }
 
 
 def model_settings(**thresholds: Any) -> ModelDeploymentSettings:

@@ -57,6 +57,7 @@ def test_every_resource_is_a_child_of_the_platform(dev_render: Any) -> None:
             "SeldonServing",
             "Monitoring",
             "ModelDeployment",
+            "ModelDeployerAccess",
         )
     }
     for resource in dev_render.resources:
@@ -84,7 +85,13 @@ def test_every_pod_template_is_restricted_with_requests_limits_and_probes(dev_re
         where = f"{obj['kind']}/{obj['metadata']['name']}"
         assert spec["securityContext"]["runAsNonRoot"] is True, where
         assert spec["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault", where
-        assert spec["automountServiceAccountToken"] is False, where
+        # Only the monitor calls the API server (the loop's deployer), and its pod says why.
+        if where == "StatefulSet/model-monitor":
+            annotations = obj["spec"]["template"]["metadata"]["annotations"]
+            assert spec["automountServiceAccountToken"] is True, where
+            assert annotations["mlops.platform/policy-exception"] == "SERVICE-ACCOUNT-TOKEN", where
+        else:
+            assert spec["automountServiceAccountToken"] is False, where
         assert spec["serviceAccountName"] not in ("", "default"), where
         for volume in spec.get("volumes", []):
             assert set(volume) - {"name"} <= {"emptyDir", "secret", "configMap", "persistentVolumeClaim"}, (
@@ -300,30 +307,42 @@ def test_settings_errors_name_the_key_under_the_program(render_program: Any) -> 
         render_program(config_for(mlflow={"replicas": "many"}))
 
 
-def test_model_deployment_component_declares_the_model_and_creates_no_seldon_model(pulumi_mocks: Any) -> None:
+def test_model_deployment_component_declares_the_model_and_its_owner_object_and_no_seldon_model(
+    pulumi_mocks: Any,
+) -> None:
     settings = ModelDeploymentSettings(name="credit-default", registered_model="credit-default")
 
     paths: list[str] = []
 
     @pulumi.runtime.test
     def build() -> pulumi.Output[Any]:
-        deployment = ModelDeployment("credit", ModelDeploymentArgs(settings, "seldon", "rclone"))
+        deployment = ModelDeployment(
+            "credit", ModelDeploymentArgs(settings, "seldon", "rclone", "s3://mlflow-artifacts/")
+        )
         paths.append(deployment.inference_path)
         return deployment.urn  # the decorator awaits this and every outstanding registration
 
     build()
     assert paths == ["/v2/models/credit-default/infer"]
-    assert [args.typ for args in pulumi_mocks.resources] == ["mlops:platform:ModelDeployment"]
+    assert [args.typ for args in pulumi_mocks.resources] == [
+        "mlops:platform:ModelDeployment",
+        "kubernetes:core/v1:ConfigMap",
+    ]
+    owner = pulumi_mocks.resources[1].inputs
+    assert owner["metadata"]["name"] == "mlops-model-credit-default"
+    assert owner["metadata"]["namespace"] == "seldon"
 
 
-def test_the_platform_says_no_seldon_model_is_created(
+def test_the_platform_says_each_model_gets_an_owner_object(
     render_program: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     messages: list[str] = []
     monkeypatch.setattr(pulumi.log, "info", lambda message, *args, **kwargs: messages.append(message))
     render_program(config_for(models=[model("credit-default")]))
     assert any(
-        "No Seldon Model is created" in message and "credit-default@champion" in message
+        "owner object" in message
+        and "credit-default@champion" in message
+        and "deployer creates its Seldon Model" in message
         for message in messages
     )
 
