@@ -346,6 +346,9 @@ class Monitoring(pulumi.ComponentResource):
                 args.tracking_uri,
                 "--check-interval",
                 str(monitor.check_interval_seconds),
+                # The round's deployer creates and patches each model's Seldon Model there.
+                "--serving-namespace",
+                args.serving_namespace,
                 *retrain_args,
             ],  # fmt: skip
             ports={"http": MONITOR_PORT},

@@ -139,6 +139,7 @@ def test_the_rendered_flags_build_a_retrainer_that_submits_the_mounted_ir(
     with KfpApiFake() as fake:
         args[args.index("--kfp-host") + 1] = fake.host
         arguments = parser().parse_args(args)
+        monkeypatch.setenv("MLOPS_MONITOR_MODELS", str(tmp_path / "models.json"))  # as the pod's env says
         _, retrain = startup_config(arguments)
         assert retrain is not None
         assert (retrain.pipeline, retrain.experiment) == (str(tmp_path / "pipeline.yaml"), "credit-retrain")
