@@ -259,14 +259,20 @@ def test_polling_a_run_the_server_does_not_have_is_failed_and_an_outage_keeps_it
     assert "cannot reach the KFP API" in outage.detail["error"]
 
 
-def test_the_golden_example_ir_gets_only_what_it_declares_and_its_gate_rows_are_noted(
+def test_the_golden_example_ir_gets_what_it_declares_with_its_gate_rows(
     kfp_api: KfpApiFake, tmp_path: Path, tracking_uri: str
 ) -> None:
     retrainer = retrainer_for(kfp_api, GOLDEN_IR, tracking_uri)
     started = retrainer.start(request_for(16))
     parameters = kfp_api.state.runs[started.run_id].runtime_config.parameters
-    assert set(parameters) == {"training_data_path", "promotion_margin", "tracking_uri", "model_name"}
-    assert started.detail["gate_data_path"] is None and "gate_note" in started.detail
+    assert set(parameters) == {
+        "training_data_path",
+        "gate_data_path",
+        "promotion_margin",
+        "tracking_uri",
+        "model_name",
+    }
+    assert parameters["gate_data_path"].startswith("runs:/") and "gate_note" not in started.detail
 
 
 @pytest.mark.parametrize(
