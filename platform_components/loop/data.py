@@ -18,6 +18,7 @@ training rows: the promotion gate compares challenger and champion on the world 
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +39,10 @@ class Waiting:
     reason: str
     rows: int
     selection: Mapping[str, Any]
+
+
+def _when(event_time: float) -> str:
+    return dt.datetime.fromtimestamp(event_time, tz=dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def labelled_rows(
@@ -101,9 +106,9 @@ def select(
             rows = since
         elif now - change_at < policy.max_wait_for_rows:
             return Waiting(
-                f"{len(since)} labelled rows since the change at {change_at:.0f}, fewer than "
+                f"{len(since)} labelled rows since the change at {_when(change_at)}, fewer than "
                 f"min_training_rows={policy.min_training_rows}; waiting up to max_wait_for_rows="
-                f"{policy.max_wait_for_rows:.0f}s for more",
+                f"{policy.max_wait_for_rows / 86400:g}d for more",
                 len(since),
                 selection,
             )
@@ -114,7 +119,8 @@ def select(
         selection["mode"] = "recent"
     if len(rows) < policy.min_training_rows:
         return Waiting(
-            f"{len(rows)} labelled rows in the last max_training_window={policy.max_training_window:.0f}s, "
+            f"{len(rows)} labelled rows in the last max_training_window="
+            f"{policy.max_training_window / 86400:g}d, "
             f"fewer than min_training_rows={policy.min_training_rows}",
             len(rows),
             selection,

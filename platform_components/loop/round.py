@@ -237,6 +237,8 @@ class Loop:
         )
         outcome.decision = decision = decide(state)
         outcome.decision_id, outcome.retrain = self._act(entry, decision, windows, clock)
+        if outcome.retrain and outcome.retrain.get("rollout"):
+            outcome.version = outcome.retrain["rollout"]["version"]  # promoted and served this round
         if self.log_to_mlflow:
             outcome.monitoring_run_id = self._log(entry, outcome.result, decision)
         return outcome
