@@ -8,27 +8,12 @@ from pathlib import Path
 import psutil
 import pytest
 from click.testing import CliRunner
-from processes import find_free_port
 
 from platform_components.demo import DemoOptions, run_demo
 from platform_components.local.cli import loop_command
 from platform_components.local.platform import LocalPlatform
 
 REPOSITORY = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def free_ports(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The demo reads its ports from MLOPS_* variables: give it free ones (other servers may be running)."""
-    for variable in (
-        "MLOPS_MLFLOW_PORT",
-        "MLOPS_SERVING_HTTP_PORT",
-        "MLOPS_SERVING_GRPC_PORT",
-        "MLOPS_SERVING_METRICS_PORT",
-        "MLOPS_MONITOR_PORT",
-    ):
-        monkeypatch.setenv(variable, str(find_free_port()))
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
 
 
 @pytest.mark.slow
@@ -38,9 +23,8 @@ def test_the_loop_closes_by_itself_drift_then_accuracy_drop_then_retrain_then_re
     options = DemoOptions(
         state_dir=tmp_path / "state",
         project_dir=REPOSITORY / "examples" / "credit_default",
-        days=7,
+        days=9,
         drift_day=9,
-        rows_per_day=500,
         keep=True,  # left running for `mlops loop` below; stopped at the end
     )
     children_before = {child.pid for child in psutil.Process().children(recursive=True)}
