@@ -38,6 +38,9 @@ golden: $(STAMP) ## Rewrite golden files (render, pipeline IR) on purpose; revie
 bench: $(STAMP) ## Run every benchmark and print its table (slow; not part of test)
 	for script in bench/bench_*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
+pipeline-ir: $(STAMP) ## Compile the example's pipeline for mlops:monitoring.monitor.pipeline into build/
+	$(BIN)/mlops pipeline compile examples/credit_default/pipeline.py:credit_default_pipeline --out build/credit_default_pipeline.yaml
+
 REGISTRY ?= ghcr.io/mlops-platform
 
 images: $(STAMP) ## Build the platform's own images for $(REGISTRY) (needs docker, podman or buildah)
