@@ -309,6 +309,8 @@ class Loop:
         self, entry: LoopModel, decision: Decision, windows: Sequence[Mapping[str, Any]], now: float
     ) -> tuple[int | None, dict[str, Any] | None]:
         """Record the decision and, when it says retrain, start one. Returns (decision id, retrain info)."""
+        if decision.action is Action.NONE:
+            return None, None
         window_start = max((float(result["window_start"]) for result in windows), default=None)
         evidence = {
             **decision.evidence,
@@ -316,32 +318,29 @@ class Loop:
             "blocked_by": decision.blocked_by,
             "policy": entry.policy.model_dump(),
         }
-        if decision.action is Action.NONE:
-            return None, None
+
+        def record(action: Action, outcome: str, **extra: Any) -> int:
+            return self.store.record_decision(
+                entry.name,
+                decision.version,
+                action=action.value,
+                reasons=decision.reasons,
+                evidence={**evidence, **extra},
+                outcome=outcome,
+                decided_at=now,
+            )
+
         if decision.action is not Action.RETRAIN:
             if self._is_repeat(entry.name, decision, window_start):
                 return None, None
-            outcome = (
-                "champion_kept" if decision.action is Action.INCIDENT else f"blocked: {decision.blocked_by}"
-            )
             if decision.action is Action.INCIDENT:
                 broken = decision.evidence["quality"]["broken_features"]
                 self._say(
                     f"{entry.name}: data-quality incident, champion kept, no retrain on broken rows: "
                     + "; ".join(f"{name}: {why}" for name, why in broken.items())
                 )
-            return (
-                self.store.record_decision(
-                    entry.name,
-                    decision.version,
-                    action=decision.action.value,
-                    reasons=decision.reasons,
-                    evidence=evidence,
-                    outcome=outcome,
-                    decided_at=now,
-                ),
-                None,
-            )
+                return record(decision.action, "champion_kept"), None
+            return record(decision.action, f"blocked: {decision.blocked_by}"), None
         policy = entry.policy
         all_windows = self.store.results(entry.name, since=now - policy.max_training_window)
         chosen = training_data.select(
@@ -354,63 +353,28 @@ class Loop:
             label_column=entry.label_column,
         )
         if isinstance(chosen, training_data.Waiting):
-            waiting = Decision(
-                decision.model,
-                decision.version,
-                Action.SUPPRESSED,
-                decision.reasons,
-                "waiting_for_rows",
-                decision.change_at,
-                decision.evidence,
-            )
+            info = {"state": "waiting_for_rows", "reason": chosen.reason}
+            waiting = dataclasses.replace(decision, action=Action.SUPPRESSED, blocked_by="waiting_for_rows")
             if self._is_repeat(entry.name, waiting, window_start):
-                return None, {"state": "waiting_for_rows", "reason": chosen.reason}
-            decision_id = self.store.record_decision(
-                entry.name,
-                decision.version,
-                action=Action.SUPPRESSED.value,
-                reasons=decision.reasons,
-                evidence={**evidence, "blocked_by": "waiting_for_rows", "selection": dict(chosen.selection)},
-                outcome="waiting_for_rows",
-                decided_at=now,
+                return None, info
+            selection = dict(chosen.selection)
+            return (
+                record(
+                    Action.SUPPRESSED, "waiting_for_rows", blocked_by="waiting_for_rows", selection=selection
+                ),
+                info,
             )
-            return decision_id, {"state": "waiting_for_rows", "reason": chosen.reason}
         evidence["selection"] = dict(chosen.selection)
         if self.retrainer is None:
+            info = {"state": RetrainState.NOT_STARTED.value, "reason": "no pipeline runner"}
             if self._is_repeat(entry.name, decision, window_start):
-                return None, {"state": RetrainState.NOT_STARTED.value, "reason": "no pipeline runner"}
-            decision_id = self.store.record_decision(
-                entry.name,
-                decision.version,
-                action=Action.RETRAIN.value,
-                reasons=decision.reasons,
-                evidence=evidence,
-                outcome="no pipeline runner configured",
-                decided_at=now,
-            )
-            return decision_id, {"state": RetrainState.NOT_STARTED.value, "reason": "no pipeline runner"}
+                return None, info
+            return record(Action.RETRAIN, "no pipeline runner configured"), info
         if not self.store.acquire_lease(
             entry.name, self.holder, ttl_seconds=policy.lease_ttl_seconds, now=time.time()
         ):
-            decision_id = self.store.record_decision(
-                entry.name,
-                decision.version,
-                action=Action.RETRAIN.value,
-                reasons=decision.reasons,
-                evidence={**evidence, "blocked_by": "retrain_in_progress"},
-                outcome="refused",
-                decided_at=now,
-            )
-            return decision_id, {"state": "refused"}
-        decision_id = self.store.record_decision(
-            entry.name,
-            decision.version,
-            action=Action.RETRAIN.value,
-            reasons=decision.reasons,
-            evidence=evidence,
-            outcome="started",
-            decided_at=now,
-        )
+            return record(Action.RETRAIN, "refused", blocked_by="retrain_in_progress"), {"state": "refused"}
+        decision_id = record(Action.RETRAIN, "started")
         request = RetrainRequest(
             model=entry.name,
             registered_model=entry.registered_model,

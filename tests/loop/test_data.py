@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from platform_components.loop.data import Waiting, broken_spans, select
-from platform_components.serving.predlog import PredictionRecord
 from platform_components.monitoring.store import MonitorStore
+from platform_components.serving.predlog import PredictionRecord
 from platform_components.settings import LoopPolicy
 
 DAY = 86400.0

@@ -17,9 +17,6 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
-from processes import find_free_port, stop_process_tree, wait_healthy
-
-from platform_components.errors import ConfigError
 from platform_components.monitoring.fleet import (
     MODELS_ENV,
     NO_RUNNER,
@@ -32,8 +29,11 @@ from platform_components.monitoring.fleet import (
     performance_floor,
     policy_config,
 )
-from platform_components.monitoring.monitor import MonitorConfig
 from platform_components.monitoring.policy import PolicyConfig, PolicyState, RetrainRequest, decide
+from processes import find_free_port, stop_process_tree, wait_healthy
+
+from platform_components.errors import ConfigError
+from platform_components.monitoring.monitor import MonitorConfig
 
 REPO = Path(__file__).resolve().parents[2]
 SERVED = "cd-prod"  # the Seldon Model's name: the prediction log's and the metrics' `model`

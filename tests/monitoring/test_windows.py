@@ -21,9 +21,9 @@ from platform_components.monitoring.monitor import (
     run_check,
     window_bounds,
 )
-from platform_components.serving.predlog import PredictionRecord
 from platform_components.monitoring.profile import ReferenceProfile, build_reference_profile
 from platform_components.monitoring.store import MonitorStore
+from platform_components.serving.predlog import PredictionRecord
 
 DAY = 86_400.0
 DAY0 = 20_000 * DAY  # 2024-10-04 00:00 UTC, a window boundary for daily windows

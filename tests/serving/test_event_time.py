@@ -10,8 +10,8 @@ import pytest
 from mlserver.types import InferenceRequest, Parameters
 from upstream_facts import fact
 
-from platform_components.serving.predlog import read_records
 from platform_components.serving.client import InferenceClient, InferenceFailed, encode_request
+from platform_components.serving.predlog import read_records
 from platform_components.serving.validation import (
     EVENT_TIME_PARAMETER,
     MAX_EVENT_TIME_AHEAD_SECONDS,
