@@ -9,14 +9,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
+from registered_model import features, register_version
 
 from platform_components.loop.models import local_model
 from platform_components.loop.round import Loop
-from platform_components.monitoring.profile import build_reference_profile
 from platform_components.monitoring.store import MonitorStore
-from platform_components.monitoring.tracking import MONITORING_RUN_TAG, PROFILE_ARTIFACT
+from platform_components.monitoring.tracking import MONITORING_RUN_TAG
 from platform_components.serving.predlog import PredictionLog, PredictionRecord
 from platform_components.settings import PolicySettings
 
@@ -26,40 +25,10 @@ ORIGIN = 20_000 * DAY  # a whole UTC day in 2024: windows are aligned to it
 pytestmark = pytest.mark.slow  # a real MLflow store: its schema migration alone takes ~10 s
 
 
-def features(rows: int, rng: np.random.Generator, income_shift: float = 0.0) -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "income": rng.normal(50 + income_shift, 10, rows),
-            "age": rng.normal(40, 8, rows),
-            "purpose": rng.choice(["car", "house", "education"], rows),
-        }
-    )
-
-
 @pytest.fixture(scope="module")
 def registered(tmp_path_factory: pytest.TempPathFactory):
     """A tracking store with version 1 of the model, its reference profile and holdout metric."""
-    from mlflow.tracking import MlflowClient
-
-    root = tmp_path_factory.mktemp("mlflow")
-    tracking_uri = f"sqlite:///{root / 'mlflow.db'}"
-    client = MlflowClient(tracking_uri=tracking_uri)
-    experiment_id = client.create_experiment("train", artifact_location=(root / "artifacts").as_uri())
-    run = client.create_run(experiment_id)
-    rng = np.random.default_rng(0)
-    profile = build_reference_profile(
-        features(5_000, rng),
-        numeric=["income", "age"],
-        categorical=["purpose"],
-        prediction_scores=rng.beta(2, 5, 5_000),
-    )
-    client.log_text(run.info.run_id, profile.to_json(), PROFILE_ARTIFACT)
-    client.log_metric(run.info.run_id, "holdout_roc_auc", 0.9)
-    client.set_terminated(run.info.run_id)
-    client.create_registered_model(MODEL)
-    client.create_model_version(MODEL, source=f"{run.info.artifact_uri}/model", run_id=run.info.run_id)
-    client.set_registered_model_alias(MODEL, "champion", "1")
-    return tracking_uri, client
+    return register_version(tmp_path_factory.mktemp("mlflow"), MODEL)
 
 
 def write_days(state_dir: Path, days: range, *, shift_from: int, rows: int = 400) -> None:

@@ -7,14 +7,12 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 from click.testing import CliRunner
+from registered_model import features, register_version
 
 from platform_components.monitoring.cli import monitor_command
-from platform_components.monitoring.profile import build_reference_profile
 from platform_components.monitoring.tracking import (
-    PROFILE_ARTIFACT,
     TrackingError,
     baseline_metric,
     load_reference_profile,
@@ -25,38 +23,10 @@ MODEL = "credit-default"
 pytestmark = pytest.mark.slow  # a real MLflow store: its schema migration alone takes ~10 s
 
 
-def features(rows: int, rng: np.random.Generator, income_shift: float = 0.0) -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "income": rng.normal(50 + income_shift, 10, rows),
-            "age": rng.normal(40, 8, rows),
-            "purpose": rng.choice(["car", "house", "education"], rows),
-        }
-    )
-
-
 @pytest.fixture(scope="module")
 def registered(tmp_path_factory: pytest.TempPathFactory):
     """A tracking store with version 1 of the model, its reference profile and holdout metric."""
-    from mlflow.tracking import MlflowClient
-
-    root = tmp_path_factory.mktemp("mlflow")
-    tracking_uri = f"sqlite:///{root / 'mlflow.db'}"
-    client = MlflowClient(tracking_uri=tracking_uri)
-    experiment_id = client.create_experiment("train", artifact_location=(root / "artifacts").as_uri())
-    run = client.create_run(experiment_id)
-    rng = np.random.default_rng(0)
-    training = features(5_000, rng)
-    profile = build_reference_profile(
-        training, numeric=["income", "age"], categorical=["purpose"], prediction_scores=rng.beta(2, 5, 5_000)
-    )
-    client.log_text(run.info.run_id, profile.to_json(), PROFILE_ARTIFACT)
-    client.log_metric(run.info.run_id, "holdout_roc_auc", 0.9)
-    client.set_terminated(run.info.run_id)
-    client.create_registered_model(MODEL)
-    client.create_model_version(MODEL, source=f"{run.info.artifact_uri}/model", run_id=run.info.run_id)
-    client.set_registered_model_alias(MODEL, "champion", "1")
-    return tracking_uri, client
+    return register_version(tmp_path_factory.mktemp("mlflow"), MODEL)
 
 
 @pytest.fixture
