@@ -19,6 +19,9 @@ Triggers, counted only on windows that end after the last retrain started (what 
 - **settled**: the last retrain trained on rows since a change, and the change is now ``settle_after`` old:
   one more retrain on the larger post-change data, once per change.
 
+Drift alone does not retrain again for a change whose last challenger lost to the champion on the gate rows
+(the champion held on the newest labels); a performance, estimated-performance or age trigger still does.
+
 A **data-quality incident** wins over every trigger: when the latest window has a broken feature (missing
 far more often than in training, out of the training range, unseen categories; ``broken_features``), the
 action is ``incident``: alert, keep the champion, say which feature. Training on those rows would teach
@@ -60,6 +63,7 @@ class LastRetrain:
     decided_at: float
     reasons: tuple[str, ...] = ()
     change_at: float | None = None
+    outcome: str | None = None
 
 
 @dataclass(frozen=True)
@@ -289,6 +293,20 @@ def decide(state: LoopState) -> Decision:
     if change_at is None and last is not None and last.change_at is not None and "age" not in reasons:
         change_at = last.change_at  # the same change is still being recovered from
     evidence["change_at"] = change_at
+    if (
+        reasons == ["drift"]
+        and last is not None
+        and last.outcome == "not_promoted"
+        and last.change_at is not None
+        and change_at == last.change_at
+    ):
+        # The inputs moved, a challenger trained on the rows since the move lost to the champion on the
+        # newest labelled rows, and no label says the champion got worse: drift alone again is the same
+        # evidence, and retraining on it every cool-down would only repeat the verdict.
+        evidence["drift"]["held"] = (
+            "drift alone, after a challenger trained on this change lost to the champion on the gate rows"
+        )
+        reasons = []
 
     blocked_by = None
     if reasons:

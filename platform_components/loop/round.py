@@ -285,6 +285,7 @@ class Loop:
             decided_at=float(row.decided_at),
             reasons=tuple(row.reasons),
             change_at=None if change_at is None else float(change_at),
+            outcome=row.outcome,
         )
 
     def _retrain_in_progress(self, model: str) -> bool:

@@ -262,3 +262,15 @@ def test_broken_features_names_each_broken_feature_and_why() -> None:
     assert set(found) == {"annual_income", "debt_to_income"}
     assert "outside the training range" in found["annual_income"]
     assert "missing 30.0%" in found["debt_to_income"]
+
+
+def test_drift_alone_does_not_retrain_again_after_a_challenger_lost_on_the_same_change() -> None:
+    lost = LastRetrain(decided_at=98.2 * DAY, reasons=("drift",), change_at=96 * DAY, outcome="not_promoted")
+    windows = [window(98.5, 0.5), window(99, 0.5)]
+    held = decide(state(windows, last_retrain=lost))
+    assert held.action is Action.NONE and "held" in held.evidence["drift"]
+    # A label that shows the champion worse still retrains; so does drift after a promoted challenger.
+    worse = decide(state([*windows, window(99.2, 0.5, roc_auc=0.6, labelled=600)], last_retrain=lost))
+    assert worse.action is Action.RETRAIN and "performance" in worse.reasons
+    promoted = LastRetrain(decided_at=98.2 * DAY, reasons=("drift",), change_at=96 * DAY, outcome="promoted")
+    assert decide(state(windows, last_retrain=promoted)).action is Action.RETRAIN
