@@ -41,6 +41,17 @@ KFP_VARIABLES = ("KF_PIPELINES_ENDPOINT", "KF_PIPELINES_UI_ENDPOINT", "KF_PIPELI
 
 def refusal(tmp_path: Path, *flags: str, capsys: pytest.CaptureFixture[str]) -> str:
     """Start the service with ``flags``; it must exit 2 before serving. Returns its stderr."""
+    from platform_components.monitoring import service as monitoring_service
+
+    def started(*_: Any) -> None:
+        raise AssertionError(f"the service started serving with {flags} instead of refusing")
+
+    with pytest.MonkeyPatch.context() as patch:  # a start-up that is not refused fails here, never hangs
+        patch.setattr(monitoring_service, "serve", started)
+        return _refusal(tmp_path, flags, capsys)
+
+
+def _refusal(tmp_path: Path, flags: tuple[str, ...], capsys: pytest.CaptureFixture[str]) -> str:
     argv = [
         "--state-dir",
         str(tmp_path),
@@ -103,6 +114,15 @@ def test_no_models_file_at_all_names_the_flag_and_the_variable(
             ("--kfp-host", "ml-pipeline:8888", "--pipeline", str(GOLDEN_IR)),
             r"--kfp-host: 'ml-pipeline:8888' is not a URL \(mlops:monitoring\.monitor\.kfp_host\)",
         ),
+        (
+            ("--kfp-host", "http://", "--pipeline", str(GOLDEN_IR)),
+            r"--kfp-host: 'http://' is not a URL",
+        ),
+        (
+            # kfp.Client appends /apis/v2beta1 to the host: a path would send every call to a wrong URL.
+            ("--kfp-host", "http://ml-pipeline:8888/apis", "--pipeline", str(GOLDEN_IR)),
+            r"--kfp-host: 'http://ml-pipeline:8888/apis' is not .* without a path",
+        ),
         (("--check-interval", "0"), r"--check-interval: 0.0 must be > 0 seconds"),
         (
             ("--kfp-host", "http://kfp:8888", "--pipeline", str(GOLDEN_IR), "--experiment", " padded"),
@@ -145,6 +165,15 @@ def test_a_pipeline_that_cannot_take_the_rows_stops_start_up(
         capsys=capsys,
     )
     assert f"--pipeline: '{ir}' has no input 'training_data_path'" in err
+
+
+def test_a_serving_namespace_without_a_cluster_stops_start_up_naming_the_flag(
+    tmp_path: Path, good_models: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)  # not in a pod
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-kubeconfig"))
+    err = refusal(tmp_path, "--models", str(good_models), "--serving-namespace", "seldon", capsys=capsys)
+    assert "--serving-namespace: cannot reach the Kubernetes API to serve models in 'seldon'" in err, err
 
 
 def test_the_module_refuses_as_a_process_too(tmp_path: Path) -> None:
