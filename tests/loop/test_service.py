@@ -214,7 +214,8 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         stop_process_tree(process)
 
 
-def register_champion(tracking_uri: str) -> Any:
+@pytest.fixture(scope="module")
+def champion(mlflow_server: str) -> Any:
     """Version 1 of the registered model, logged with the platform helper (signature, reference profile,
     holdout scores, estimator) and made champion; returns the fitted model."""
     import mlflow
@@ -250,7 +251,7 @@ def register_champion(tracking_uri: str) -> Any:
             ("classifier", HistGradientBoostingClassifier(max_iter=60, random_state=0)),
         ]
     ).fit(train[list(FEATURES)], train[LABEL])
-    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_tracking_uri(mlflow_server)
     mlflow.set_experiment(REGISTERED)
     with mlflow.start_run():
         version = log_model_for_platform(
@@ -324,8 +325,8 @@ class Calendar:
     source would: predictions (with the champion's real scores) at event times inside the day, then their
     labels an hour later in event time (the last request's ``last_label_delay`` later)."""
 
-    def __init__(self, base: str, model: Any, start: float) -> None:
-        self.base, self.model, self.start = base, model, start
+    def __init__(self, client: httpx.Client, model: Any, start: float, *, served: str = SERVED) -> None:
+        self.client, self.model, self.start, self.served = client, model, start, served
 
     def post_day(
         self, day: int, data_day: int, *, scenario: str | None, last_label_delay: float = LABEL_DELAY
@@ -339,11 +340,11 @@ class Calendar:
         for index in range(REQUESTS_PER_DAY):
             part = slice(index * ROWS_PER_REQUEST, (index + 1) * ROWS_PER_REQUEST)
             at = self.start + day * DAY + 60.0 + index * 7200.0
-            request_id = f"day{day}-req{index}"
+            request_id = f"{self.served}-day{day}-req{index}"
             records.append(
                 {
                     "request_id": request_id,
-                    "model": SERVED,
+                    "model": self.served,
                     "version": "1",
                     "timestamp": at,
                     "inputs": {column: frame[column].iloc[part].tolist() for column in FEATURES},
@@ -357,10 +358,10 @@ class Calendar:
                     "event_time": at + (last_label_delay if index == REQUESTS_PER_DAY - 1 else LABEL_DELAY),
                 }
             )
-        answer = httpx.post(f"{self.base}/v2/predictions", json={"records": records}, timeout=30)
+        answer = self.client.post("/v2/predictions", json={"records": records}, timeout=30)
         assert answer.status_code == 200 and answer.json()["new_rows"] == rows, answer.text
         for body in labels:
-            answer = httpx.post(f"{self.base}/v2/feedback", json=body, timeout=30)
+            answer = self.client.post("/v2/feedback", json=body, timeout=30)
             assert answer.status_code == 200, answer.text
 
     def window(self, day: int) -> float:
@@ -369,7 +370,10 @@ class Calendar:
 
 @pytest.mark.slow
 def test_the_monitor_retrains_a_drifted_model_through_the_kfp_api_and_closes_each_run(
-    mlflow_server: str, monitor_config: tuple[Path, list[str], list[dict[str, Any]]], tmp_path: Path
+    mlflow_server: str,
+    champion: Any,
+    monitor_config: tuple[Path, list[str], list[dict[str, Any]]],
+    tmp_path: Path,
 ) -> None:
     from kfp_api_fake import KfpApiFake
     from mlflow.tracking import MlflowClient
@@ -378,7 +382,6 @@ def test_the_monitor_retrains_a_drifted_model_through_the_kfp_api_and_closes_eac
     from platform_components.monitoring.store import MonitorStore
 
     folder, rendered_args, objects = monitor_config
-    model = register_champion(mlflow_server)
     state_dir, port = tmp_path / "state", find_free_port()
     env = {key: value for key, value in os.environ.items() if key not in KFP_VARIABLES}
     env.update({MODELS_ENV: str(folder / "models.json"), "PYTHONPATH": str(REPO)})
@@ -432,7 +435,7 @@ def test_the_monitor_retrains_a_drifted_model_through_the_kfp_api_and_closes_eac
             wait_healthy(f"{base}/health", process, log)
             store = MonitorStore.for_state_dir(state_dir)
             # Eight days ago, aligned: label event times stay behind the service's clock.
-            calendar = Calendar(base, model, (time.time() // DAY - 8) * DAY)
+            calendar = Calendar(httpx.Client(base_url=base), champion, (time.time() // DAY - 8) * DAY)
 
             calendar.post_day(0, 10, scenario=None)  # the world the champion was trained on
             quiet = wait_for("day 0 checked", lambda: checked(0))
@@ -561,3 +564,61 @@ def prepare_from(folder: Path, parameters: dict[str, Any], tracking_uri: str) ->
         **outputs,
     )
     return pd.read_parquet(outputs["train"].path), pd.read_parquet(outputs["gate"].path), result
+
+
+@pytest.mark.slow
+def test_without_a_kfp_host_the_retrain_is_recorded_once_and_nothing_is_uploaded(
+    mlflow_server: str, champion: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The service's application in this process, its rounds run one at a time (``LoopTask.run_once``)."""
+    from fastapi.testclient import TestClient
+    from mlflow.tracking import MlflowClient
+
+    from platform_components.loop.retrain import RETRAIN_DATA_EXPERIMENT
+    from platform_components.loop.service import create_app, parser
+
+    client = MlflowClient(tracking_uri=mlflow_server)
+
+    def data_runs() -> int:
+        experiment = client.get_experiment_by_name(RETRAIN_DATA_EXPERIMENT)
+        return 0 if experiment is None else len(client.search_runs([experiment.experiment_id]))
+
+    uploaded = data_runs()
+    models = tmp_path / "models.json"
+    models.write_text(
+        json.dumps([{"name": "cd-shadow", "registered_model": REGISTERED, "label_column": "default"}])
+    )
+    monkeypatch.setenv(MODELS_ENV, str(models))
+    # A day between rounds of the background task: the test runs each round itself.
+    arguments = parser().parse_args(
+        [
+            "--state-dir",
+            str(tmp_path),
+            "--port",
+            "1",
+            "--tracking-uri",
+            mlflow_server,
+            "--check-interval",
+            "86400",
+        ]
+    )
+    app = create_app(arguments)
+    task, store = app.state.loop_task, app.state.store
+    with TestClient(app) as http:
+        calendar = Calendar(http, champion, (time.time() // DAY - 8) * DAY, served="cd-shadow")
+        for day, scenario in ((0, None), (1, "market_downturn"), (2, "market_downturn")):
+            calendar.post_day(day, 10 + day, scenario=scenario)
+            outcome = task.run_once()["cd-shadow"]
+            assert not isinstance(outcome, Exception), outcome
+        again = task.run_once()["cd-shadow"]  # the same window checked again
+        retrains = [row for row in store.decisions("cd-shadow") if row.action == "retrain"]
+        assert store.lease_holder("cd-shadow") is None
+    assert (outcome.decision.action.value, again.decision.action.value) == ("retrain", "retrain")
+    [retrain] = retrains  # recorded once for the window, not once per round
+    assert (retrain.outcome, retrain.id, again.decision_id) == (
+        "no pipeline runner configured",
+        outcome.decision_id,
+        None,
+    )
+    assert "drift" in retrain.reasons and retrain.evidence["selection"]["rows_since_change"] == 800
+    assert data_runs() == uploaded  # no retrainer: no rows uploaded for a run that will never happen
