@@ -358,10 +358,10 @@ class Calendar:
                     "event_time": at + (last_label_delay if index == REQUESTS_PER_DAY - 1 else LABEL_DELAY),
                 }
             )
-        answer = self.client.post("/v2/predictions", json={"records": records}, timeout=30)
+        answer = self.client.post("/v2/predictions", json={"records": records})
         assert answer.status_code == 200 and answer.json()["new_rows"] == rows, answer.text
         for body in labels:
-            answer = self.client.post("/v2/feedback", json=body, timeout=30)
+            answer = self.client.post("/v2/feedback", json=body)
             assert answer.status_code == 200, answer.text
 
     def window(self, day: int) -> float:
@@ -431,11 +431,12 @@ def test_the_monitor_retrains_a_drifted_model_through_the_kfp_api_and_closes_eac
                     return row
             return None
 
+        http = httpx.Client(base_url=base, timeout=30)
         try:
             wait_healthy(f"{base}/health", process, log)
             store = MonitorStore.for_state_dir(state_dir)
             # Eight days ago, aligned: label event times stay behind the service's clock.
-            calendar = Calendar(httpx.Client(base_url=base), champion, (time.time() // DAY - 8) * DAY)
+            calendar = Calendar(http, champion, (time.time() // DAY - 8) * DAY)
 
             calendar.post_day(0, 10, scenario=None)  # the world the champion was trained on
             quiet = wait_for("day 0 checked", lambda: checked(0))
@@ -510,8 +511,9 @@ def test_the_monitor_retrains_a_drifted_model_through_the_kfp_api_and_closes_eac
             # Two retrains started, each closed once; nothing else was a retrain.
             retrains = [(row.id, row.outcome) for row in store.decisions(SERVED) if row.action == "retrain"]
             assert retrains == [(first.id, "not_promoted"), (second.id, "failed")]
-            text = httpx.get(f"{base}/metrics", timeout=10).text
+            text = http.get("/metrics").text
         finally:
+            http.close()
             stop_process_tree(process)
             if store is not None:
                 store.close()
