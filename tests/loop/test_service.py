@@ -24,6 +24,7 @@ import httpx
 import pandas as pd
 import pytest
 from processes import find_free_port, stop_process_tree, wait_healthy
+from upstream_facts import fact
 
 from platform_components.loop.models import MODELS_ENV
 from platform_components.loop.service import main
@@ -119,9 +120,14 @@ def test_no_models_file_at_all_names_the_flag_and_the_variable(
             r"--kfp-host: 'http://' is not a URL",
         ),
         (
-            # kfp.Client appends /apis/v2beta1 to the host: a path would send every call to a wrong URL.
-            ("--kfp-host", "http://ml-pipeline:8888/apis", "--pipeline", str(GOLDEN_IR)),
-            r"--kfp-host: 'http://ml-pipeline:8888/apis' is not .* without a path",
+            # kfp.Client puts /apis/v2beta1/... after the host: a path would send every call to a wrong URL.
+            (
+                "--kfp-host",
+                "http://ml-pipeline:8888" + fact("kfp_client.resource_path_prefix"),
+                "--pipeline",
+                str(GOLDEN_IR),
+            ),
+            r"--kfp-host: 'http://ml-pipeline:8888/apis/v2beta1' is not .* without a path",
         ),
         (("--check-interval", "0"), r"--check-interval: 0.0 must be > 0 seconds"),
         (
@@ -143,6 +149,18 @@ def test_retrain_flags_that_cannot_work_stop_start_up_naming_the_flag(
 ) -> None:
     err = refusal(tmp_path, "--models", str(good_models), *flags, capsys=capsys)
     assert re.search(message, err), err
+
+
+def test_a_kfp_host_with_a_trailing_slash_is_the_same_host(good_models: Path, tmp_path: Path) -> None:
+    from platform_components.loop.service import parser, startup_config
+
+    slash = fact("kfp_client.host_only_loses_a_trailing_slash")
+    arguments = parser().parse_args(
+        ["--state-dir", str(tmp_path), "--port", "1", "--tracking-uri", "http://127.0.0.1:9", "--models"]
+        + [str(good_models), "--kfp-host", f"http://ml-pipeline:8888{slash}", "--pipeline", str(GOLDEN_IR)]
+    )
+    _, retrain = startup_config(arguments)
+    assert retrain is not None and retrain.host == "http://ml-pipeline:8888"
 
 
 def test_a_pipeline_that_cannot_take_the_rows_stops_start_up(
