@@ -439,7 +439,10 @@ def test_the_monitor_retrains_a_drifted_model_through_the_kfp_api_and_closes_eac
         def checked(day: int) -> dict[str, Any] | None:
             """The stored result of the day's window once it holds every row and label of the day."""
             for result in store.results(SERVED, version="1"):
-                if result["window_start"] == calendar.window(day) and result["labelled_rows"] == 400:
+                if (
+                    result["window_start"] == calendar.window(day)
+                    and result["labelled_rows"] == REQUESTS_PER_DAY * ROWS_PER_REQUEST
+                ):
                     return result
             return None
 
