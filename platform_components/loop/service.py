@@ -124,11 +124,8 @@ def startup_config(arguments: argparse.Namespace) -> tuple[tuple[LoopModel, ...]
             f"--pipeline: missing with --kfp-host {arguments.kfp_host!r}; pass the project's compiled "
             "pipeline (mlops:monitoring.monitor.pipeline), e.g. --pipeline /etc/mlops/pipeline.yaml"
         )
-    if arguments.kfp_host and not arguments.kfp_host.startswith(("http://", "https://")):
-        raise ConfigError(
-            f"--kfp-host: {arguments.kfp_host!r} is not a URL (mlops:monitoring.monitor.kfp_host); "
-            "use e.g. http://ml-pipeline.kubeflow.svc.cluster.local:8888"
-        )
+    if arguments.kfp_host:
+        _check_kfp_host(arguments.kfp_host)
     if not arguments.experiment or arguments.experiment.strip() != arguments.experiment:
         raise ConfigError(
             f"--experiment: {arguments.experiment!r} is empty or padded "
@@ -157,6 +154,28 @@ def startup_config(arguments: argparse.Namespace) -> tuple[tuple[LoopModel, ...]
     return models, retrain
 
 
+def _check_kfp_host(host: str) -> None:
+    """The rule ``settings.MonitorSettings.kfp_host`` applies, for a flag given by hand.
+
+    Raises:
+        ConfigError: not ``http(s)://host[:port]``; a path is refused too: ``kfp.Client`` appends
+            ``/apis/v2beta1`` to the host, so every call would go to a wrong URL.
+    """
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(host)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(
+            f"--kfp-host: {host!r} is not a URL (mlops:monitoring.monitor.kfp_host); "
+            "use e.g. http://ml-pipeline.kubeflow.svc.cluster.local:8888"
+        )
+    if parts.path not in ("", "/"):
+        raise ConfigError(
+            f"--kfp-host: {host!r} is not the KFP API's base URL, http(s)://host[:port] without a path "
+            "(mlops:monitoring.monitor.kfp_host); use e.g. http://ml-pipeline.kubeflow.svc.cluster.local:8888"
+        )
+
+
 def build_loop(arguments: argparse.Namespace, retrain: RetrainFlags | None, store: Any) -> Loop:
     """The round's retrainer and deployer from the flags."""
     retrainer = None
@@ -174,8 +193,17 @@ def build_loop(arguments: argparse.Namespace, retrain: RetrainFlags | None, stor
     if arguments.serving_namespace:
         from platform_components.loop.seldon import SeldonDeployer, kubernetes_api, mlflow_download_uri
 
+        try:
+            api = kubernetes_api()
+        except Exception as error:  # kubernetes.config.ConfigException: no pod token and no kubeconfig
+            raise ConfigError(
+                f"--serving-namespace: cannot reach the Kubernetes API to serve models in "
+                f"{arguments.serving_namespace!r} ({type(error).__name__}: {error}); run the monitor in its "
+                "pod (its ServiceAccount), or set KUBECONFIG, or leave the flag out when serving is not the "
+                "loop's"
+            ) from None
         deployer = SeldonDeployer(
-            kubernetes_api(), arguments.serving_namespace, mlflow_download_uri(arguments.tracking_uri)
+            api, arguments.serving_namespace, mlflow_download_uri(arguments.tracking_uri)
         )
     return Loop(store, arguments.tracking_uri, retrainer=retrainer, deployer=deployer)
 
@@ -184,7 +212,8 @@ def create_app(arguments: argparse.Namespace) -> Any:
     """The monitoring application with the loop's rounds as its background task.
 
     Raises:
-        ConfigError: see ``startup_config``.
+        ConfigError: see ``startup_config``; or ``--serving-namespace`` without a reachable Kubernetes
+            configuration.
     """
     from pathlib import Path
 
@@ -192,7 +221,12 @@ def create_app(arguments: argparse.Namespace) -> Any:
 
     models, retrain = startup_config(arguments)
     store = MonitorStore.for_state_dir(Path(arguments.state_dir))
-    task = LoopTask(build_loop(arguments, retrain, store), models, arguments.check_interval)
+    try:
+        loop = build_loop(arguments, retrain, store)
+    except BaseException:
+        store.close()
+        raise
+    task = LoopTask(loop, models, arguments.check_interval)
     app = monitoring_service.create_app(Path(arguments.state_dir), tasks=[task], store=store)
     app.state.loop_task = task
     return app
