@@ -54,11 +54,14 @@ class LoopTask:
         return self.loop.run_all(self.models)
 
     def _run(self) -> None:
-        while not self._stop.wait(self.interval):
+        # The first round at once (a restarted monitor must not wait a whole interval), then every interval.
+        while not self._stop.is_set():
             try:
                 self.run_once()
             except Exception:  # keep serving feedback and metrics; the next round retries
                 logger.exception("loop round failed")
+            if self._stop.wait(self.interval):
+                return
 
 
 @dataclass(frozen=True)
