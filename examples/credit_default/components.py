@@ -251,7 +251,7 @@ def evaluate_models(
     from mlflow.exceptions import MlflowException
 
     from examples.credit_default.data import FEATURES, LABEL
-    from platform_components.pipelines import model_metrics
+    from platform_components.pipelines import gain_bounds, model_metrics
 
     threadpoolctl.threadpool_limits(limits=1)  # see train_model
 
@@ -270,9 +270,8 @@ def evaluate_models(
     features, labels = frame[list(FEATURES)], frame[LABEL].to_numpy()
     challenger_model = load_trusted_skops(challenger.path)
     # The platform's metric definitions: the same ones the monitor's baseline (holdout_*) uses.
-    challenger_metrics = model_metrics(
-        "classification", labels, challenger_model.predict_proba(features)[:, 1]
-    )
+    challenger_scores = challenger_model.predict_proba(features)[:, 1]
+    challenger_metrics = model_metrics("classification", labels, challenger_scores)
 
     mlflow.set_tracking_uri(tracking_uri)
     client = mlflow.MlflowClient()
@@ -292,6 +291,10 @@ def evaluate_models(
         if champion_scores.ndim == 2:
             champion_scores = champion_scores[:, -1]
         champion_metrics = model_metrics("classification", labels, champion_scores.astype(np.float64))
+        # The gain with its band on these rows (paired bootstrap): the gate needs more than chance.
+        bounds = gain_bounds(labels, challenger_scores, champion_scores.astype(np.float64))
+        challenger_metrics["roc_auc_gain_lower"] = bounds["lower"]
+        challenger_metrics["roc_auc_gain_upper"] = bounds["upper"]
 
     for key, value in challenger_metrics.items():
         metrics.log_metric(f"challenger_{key}", value)
@@ -400,12 +403,20 @@ def promote_model(
         champion_auc = float(champion_metrics["roc_auc"])
         improvement = challenger_auc - champion_auc
         # A tolerance so "exactly the margin" counts: 0.8125 - 0.8 is 0.012499999... in floating point.
-        promoted = improvement >= promotion_margin - 1e-9
-        verdict = "meets" if promoted else "is below"
+        meets_margin = improvement >= promotion_margin - 1e-9
+        # The band's lower end (paired bootstrap on the gate rows): above zero, the gain is not chance.
+        lower = challenger_metrics.get("roc_auc_gain_lower")
+        beyond_chance = lower is None or float(lower) > 0.0
+        promoted = meets_margin and beyond_chance
+        verdict = "meets" if meets_margin else "is below"
         reason = (
             f"ROC AUC on the gate rows ({gate_source}) {challenger_auc:.4f} vs champion v{champion_version} "
             f"{champion_auc:.4f}: improvement {improvement:+.4f} {verdict} the margin {promotion_margin:.4f}"
         )
+        if lower is not None:
+            reason += f"; its 90% band starts at {float(lower):+.4f}, " + (
+                "above zero" if beyond_chance else "not above zero: within chance on these rows"
+            )
     if promoted:
         # Guard against a concurrent promotion: only move the alias if it still points where we evaluated.
         try:

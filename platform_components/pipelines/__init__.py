@@ -26,6 +26,7 @@ kfp is imported inside the functions so importing this package stays cheap.
 from platform_components.pipelines.cluster import MLFLOW_CREDENTIALS_SECRET, with_mlflow_credentials
 from platform_components.pipelines.platform_model import (
     PlatformModelError,
+    gain_bounds,
     load_labelled_rows,
     log_model_for_platform,
     model_metrics,
@@ -55,6 +56,7 @@ __all__ = [
     "SubmittedRun",
     "coerce_arguments",
     "compile_pipeline",
+    "gain_bounds",
     "load_labelled_rows",
     "load_pipeline",
     "log_model_for_platform",

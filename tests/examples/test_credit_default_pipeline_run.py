@@ -269,13 +269,24 @@ def promotion_model(
     return name
 
 
-def promote(name: str, tmp_path: Path, *, challenger_auc: float, champion_auc: float, margin: float) -> dict:
+def promote(
+    name: str,
+    tmp_path: Path,
+    *,
+    challenger_auc: float,
+    champion_auc: float,
+    margin: float,
+    gain_lower: float | None = None,
+) -> dict:
     """Run the promote step's own code in this process, against the real MLflow server."""
+    challenger = {"roc_auc": challenger_auc, "accuracy": 0.8, "log_loss": 0.4}
+    if gain_lower is not None:
+        challenger["roc_auc_gain_lower"] = gain_lower
     return components.promote_model.python_func(
         tracking_uri=mlflow.get_tracking_uri(),
         model_name=name,
         challenger_version="2",
-        challenger_metrics={"roc_auc": challenger_auc, "accuracy": 0.8, "log_loss": 0.4},
+        challenger_metrics=challenger,
         champion_metrics={"roc_auc": champion_auc, "accuracy": 0.8, "log_loss": 0.4},
         champion_version="1",
         promotion_margin=margin,
@@ -304,6 +315,21 @@ def test_a_challenger_at_the_margin_is_promoted(
     decision = promote(promotion_model, tmp_path, challenger_auc=0.8125, champion_auc=0.80, margin=0.0125)
     assert decision["promoted"] is True
     assert tracking.get_model_version_by_alias(promotion_model, "champion").version == "2"
+
+
+def test_a_gain_within_chance_on_the_gate_rows_is_rejected_however_large(
+    promotion_model: str, tracking: mlflow.MlflowClient, tmp_path: Path
+) -> None:
+    decision = promote(
+        promotion_model, tmp_path, challenger_auc=0.83, champion_auc=0.80, margin=0.01, gain_lower=-0.004
+    )
+    assert decision["promoted"] is False
+    assert "its 90% band starts at -0.0040, not above zero: within chance" in decision["reason"]
+    assert tracking.get_model_version_by_alias(promotion_model, "champion").version == "1"
+    beyond = promote(
+        promotion_model, tmp_path, challenger_auc=0.83, champion_auc=0.80, margin=0.01, gain_lower=0.006
+    )
+    assert beyond["promoted"] is True
 
 
 def test_no_promotion_when_the_champion_moved_during_the_run(

@@ -365,3 +365,17 @@ def test_gate_metrics_match_scikit_learn_and_refuse_one_class() -> None:
     assert metrics["accuracy"] == pytest.approx(0.8)
     with pytest.raises(PlatformModelError, match=r"one class only"):
         model_metrics("classification", [1, 1], [0.2, 0.4])
+
+
+def test_the_gain_band_holds_zero_for_equal_models_and_not_for_a_better_one() -> None:
+    from platform_components.pipelines import gain_bounds
+
+    rng = np.random.default_rng(4)
+    labels = rng.integers(0, 2, 300)
+    # Two models of the same skill (independent errors): on 300 rows they differ by chance only.
+    same = gain_bounds(labels, labels + rng.normal(0, 1.2, 300), labels + rng.normal(0, 1.2, 300))
+    assert same["lower"] < 0 < same["upper"] and abs(same["gain"]) > 0.005  # a raw gain a margin could pass
+    better = gain_bounds(labels, labels + rng.normal(0, 0.6, 300), labels + rng.normal(0, 1.2, 300))
+    assert better["lower"] > 0 and better["gain"] > 0.1
+    with pytest.raises(PlatformModelError, match="one class only"):
+        gain_bounds(np.zeros(10), np.zeros(10), np.zeros(10))
