@@ -30,6 +30,7 @@ import base64
 import io
 import json
 import math
+import signal
 import socket
 import sys
 import tempfile
@@ -393,6 +394,8 @@ def main(argv: list[str] | None = None) -> int:
     from platform_components.settings import LocalSettings
 
     say = (lambda line: print(line, file=sys.stderr)) if arguments.json else print
+    # SIGTERM (a timeout, Ctrl-C from a supervisor) must still stop the platform this run started.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     pipeline = load_pipeline(f"{ROOT / 'examples/credit_default/pipeline.py'}:credit_default_pipeline")
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="mlops-bench-loop-") as folder:
