@@ -178,7 +178,16 @@ def decisions_command(model: str | None, state_dir: Path | None, limit: int, as_
     for decision in decisions:
         drift = decision.evidence.get("drift", {})
         performance = decision.evidence.get("performance", {})
-        facts = [f"drift signals {drift.get('signals', 0)}/{drift.get('required', '?')}"]
+        facts = [f"drift windows {drift.get('signal_windows', 0)}/{drift.get('required', '?')}"]
+        broken = (decision.evidence.get("quality") or {}).get("broken_features")
+        if broken:
+            facts.append("broken: " + ", ".join(f"{name} ({why})" for name, why in broken.items()))
+        selection = decision.evidence.get("selection") or {}
+        if selection.get("train_rows") is not None:
+            facts.append(
+                f"trained on {selection['train_rows']} rows ({selection.get('mode')}), "
+                f"gated on {selection.get('gate_rows')}"
+            )
         if performance.get("value") is not None:
             metric, value, baseline = performance["metric"], performance["value"], performance["baseline"]
             facts.append(f"{metric} {value:.3f} vs baseline {baseline:.3f}")

@@ -102,6 +102,14 @@ def test_two_drifted_windows_decide_a_retrain_once_per_window_with_the_rows_sinc
     assert selection["change_at"] == ORIGIN + 2 * DAY  # the first drifted window
     assert selection["train_span"][0] >= ORIGIN + 2 * DAY  # nothing from before the change
     assert selection["gate_rows"] == 50 and selection["gate_span"][1] < ORIGIN + 4 * DAY
+    # `mlops decisions` shows it with its evidence.
+    from click.testing import CliRunner
+
+    from platform_components.monitoring.cli import decisions_command
+
+    text = CliRunner().invoke(decisions_command, [MODEL, "--state-dir", str(tmp_path)]).output
+    assert "retrain (drift) -> no pipeline runner configured; drift windows 2/2" in text, text
+    assert "gated on 50" in text
 
 
 def test_a_broken_feature_is_an_incident_and_starts_no_retrain(registered, tmp_path: Path) -> None:
