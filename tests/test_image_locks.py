@@ -216,7 +216,11 @@ def test_monitor_lock_runs_the_statefulsets_command_and_answers_health(
         ("model-monitor-mlflow", "MLFLOW_TRACKING_PASSWORD"): "not-used-until-a-check-runs",
     }
     pod = local_pod(dev_objects, "StatefulSet", "model-monitor", platform_venv, tmp_path, secrets=secrets)
-    assert pod.argv[:3] == ["python", "-m", "platform_components.monitoring.service"]
+    assert pod.argv[:3] == ["python", "-m", "platform_components.loop.service"]
+    # The deployer's in-cluster client reads the pod's ServiceAccount token, which only a cluster mounts (the
+    # service refuses to start without it); the engine tier runs the deployer against a real API server.
+    at = pod.argv.index("--serving-namespace")
+    del pod.argv[at : at + 2]
     response = run_pod(pod, tmp_path / "monitor.log")
     assert response.json() == {"status": "ok"}
     # The package came from the lock's environment, not from this checkout's interpreter.

@@ -56,9 +56,7 @@ def service(tmp_path_factory: pytest.TempPathFactory):
             for record in predictions(model, 150, START, rng):
                 log.append(record)
     port = find_free_port()
-    argv = service_command(
-        state_dir=state_dir, host="127.0.0.1", port=port, tracking_uri="http://127.0.0.1:9"
-    )
+    argv = service_command(state_dir=state_dir, host="127.0.0.1", port=port)
     log_file = (state_dir / "service.log").open("wb")
     process = subprocess.Popen(argv, stdout=log_file, stderr=subprocess.STDOUT, env={**os.environ})
     base_url = f"http://127.0.0.1:{port}"

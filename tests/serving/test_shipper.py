@@ -62,9 +62,7 @@ class Monitor:
         self.process: subprocess.Popen | None = None
 
     def start(self) -> None:
-        argv = service_command(
-            state_dir=self.state_dir, host="127.0.0.1", port=self.port, tracking_uri="http://127.0.0.1:9"
-        )
+        argv = service_command(state_dir=self.state_dir, host="127.0.0.1", port=self.port)
         log = (self.state_dir / "service.log").open("ab")
         self.process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env={**os.environ})
         log.close()
