@@ -11,6 +11,9 @@
 - ``recent``, or no change to follow (the age trigger): the labelled rows of the last
   ``max_training_window``.
 
+The retrain once the change has settled (the ``settled`` trigger) takes the later half of the rows since the
+change when there are enough: a change that ramps in over days leaves its first days describing neither world.
+
 Never older than ``max_training_window``; never rows of a window whose quality check marked a feature broken
 (``policy.broken_features``). The **gate** is the most recent ``gate_rows`` labelled rows, held out of the
 training rows: the promotion gate compares challenger and champion on the world as it is now.
@@ -80,8 +83,15 @@ def select(
     change_at: float | None,
     broken: Sequence[tuple[float, float]] = (),
     label_column: str = "label",
+    settled: bool = False,
 ) -> TrainingData | Waiting:
-    """The training and gate rows for a retrain decided at ``now`` (see the module docstring)."""
+    """The training and gate rows for a retrain decided at ``now`` (see the module docstring).
+
+    ``settled``: the retrain the policy makes once the change has settled (``settle_after``): it trains on
+    the later half of the rows since the change when those are at least ``min_training_rows``. A change
+    arrives over days (a ramp), and its first days describe neither world; by now the later half is the
+    world as it is.
+    """
     oldest = now - policy.max_training_window
     rows = labelled_rows(store, model, start=oldest, end=now + 1e-6, label_column=label_column)
     excluded = 0
@@ -102,7 +112,12 @@ def select(
     if policy.training_data == "since_change" and change_at is not None:
         since = rows[rows["timestamp"] >= change_at]
         selection["rows_since_change"] = len(since)
-        if len(since) >= policy.min_training_rows:
+        later = since[since["timestamp"] >= change_at + (now - change_at) / 2.0]
+        if settled and len(later) >= policy.min_training_rows:
+            rows = later
+            selection["mode"] = "since_change_settled"
+            selection["since"] = change_at + (now - change_at) / 2.0
+        elif len(since) >= policy.min_training_rows:
             rows = since
         elif now - change_at < policy.max_wait_for_rows:
             return Waiting(

@@ -352,6 +352,7 @@ class Loop:
             change_at=decision.change_at,
             broken=training_data.broken_spans(all_windows, policy),
             label_column=entry.label_column,
+            settled=decision.reasons == ["settled"],
         )
         if isinstance(chosen, training_data.Waiting):
             info = {"state": "waiting_for_rows", "reason": chosen.reason}

@@ -90,3 +90,14 @@ def test_rows_of_broken_windows_never_train(store: MonitorStore) -> None:
     chosen = select(store, "m", POLICY, now=10 * DAY, change_at=3 * DAY, broken=spans)
     assert 7 not in days_of(chosen.train) | days_of(chosen.gate)
     assert chosen.selection["broken_rows_excluded"] == 100
+
+
+def test_the_retrain_once_settled_takes_the_later_half_of_the_rows_since_the_change(
+    store: MonitorStore,
+) -> None:
+    chosen = select(store, "m", POLICY, now=10 * DAY, change_at=2 * DAY, settled=True)
+    assert chosen.selection["mode"] == "since_change_settled"
+    assert days_of(chosen.train) | days_of(chosen.gate) == {6, 7, 8, 9}  # since day 6, halfway from day 2
+    too_few = LoopPolicy(min_training_rows=700, gate_rows=100)
+    fallback = select(store, "m", too_few, now=10 * DAY, change_at=2 * DAY, settled=True)
+    assert fallback.selection["mode"] == "since_change" and min(days_of(fallback.train)) == 2
