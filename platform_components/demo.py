@@ -450,7 +450,8 @@ class _Story:
                     Event(
                         day,
                         "no-promotion",
-                        f"challenger {row['challenger_version']} was not better by the margin; champion kept",
+                        f"challenger {row['challenger_version']} kept out, champion kept: "
+                        f"{row['reason'] or 'not better on the gate rows'}",
                     )
                 )
 
