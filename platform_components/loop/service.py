@@ -150,6 +150,12 @@ def startup_config(arguments: argparse.Namespace) -> tuple[tuple[LoopModel, ...]
                 f"--pipeline: {arguments.pipeline!r} has no input 'training_data_path' (it takes "
                 f"{sorted(inputs)}); a retrain passes the chosen rows there"
             )
+        if not arguments.kfp_host:
+            logger.warning(
+                "--pipeline %s is unused without --kfp-host: retrain decisions are recorded as 'no pipeline "
+                "runner configured' (set mlops:monitoring.monitor.kfp_host)",
+                arguments.pipeline,
+            )
         if arguments.kfp_host:
             retrain = RetrainFlags(
                 arguments.kfp_host.rstrip("/"), pipeline, arguments.experiment, arguments.kfp_namespace
