@@ -107,7 +107,6 @@ GAUGES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ),
 )
 # A feedback event time may run this far ahead of the service's clock (as the inference endpoint's).
-MAX_EVENT_TIME_AHEAD_SECONDS = 300.0
 PREFIX = "mlops_monitor_"
 
 
@@ -241,25 +240,14 @@ def parse_feedback(body: bytes, *, now: float | None = None) -> tuple[str, list[
 
 def _event_time(data: dict[str, Any], now: float | None) -> float | None:
     """The body's ``event_time`` (None when absent); InvalidInput naming it when it is not a usable time."""
-    import math
-    import time
+    from platform_components.event_time import check_event_time
 
     if "event_time" not in data:
         return None
-    value = data["event_time"]
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise InvalidInput(
-            f"event_time: {value!r} is not a finite number of Unix seconds; send when the label became "
-            "known, e.g. 1735689600.5, or leave it out (the service's clock is used)"
-        )
-    now = time.time() if now is None else now
-    if value > now + MAX_EVENT_TIME_AHEAD_SECONDS:
-        raise InvalidInput(
-            f"event_time: {value!r} is {value - now:.0f} s ahead of the service's clock (at most "
-            f"{MAX_EVENT_TIME_AHEAD_SECONDS:.0f} s allowed); send Unix seconds, not milliseconds, of a time "
-            "that has happened"
-        )
-    return float(value)
+    try:
+        return check_event_time(data["event_time"], field="event_time", clock="the service's", now=now)
+    except ValueError as error:
+        raise InvalidInput(str(error)) from None
 
 
 def _invalid(message: str, status: int = 422) -> InvalidInput:

@@ -9,7 +9,7 @@ carrying a 4xx status and a message that names the input, the problem and the fi
 - 422: well-formed but does not fit the signature (unknown or missing input, wrong shape or rank,
   inconsistent row counts, datatype not matching the column type, missing or non-finite values), or a
   request parameter ``mlops_event_time`` that is not a finite number of Unix seconds or lies more than
-  ``MAX_EVENT_TIME_AHEAD_SECONDS`` ahead of the server's clock.
+  ``event_time.MAX_AHEAD_SECONDS`` ahead of the server's clock.
 
 ``mlops_event_time`` is when the prediction happened in the client's world (a replay, a simulated
 calendar, a batch scored late): the prediction log records it as the prediction's timestamp, and the
@@ -19,7 +19,6 @@ monitor measures its windows on it. It is ours, not the model's, and never reach
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -44,7 +43,6 @@ MAX_REQUEST_ID_LENGTH = 256
 # The request parameter carrying a prediction's event time (Unix seconds; default: the server's clock).
 EVENT_TIME_PARAMETER = "mlops_event_time"
 # A client's clock may run a little ahead of the server's; further ahead is a mistake (ms, not s?).
-MAX_EVENT_TIME_AHEAD_SECONDS = 300.0
 # Content types MLServer's decoders handle for a column without surprises: none, "str" for strings
 # (what MLServer's own PandasCodec sends) and "np" for numbers and booleans.
 _REQUEST_CONTENT_TYPES = frozenset({None, "", "pd"})
@@ -132,25 +130,19 @@ def event_time_of(request: Any, *, now: float | None = None) -> float | None:
 
     Raises:
         InvalidRequest: 422 when the value is not a finite number (a boolean or a string is not), or is
-            more than ``MAX_EVENT_TIME_AHEAD_SECONDS`` ahead of ``now``.
+            more than ``event_time.MAX_AHEAD_SECONDS`` ahead of ``now``.
     """
+    from platform_components.event_time import check_event_time
+
     value = _request_parameter(request, EVENT_TIME_PARAMETER)
     if value is _ABSENT:
         return None
-    field = f"parameters.{EVENT_TIME_PARAMETER}"
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise InvalidRequest(
-            f"{field}: {value!r} is not a finite number of Unix seconds; send e.g. 1735689600.5 or leave "
-            "it out (the server's clock is used)"
+    try:
+        return check_event_time(
+            value, field=f"parameters.{EVENT_TIME_PARAMETER}", clock="the server's", now=now
         )
-    now = time.time() if now is None else now
-    if value > now + MAX_EVENT_TIME_AHEAD_SECONDS:
-        raise InvalidRequest(
-            f"{field}: {value!r} is {value - now:.0f} s ahead of the server's clock (at most "
-            f"{MAX_EVENT_TIME_AHEAD_SECONDS:.0f} s allowed); send Unix seconds, not milliseconds, of a "
-            "time that has happened"
-        )
-    return float(value)
+    except ValueError as error:
+        raise InvalidRequest(str(error)) from None
 
 
 def rules_from_signature(signature: Any) -> dict[str, ColumnRule] | None:

@@ -10,11 +10,11 @@ import pytest
 from mlserver.types import InferenceRequest, Parameters
 from upstream_facts import fact
 
+from platform_components.event_time import MAX_AHEAD_SECONDS as MAX_EVENT_TIME_AHEAD_SECONDS
 from platform_components.serving.client import InferenceClient, InferenceFailed, encode_request
 from platform_components.serving.predlog import read_records
 from platform_components.serving.validation import (
     EVENT_TIME_PARAMETER,
-    MAX_EVENT_TIME_AHEAD_SECONDS,
     InvalidRequest,
     event_time_of,
 )
