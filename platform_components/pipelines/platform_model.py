@@ -79,7 +79,8 @@ def model_metrics(task: str, labels: Any, predictions: Any) -> dict[str, float]:
         predictions: the model's score (classification) or value (regression) per row.
 
     Returns:
-        Classification: ``roc_auc``, ``accuracy`` (score >= 0.5), ``log_loss``, ``brier``.
+        Classification: ``roc_auc``, ``accuracy`` (score >= 0.5), ``log_loss``, ``brier``, ``ece`` (the
+        monitor's expected calibration error).
         Regression: ``rmse``, ``mae``, ``r2``.
 
     Raises:
@@ -113,11 +114,15 @@ def model_metrics(task: str, labels: Any, predictions: Any) -> dict[str, float]:
         raise PlatformModelError(
             f"labels hold one class only ({np.unique(truth).tolist()}); ROC AUC needs both 0 and 1 rows"
         )
+    from platform_components.monitoring.performance import expected_calibration_error
+
     return {
         "roc_auc": float(roc_auc_score(truth, scores)),
         "accuracy": float(accuracy_score(truth, scores >= 0.5)),
         "log_loss": float(log_loss(truth, scores, labels=[0, 1])),
         "brier": float(brier_score_loss(truth, scores)),
+        # The monitor's own binning, so the loop's calibration flag compares like with like.
+        "ece": float(expected_calibration_error(truth, scores)),
     }
 
 

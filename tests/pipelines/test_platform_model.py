@@ -379,3 +379,15 @@ def test_the_gain_band_holds_zero_for_equal_models_and_not_for_a_better_one() ->
     assert better["lower"] > 0 and better["gain"] > 0.1
     with pytest.raises(PlatformModelError, match="one class only"):
         gain_bounds(np.zeros(10), np.zeros(10), np.zeros(10))
+
+
+def test_the_metrics_hold_the_monitors_calibration_error_so_the_loop_can_flag_calibration() -> None:
+    from platform_components.monitoring.performance import classifier_metrics
+    from platform_components.pipelines import model_metrics
+
+    rng = np.random.default_rng(5)
+    labels = rng.integers(0, 2, 400)
+    scores = np.clip(labels * 0.6 + rng.normal(0.2, 0.2, 400), 0, 1)
+    assert model_metrics("classification", labels, scores)["ece"] == pytest.approx(
+        classifier_metrics(labels, scores).ece
+    )
