@@ -145,19 +145,22 @@ def run_one(platform: Any, pipeline: Any, scenario: str, seed: int, days: int, s
     oracle_path = root / "oracle.csv"
     oracle_path.parent.mkdir(parents=True, exist_ok=True)
     oracle_rows.to_csv(oracle_path, index=False)
-    say(f"  {name}: oracle")
-    run_local(
-        pipeline,
-        {
-            "tracking_uri": tracking_uri,
-            "model_name": f"oracle-{name}",
-            "training_data_path": str(oracle_path),
-        },
-        pipeline_root=root / "oracle",
-    )
-    oracle_auc = scorer(
-        f"oracle-{name}", resolve_version(tracking_uri, f"oracle-{name}", "champion"), test, 0
-    )
+    oracle_auc = None
+    if (
+        scenario != "broken_feature"
+    ):  # no model should learn the broken pipe (the example's cannot: NaN column)
+        say(f"  {name}: oracle")
+        run_local(
+            pipeline,
+            {
+                "tracking_uri": tracking_uri,
+                "model_name": f"oracle-{name}",
+                "training_data_path": str(oracle_path),
+            },
+            pipeline_root=root / "oracle",
+        )
+        oracle_version = resolve_version(tracking_uri, f"oracle-{name}", "champion")
+        oracle_auc = scorer(f"oracle-{name}", oracle_version, test, 0)
 
     say(f"  {name}: first champion")
     run_local(
@@ -251,10 +254,10 @@ def summarise(scenario, seed, name, daily, decisions, windows, calendar, oracle_
         before, after = str(detail.get("champion_version_before")), str(detail.get("champion_version_after"))
         if before in by_version and after in by_version and by_version[after] < by_version[before] - 1e-9:
             harmful += 1
-    target = oracle_auc - RECOVERY_TOLERANCE
+    target = None if oracle_auc is None else oracle_auc - RECOVERY_TOLERANCE
     post = [item for item in daily if item["day"] >= CHANGE_DAY]
     days_to_recover: int | None = None
-    if changed and post:
+    if changed and post and target is not None:
         if all(item["test_auc"] >= target for item in post):
             days_to_recover = 0
         else:
@@ -281,7 +284,7 @@ def summarise(scenario, seed, name, daily, decisions, windows, calendar, oracle_
         "promotions": len(promotions),
         "harmful_promotions": harmful,
         "final_auc": round(daily[-1]["test_auc"], 4) if daily else None,
-        "oracle_auc": round(oracle_auc, 4),
+        "oracle_auc": None if oracle_auc is None else round(oracle_auc, 4),
         "days_to_recover": days_to_recover,
         "estimated_auc_error": round(float(np.mean(errors)), 4) if errors and changed else None,
         "daily_test_auc": [round(item["test_auc"], 4) for item in daily],
@@ -353,7 +356,8 @@ def write_html(rows: list[dict[str, Any]], path: Path) -> None:
         for row in (row for row in rows if row["scenario"] == scenario):
             days = range(FIRST_DAY, FIRST_DAY + len(row["daily_test_auc"]))
             line = axis.plot(list(days), row["daily_test_auc"], marker=".", label=f"seed {row['seed']}")[0]
-            axis.axhline(row["oracle_auc"] - RECOVERY_TOLERANCE, color=line.get_color(), linestyle=":")
+            if row["oracle_auc"] is not None:
+                axis.axhline(row["oracle_auc"] - RECOVERY_TOLERANCE, color=line.get_color(), linestyle=":")
         axis.axvline(CHANGE_DAY, color="grey", linestyle="--")
         axis.set_title(f"{scenario}: champion's test-set ROC AUC (dotted: oracle - {RECOVERY_TOLERANCE})")
         axis.legend(fontsize=7)
