@@ -22,6 +22,8 @@ from typing import Any
 
 import pandas as pd
 
+from platform_components.serving.client import InferenceFailed
+
 DAY = 86400.0
 
 
@@ -56,6 +58,7 @@ class Traffic:
         model: served model name.
         batch_rows: rows per inference request.
         label_delay_days: the labels of day ``d`` arrive on day ``d + label_delay_days``.
+        refused: requests the serving process answered with a 4xx (counted, not retried).
     """
 
     inference: Any
@@ -64,6 +67,7 @@ class Traffic:
     model: str
     batch_rows: int = 10
     label_delay_days: int = 1
+    refused: int = 0
     _due: dict[int, list[tuple[str, list[int]]]] = field(default_factory=dict)
 
     def deliver_labels(self, day: int) -> int:
@@ -90,7 +94,15 @@ class Traffic:
         for index in range(batches):
             rows = slice(index * self.batch_rows, (index + 1) * self.batch_rows)
             stamp = start + (index + 0.5) * DAY / batches
-            result = self.inference.infer(self.model, features.iloc[rows], event_time=stamp)
+            try:
+                result = self.inference.infer(self.model, features.iloc[rows], event_time=stamp)
+            except InferenceFailed as error:
+                if not 400 <= error.status_code < 500:
+                    raise
+                # Refused at the door (e.g. a missing value in a required input): a client's error, counted;
+                # the platform never saw the rows, so they get no label either.
+                self.refused += 1
+                continue
             sent.append((result.request_id, labels[rows]))
             if progress is not None:
                 progress()
