@@ -272,11 +272,9 @@ class Loop:
         return rollout
 
     def _last_retrain(self, model: str) -> LastRetrain | None:
-        started = [
-            row
-            for row in self.store.decisions(model)
-            if row.action == Action.RETRAIN.value and row.outcome not in NOTHING_STARTED
-        ]
+        started = self.store.decisions(
+            model, limit=1, action=Action.RETRAIN.value, excluding_outcomes=sorted(NOTHING_STARTED)
+        )
         if not started:
             return None
         row = started[-1]

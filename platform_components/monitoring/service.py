@@ -106,7 +106,6 @@ GAUGES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
         ("estimated", "outside_reference_share"),
     ),
 )
-# A feedback event time may run this far ahead of the service's clock (as the inference endpoint's).
 PREFIX = "mlops_monitor_"
 
 

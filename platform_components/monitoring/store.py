@@ -733,13 +733,27 @@ class MonitorStore:
                 (outcome, json.dumps(detail or {}, default=_json_default), finished_at, decision_id),
             )
 
-    def decisions(self, model: str | None = None, *, limit: int | None = None) -> list[DecisionRow]:
-        """Decisions, oldest first (the most recent ``limit`` when given)."""
-        sql = "SELECT * FROM decisions"
+    def decisions(
+        self,
+        model: str | None = None,
+        *,
+        limit: int | None = None,
+        action: str | None = None,
+        excluding_outcomes: Sequence[str] = (),
+    ) -> list[DecisionRow]:
+        """Decisions, oldest first (the most recent ``limit`` when given), optionally of one ``action`` and
+        without the ``excluding_outcomes`` (filtered in SQL: the decision log only grows)."""
+        sql = "SELECT * FROM decisions WHERE 1 = 1"
         parameters: list[Any] = []
         if model is not None:
-            sql += " WHERE model = ?"
+            sql += " AND model = ?"
             parameters.append(model)
+        if action is not None:
+            sql += " AND action = ?"
+            parameters.append(action)
+        if excluding_outcomes:
+            sql += f" AND outcome NOT IN ({', '.join('?' * len(excluding_outcomes))})"
+            parameters.extend(excluding_outcomes)
         sql += " ORDER BY decided_at DESC, id DESC"
         if limit is not None:
             sql += " LIMIT ?"

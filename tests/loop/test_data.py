@@ -101,3 +101,24 @@ def test_the_retrain_once_settled_takes_the_later_half_of_the_rows_since_the_cha
     too_few = LoopPolicy(min_training_rows=700, gate_rows=100)
     fallback = select(store, "m", too_few, now=10 * DAY, change_at=2 * DAY, settled=True)
     assert fallback.selection["mode"] == "since_change" and min(days_of(fallback.train)) == 2
+
+
+def test_the_last_started_retrain_skips_decisions_that_started_nothing(store: MonitorStore) -> None:
+    from platform_components.loop.models import local_model
+    from platform_components.loop.round import Loop
+    from platform_components.settings import PolicySettings
+
+    store.record_decision(
+        "m", "1", action="retrain", reasons=["drift"], evidence={}, outcome="promoted", decided_at=1.0
+    )
+    store.record_decision(
+        "m", "1", action="suppressed", reasons=["drift"], evidence={}, outcome="x", decided_at=2.0
+    )
+    store.record_decision(
+        "m", "1", action="retrain", reasons=["drift"], evidence={}, outcome="not_started", decided_at=3.0
+    )
+    last = Loop(store, "unused")._last_retrain(local_model("m", PolicySettings()).name)
+    assert (last.decided_at, last.outcome) == (
+        1.0,
+        "promoted",
+    )  # a retrain that started nothing: no cool-down
