@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from platform_components.errors import ConfigError
 from platform_components.monitoring.errors import InvalidInput, LabelConflict, UnknownRequest
 
 # The prediction log's public reader (serving/ owns the log: it runs in the serving process).
@@ -53,74 +54,90 @@ REQUEST_COLUMN = "__request_id__"
 ROW_COLUMN = "__row__"
 VERSION_COLUMN = "__version__"
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS requests (
-    request_id TEXT PRIMARY KEY,
-    model TEXT NOT NULL,
-    version TEXT NOT NULL,
-    timestamp REAL NOT NULL,
-    row_count INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS predictions (
-    request_id TEXT NOT NULL,
-    row INTEGER NOT NULL,
-    model TEXT NOT NULL,
-    version TEXT NOT NULL,
-    timestamp REAL NOT NULL,
-    inputs TEXT NOT NULL,
-    output TEXT,
-    score REAL,
-    PRIMARY KEY (request_id, row)
-);
-CREATE INDEX IF NOT EXISTS predictions_by_model_time ON predictions (model, version, timestamp);
-CREATE TABLE IF NOT EXISTS labels (
-    request_id TEXT NOT NULL,
-    row INTEGER NOT NULL,
-    label TEXT NOT NULL,
-    received_at REAL NOT NULL,
-    PRIMARY KEY (request_id, row)
-);
-CREATE TABLE IF NOT EXISTS monitor_results (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    model TEXT NOT NULL,
-    version TEXT NOT NULL,
-    checked_at REAL NOT NULL,
-    window_start REAL NOT NULL,
-    window_end REAL NOT NULL,
-    result TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS monitor_results_by_model ON monitor_results (model, checked_at);
-CREATE INDEX IF NOT EXISTS monitor_results_by_model_window ON monitor_results (model, window_start);
--- monitor_results_by_window (UNIQUE on model, version, window_start) is made by _migrate: on a file written
--- before windows were aligned it must first drop the duplicates a UNIQUE index would refuse.
-CREATE TABLE IF NOT EXISTS decisions (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    model TEXT NOT NULL,
-    version TEXT,
-    decided_at REAL NOT NULL,
-    action TEXT NOT NULL,
-    reasons TEXT NOT NULL,
-    evidence TEXT NOT NULL,
-    outcome TEXT NOT NULL,
-    outcome_detail TEXT,
-    finished_at REAL
-);
-CREATE INDEX IF NOT EXISTS decisions_by_model ON decisions (model, decided_at);
-CREATE TABLE IF NOT EXISTS ingest_positions (
-    directory TEXT PRIMARY KEY,
-    sequence INTEGER NOT NULL,
-    offset INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS leases (
-    model TEXT PRIMARY KEY,
-    holder TEXT NOT NULL,
-    acquired_at REAL NOT NULL,
-    expires_at REAL NOT NULL
-);
-"""
+# The schema, versioned: ``store_schema`` holds one row per applied migration, and opening a store applies
+# the ones it lacks, in order, in one transaction (replicas starting together wait for each other: SQLite's
+# write lock, PostgreSQL's advisory lock). Migration 1 uses IF NOT EXISTS so that a SQLite file made before
+# the schema was versioned (tables, no store_schema) passes through it unchanged.
+_SQLITE_TABLES = (
+    """CREATE TABLE IF NOT EXISTS requests (
+        request_id TEXT PRIMARY KEY,
+        model TEXT NOT NULL,
+        version TEXT NOT NULL,
+        timestamp REAL NOT NULL,
+        row_count INTEGER NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS predictions (
+        request_id TEXT NOT NULL,
+        row INTEGER NOT NULL,
+        model TEXT NOT NULL,
+        version TEXT NOT NULL,
+        timestamp REAL NOT NULL,
+        inputs TEXT NOT NULL,
+        output TEXT,
+        score REAL,
+        PRIMARY KEY (request_id, row)
+    )""",
+    "CREATE INDEX IF NOT EXISTS predictions_by_model_time ON predictions (model, version, timestamp)",
+    """CREATE TABLE IF NOT EXISTS labels (
+        request_id TEXT NOT NULL,
+        row INTEGER NOT NULL,
+        label TEXT NOT NULL,
+        received_at REAL NOT NULL,
+        PRIMARY KEY (request_id, row)
+    )""",
+    """CREATE TABLE IF NOT EXISTS monitor_results (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        model TEXT NOT NULL,
+        version TEXT NOT NULL,
+        checked_at REAL NOT NULL,
+        window_start REAL NOT NULL,
+        window_end REAL NOT NULL,
+        result TEXT NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS monitor_results_by_model ON monitor_results (model, checked_at)",
+    "CREATE INDEX IF NOT EXISTS monitor_results_by_model_window ON monitor_results (model, window_start)",
+    """CREATE TABLE IF NOT EXISTS decisions (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        model TEXT NOT NULL,
+        version TEXT,
+        decided_at REAL NOT NULL,
+        action TEXT NOT NULL,
+        reasons TEXT NOT NULL,
+        evidence TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        outcome_detail TEXT,
+        finished_at REAL
+    )""",
+    "CREATE INDEX IF NOT EXISTS decisions_by_model ON decisions (model, decided_at)",
+    """CREATE TABLE IF NOT EXISTS ingest_positions (
+        directory TEXT PRIMARY KEY,
+        sequence INTEGER NOT NULL,
+        "offset" INTEGER NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS leases (
+        model TEXT PRIMARY KEY,
+        holder TEXT NOT NULL,
+        acquired_at REAL NOT NULL,
+        expires_at REAL NOT NULL
+    )""",
+)
+# The same tables in PostgreSQL's types: times are DOUBLE PRECISION (REAL is 4 bytes there: a Unix time
+# would lose its seconds), ids are identities, log positions BIGINT; JSON stays TEXT (written and read
+# whole, never queried inside: jsonb would only cost a parse on every ingested row).
+_POSTGRES_TABLES = tuple(
+    statement.replace(
+        "INTEGER PRIMARY KEY AUTOINCREMENT", "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY"
+    )
+    .replace(" REAL", " DOUBLE PRECISION")
+    .replace("sequence INTEGER", "sequence BIGINT")
+    .replace('"offset" INTEGER', '"offset" BIGINT')
+    for statement in _SQLITE_TABLES
+)
 
 
 _WINDOW_INDEX = "monitor_results_by_window"
+#: The schema version this module writes (the last of ``MonitorStore._migrations``).
+SCHEMA_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -194,14 +211,22 @@ def canonical_label(value: Any, field: str) -> str:
 
 
 class MonitorStore:
-    """Thread-safe access to ``monitor.sqlite``; several processes may open it (WAL, busy timeout).
+    """Thread-safe access to the monitor's SQLite file; several processes may open it (WAL, busy timeout).
+
+    ``open_store(url)`` picks the backend from a URL: this class for ``sqlite:///path`` (or a bare path),
+    :class:`PostgresMonitorStore` for ``postgresql://`` (the cluster's monitor replicas share one database).
+    Both have this interface and these semantics; only connections, transactions and DDL differ.
 
     Args:
         path: the database file; its folder is created.
     """
 
+    #: Appended to the SELECT that locks a request's row while its labels are checked and written.
+    _lock_row = ""
+
     def __init__(self, path: Path) -> None:
-        self.path = Path(path)
+        self.path: Path | None = Path(path)
+        self.location = str(self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
         self._connection = sqlite3.connect(
@@ -211,31 +236,76 @@ class MonitorStore:
         # NORMAL is durable across process crashes in WAL mode; labels are also re-submittable.
         self._connection.execute("PRAGMA synchronous=NORMAL")
         self._connection.execute("PRAGMA busy_timeout=30000")
-        with self._lock:
-            self._connection.executescript(_SCHEMA)
         self._migrate()
 
-    def _migrate(self) -> None:
-        """Bring a file made by an older version of this module up to the current schema (idempotent).
+    # -- schema ------------------------------------------------------------------------------------
 
-        One stored result per (model, version, window start): results written before windows were aligned
-        may repeat a window start; the most recent of each is kept (what a re-check would have left).
+    def _tables(self) -> tuple[str, ...]:
+        return _SQLITE_TABLES
+
+    def _start_migration(self, connection: Any) -> None:
+        """Serialise concurrent starts (SQLite: BEGIN IMMEDIATE already holds the write lock)."""
+
+    def _migrate(self) -> None:
+        """Create the schema or bring an older one up to ``SCHEMA_VERSION``, in one transaction.
+
+        Raises:
+            ConfigError: the store was written by a newer version of this module (its schema is ahead).
         """
         with self._transaction() as connection:
-            found = connection.execute(
-                "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?", (_WINDOW_INDEX,)
-            ).fetchone()
-            if found is not None:
-                return
+            self._start_migration(connection)
+            connection.execute(
+                "CREATE TABLE IF NOT EXISTS store_schema (version INTEGER PRIMARY KEY, "
+                "description TEXT NOT NULL, applied_at DOUBLE PRECISION NOT NULL)"
+            )
+            found = connection.execute("SELECT MAX(version) FROM store_schema").fetchone()[0]
+            current = 0 if found is None else int(found)
+            if current > SCHEMA_VERSION:
+                raise ConfigError(
+                    f"monitor store {self.location}: its schema is version {current}, newer than this "
+                    f"monitor's {SCHEMA_VERSION}; run the monitor image that wrote it (or a later one)"
+                )
+            for version, description, apply in self._migrations():
+                if version <= current:
+                    continue
+                apply(connection)
+                connection.execute(
+                    "INSERT INTO store_schema (version, description, applied_at) VALUES (?, ?, ?)",
+                    (version, description, time.time()),
+                )
+                logger.info(
+                    "store %s: schema migrated to version %d (%s)", self.location, version, description
+                )
+
+    def _migrations(self) -> list[tuple[int, str, Any]]:
+        def create_tables(connection: Any) -> None:
+            for statement in self._tables():
+                connection.execute(statement)
+
+        def one_result_per_window(connection: Any) -> None:
+            # Results written before windows were aligned may repeat a window start: keep the most recent
+            # of each (what a re-check would have left), then let the index refuse duplicates.
             removed = connection.execute(
                 "DELETE FROM monitor_results WHERE id NOT IN "
                 "(SELECT MAX(id) FROM monitor_results GROUP BY model, version, window_start)"
             ).rowcount
             connection.execute(
-                f"CREATE UNIQUE INDEX {_WINDOW_INDEX} ON monitor_results (model, version, window_start)"
+                f"CREATE UNIQUE INDEX IF NOT EXISTS {_WINDOW_INDEX} "
+                "ON monitor_results (model, version, window_start)"
             )
-        if removed:
-            logger.info("store %s: kept the latest result of each window, dropped %d", self.path, removed)
+            if removed:
+                logger.info(
+                    "store %s: kept the latest result of each window, dropped %d", self.location, removed
+                )
+
+        return [
+            (1, "tables and indexes", create_tables),
+            (2, "one stored result per (model, version, window start)", one_result_per_window),
+        ]
+
+    def schema_version(self) -> int:
+        """The schema version this store is at (``SCHEMA_VERSION`` once opened)."""
+        return int(self._query("SELECT MAX(version) FROM store_schema")[0][0])
 
     @classmethod
     def for_state_dir(cls, state_dir: Path) -> MonitorStore:
@@ -253,7 +323,7 @@ class MonitorStore:
         self.close()
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
+    def _transaction(self) -> Iterator[Any]:
         # BEGIN IMMEDIATE takes the write lock up front, so check-then-write sequences (labels, leases)
         # cannot interleave with another process doing the same.
         with self._lock:
@@ -296,33 +366,13 @@ class MonitorStore:
                 ).fetchall()
                 known.update(row[0] for row in rows)
             request_rows = []
-            prediction_rows = []
+            prediction_rows: list[tuple] = []
             for record in records:
                 if record.request_id in known:
                     continue
                 known.add(record.request_id)
-                count = record.row_count
-                request_rows.append(
-                    (record.request_id, record.model, record.version, record.timestamp, count)
-                )
-                output_name = next(iter(record.outputs), None)
-                outputs = record.outputs.get(output_name, []) if output_name is not None else []
-                columns = list(record.inputs)
-                for row in range(count):
-                    inputs = {column: record.inputs[column][row] for column in columns}
-                    output = outputs[row] if row < len(outputs) else None
-                    prediction_rows.append(
-                        (
-                            record.request_id,
-                            row,
-                            record.model,
-                            record.version,
-                            record.timestamp,
-                            json.dumps(inputs, separators=(",", ":")),
-                            json.dumps(output, separators=(",", ":")),
-                            score_of(output),
-                        )
-                    )
+                request_rows.append(_request_row(record))
+                prediction_rows.extend(_prediction_rows(record))
             connection.executemany("INSERT OR IGNORE INTO requests VALUES (?, ?, ?, ?, ?)", request_rows)
             connection.executemany(
                 "INSERT OR IGNORE INTO predictions VALUES (?, ?, ?, ?, ?, ?, ?, ?)", prediction_rows
@@ -337,7 +387,7 @@ class MonitorStore:
         after each batch is stored; a crash in between re-reads that batch, which ingestion ignores.
         """
         key = str(Path(directory).resolve())
-        saved = self._query("SELECT sequence, offset FROM ingest_positions WHERE directory = ?", (key,))
+        saved = self._query('SELECT sequence, "offset" FROM ingest_positions WHERE directory = ?', (key,))
         start = (int(saved[0][0]), int(saved[0][1])) if saved else (0, 0)
         added = 0
         batch: list[PredictionRecord] = []
@@ -359,7 +409,7 @@ class MonitorStore:
         with self._transaction() as connection:
             connection.execute(
                 "INSERT INTO ingest_positions VALUES (?, ?, ?) ON CONFLICT(directory) DO UPDATE SET "
-                "sequence = excluded.sequence, offset = excluded.offset",
+                'sequence = excluded.sequence, "offset" = excluded."offset"',
                 (directory, *position),
             )
 
@@ -406,7 +456,8 @@ class MonitorStore:
         received_at = time.time() if received_at is None else received_at
         with self._transaction() as connection:
             found = connection.execute(
-                "SELECT row_count, timestamp FROM requests WHERE request_id = ?", (request_id,)
+                "SELECT row_count, timestamp FROM requests WHERE request_id = ?" + self._lock_row,
+                (request_id,),
             ).fetchone()
             if found is None:
                 raise UnknownRequest(
@@ -590,11 +641,12 @@ class MonitorStore:
         """Store the result of one window; a result already stored for the same (model, version,
         window_start) is replaced (a later check of a window supersedes the earlier). Returns the row id."""
         with self._transaction() as connection:
-            connection.execute(
+            # RETURNING gives the row's id whether it was inserted or updated (lastrowid is not, on update).
+            found = connection.execute(
                 "INSERT INTO monitor_results (model, version, checked_at, window_start, window_end, result) "
                 "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (model, version, window_start) DO UPDATE SET "
                 "checked_at = excluded.checked_at, window_end = excluded.window_end, "
-                "result = excluded.result",
+                "result = excluded.result RETURNING id",
                 (
                     model,
                     version,
@@ -603,11 +655,6 @@ class MonitorStore:
                     window_end,
                     json.dumps(result, default=_json_default),
                 ),
-            )
-            # lastrowid is not the row's id after an update: read it back by the window's key.
-            found = connection.execute(
-                "SELECT id FROM monitor_results WHERE model = ? AND version = ? AND window_start = ?",
-                (model, version, window_start),
             ).fetchone()
             return int(found[0])
 
@@ -703,9 +750,9 @@ class MonitorStore:
         """Store a decision; returns its id (outcome can be updated later with ``finish_decision``)."""
         decided_at = time.time() if decided_at is None else decided_at
         with self._transaction() as connection:
-            cursor = connection.execute(
+            found = connection.execute(
                 "INSERT INTO decisions (model, version, decided_at, action, reasons, evidence, outcome) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 (
                     model,
                     version,
@@ -715,8 +762,8 @@ class MonitorStore:
                     json.dumps(evidence, default=_json_default),
                     outcome,
                 ),
-            )
-            return int(cursor.lastrowid)
+            ).fetchone()
+            return int(found[0])
 
     def finish_decision(
         self,
@@ -783,14 +830,17 @@ class MonitorStore:
         """
         now = time.time() if now is None else now
         with self._transaction() as connection:
-            connection.execute("DELETE FROM leases WHERE model = ? AND expires_at <= ?", (model, now))
-            current = connection.execute("SELECT holder FROM leases WHERE model = ?", (model,)).fetchone()
-            if current is not None:
-                return current[0] == holder
+            # One statement takes a free or expired lease. On PostgreSQL the upsert locks the model's row (or
+            # waits on its key until a concurrent taker commits), so the holder read next is the one that
+            # stands: two replicas never both see their own name. SQLite's write lock serialises it anyway.
             connection.execute(
-                "INSERT INTO leases VALUES (?, ?, ?, ?)", (model, holder, now, now + ttl_seconds)
+                "INSERT INTO leases VALUES (?, ?, ?, ?) ON CONFLICT (model) DO UPDATE SET "
+                "holder = excluded.holder, acquired_at = excluded.acquired_at, "
+                "expires_at = excluded.expires_at WHERE leases.expires_at <= ?",
+                (model, holder, now, now + ttl_seconds, now),
             )
-            return True
+            current = connection.execute("SELECT holder FROM leases WHERE model = ?", (model,)).fetchone()
+            return current is not None and current[0] == holder
 
     def release_lease(self, model: str, holder: str) -> None:
         with self._transaction() as connection:
@@ -800,6 +850,242 @@ class MonitorStore:
         now = time.time() if now is None else now
         rows = self._query("SELECT holder FROM leases WHERE model = ? AND expires_at > ?", (model, now))
         return rows[0][0] if rows else None
+
+
+STORE_URL_ENV = "MLOPS_MONITOR_STORE_URL"
+_POSTGRES_SCHEMES = ("postgresql://", "postgresql+psycopg2://", "postgres://")
+# Any constant: the key of the advisory lock that serialises schema migrations of replicas starting at once.
+_MIGRATION_LOCK_KEY = 0x6D6F6E69746F72  # "monitor"
+
+
+def open_store(location: str | Path) -> MonitorStore:
+    """The store a URL (or a bare path) names.
+
+    Args:
+        location: ``sqlite:///relative/file.sqlite`` or ``sqlite:////absolute/file.sqlite`` (SQLAlchemy's
+            spelling) or a bare path: SQLite; ``postgresql://user:password@host:5432/monitor`` (also
+            ``postgresql+psycopg2://``, the MLflow database URL's spelling, and libpq query parameters such
+            as ``?sslmode=require``): PostgreSQL.
+
+    Raises:
+        ConfigError: any other scheme, or a ``sqlite://`` URL without a path.
+    """
+    text = str(location)
+    if text.startswith(_POSTGRES_SCHEMES):
+        return PostgresMonitorStore(text)
+    if text.startswith("sqlite:///"):
+        path = text[len("sqlite:///") :]
+        if not path:
+            raise ConfigError(
+                f"store URL {text!r} has no file; use sqlite:///relative/path.sqlite or "
+                "sqlite:////absolute/path.sqlite"
+            )
+        return MonitorStore(Path(path))
+    if "://" in text:
+        raise ConfigError(
+            f"store URL {redact_url(text)!r} is neither sqlite:///path nor postgresql://...; use e.g. "
+            f"sqlite:////var/lib/mlops/monitoring/monitor.sqlite or "
+            f"postgresql://monitor:PASSWORD@postgres.mlflow.svc.cluster.local:5432/monitor (${STORE_URL_ENV})"
+        )
+    return MonitorStore(Path(text))
+
+
+def store_for(state_dir: Path, url: str | None) -> MonitorStore:
+    """The store ``url`` names, or the state dir's SQLite file when there is none (the local default)."""
+    return MonitorStore.for_state_dir(state_dir) if not url else open_store(url)
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its password replaced by ``***`` (for messages and logs)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)
+    user = netloc[0].split(":", 1)[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[1]}"))
+
+
+def _postgres_sql(sql: str) -> str:
+    """The shared SQL (``?`` placeholders) in psycopg2's paramstyle; a literal ``%`` is doubled."""
+    converted = _POSTGRES_SQL.get(sql)
+    if converted is None:
+        converted = _POSTGRES_SQL[sql] = sql.replace("%", "%%").replace("?", "%s")
+    return converted
+
+
+_POSTGRES_SQL: dict[str, str] = {}
+
+
+class _PostgresSession:
+    """A transaction's cursor with the interface the shared code uses on a ``sqlite3.Connection``."""
+
+    def __init__(self, cursor: Any) -> None:
+        self.cursor = cursor
+
+    def execute(self, sql: str, parameters: Sequence[Any] = ()) -> Any:
+        self.cursor.execute(_postgres_sql(sql), tuple(parameters))
+        return self.cursor
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> Any:
+        from psycopg2.extras import execute_batch
+
+        if rows:
+            execute_batch(self.cursor, _postgres_sql(sql), rows, page_size=1000)
+        return self.cursor
+
+
+class PostgresMonitorStore(MonitorStore):
+    """The store in a PostgreSQL database, shared by every monitor replica (the cluster's backend).
+
+    Leases, labels and results are safe across processes: a lease is taken by one upsert that locks the
+    model's row, a request's labels are checked and written under a lock on its row, and ingestion inserts
+    request ids in sorted order with ON CONFLICT DO NOTHING (concurrent replicas wait on the same keys in the
+    same order: no duplicates, no deadlock). Each call takes a connection from a small pool, so the service's
+    threads do not wait on one another's reads.
+
+    Args:
+        url: ``postgresql://`` or ``postgresql+psycopg2://`` URL (libpq's URI syntax; a password with
+            reserved characters is percent-encoded).
+        pool_size: connections at most (one per concurrent call; more calls wait for one).
+    """
+
+    _lock_row = " FOR UPDATE"
+
+    def __init__(self, url: str, *, pool_size: int = 8) -> None:
+        import psycopg2
+        import psycopg2.extensions
+        import psycopg2.pool
+
+        _register_numpy_adapters(psycopg2.extensions)
+        self.path = None
+        self.location = redact_url(url)
+        self._psycopg2 = psycopg2
+        dsn = "postgresql://" + url.split("://", 1)[1]
+        self._slots = threading.BoundedSemaphore(pool_size)
+        try:
+            # A libpq URI: connect_timeout bounds a start against an unreachable database.
+            self._pool = psycopg2.pool.ThreadedConnectionPool(1, pool_size, dsn, connect_timeout=10)
+        except psycopg2.Error as error:
+            raise ConfigError(
+                f"monitor store {self.location}: cannot connect ({str(error).strip()}); check the URL "
+                f"(${STORE_URL_ENV}, the monitor's Secret) and that the database accepts this role"
+            ) from error
+        self._closed = False
+        self._migrate()
+
+    def _tables(self) -> tuple[str, ...]:
+        return _POSTGRES_TABLES
+
+    def _start_migration(self, connection: Any) -> None:
+        connection.execute("SELECT pg_advisory_xact_lock(?)", (_MIGRATION_LOCK_KEY,))
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._pool.closeall()
+
+    @contextmanager
+    def _connection(self) -> Iterator[Any]:
+        """A pooled connection in autocommit mode (reads need no BEGIN); a broken one is discarded."""
+        with self._slots:
+            connection = self._pool.getconn()
+            broken = False
+            try:
+                if connection.closed:
+                    self._pool.putconn(connection, close=True)
+                    connection = self._pool.getconn()
+                connection.autocommit = True
+                yield connection
+            except (self._psycopg2.OperationalError, self._psycopg2.InterfaceError):
+                broken = True  # the server went away: the next call opens a fresh connection
+                raise
+            finally:
+                self._pool.putconn(connection, close=broken or bool(connection.closed))
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Any]:
+        with self._connection() as connection, connection.cursor() as cursor:
+            cursor.execute("BEGIN")
+            try:
+                yield _PostgresSession(cursor)
+            except BaseException:
+                if not connection.closed:
+                    cursor.execute("ROLLBACK")
+                raise
+            cursor.execute("COMMIT")
+
+    def _query(self, sql: str, parameters: Sequence[Any] = ()) -> list[tuple]:
+        with self._connection() as connection, connection.cursor() as cursor:
+            cursor.execute(_postgres_sql(sql), tuple(parameters))
+            return cursor.fetchall()
+
+    def _ingest_batch(self, records: list[PredictionRecord]) -> int:
+        from psycopg2.extras import execute_values
+
+        unique: dict[str, PredictionRecord] = {}
+        for record in records:
+            unique.setdefault(record.request_id, record)
+        ordered = [unique[key] for key in sorted(unique)]  # one lock order for every replica
+        with self._transaction() as session:
+            cursor = session.cursor
+            # The requests a replica inserts are the ones it stores rows for: a replayed id (or one another
+            # replica stored first) returns nothing and adds no prediction row.
+            new = execute_values(
+                cursor,
+                "INSERT INTO requests VALUES %s ON CONFLICT (request_id) DO NOTHING RETURNING request_id",
+                [_request_row(record) for record in ordered],
+                page_size=len(ordered),
+                fetch=True,
+            )
+            fresh = {row[0] for row in new}
+            prediction_rows = [
+                row for record in ordered if record.request_id in fresh for row in _prediction_rows(record)
+            ]
+            if prediction_rows:
+                execute_values(
+                    cursor,
+                    "INSERT INTO predictions VALUES %s ON CONFLICT (request_id, row) DO NOTHING",
+                    prediction_rows,
+                    page_size=len(prediction_rows),
+                )
+        return len(prediction_rows)
+
+
+def _register_numpy_adapters(extensions: Any) -> None:
+    """numpy scalars as SQL numbers (the monitor's values come from numpy; psycopg2 knows only Python's)."""
+    extensions.register_adapter(np.integer, lambda value: extensions.AsIs(int(value)))
+    extensions.register_adapter(np.floating, lambda value: extensions.adapt(float(value)))
+    extensions.register_adapter(np.bool_, lambda value: extensions.AsIs(bool(value)))
+
+
+def _request_row(record: PredictionRecord) -> tuple:
+    return (record.request_id, record.model, record.version, record.timestamp, record.row_count)
+
+
+def _prediction_rows(record: PredictionRecord) -> list[tuple]:
+    """The ``predictions`` rows of one record: one per row, inputs and output as compact JSON."""
+    output_name = next(iter(record.outputs), None)
+    outputs = record.outputs.get(output_name, []) if output_name is not None else []
+    columns = list(record.inputs)
+    rows = []
+    for row in range(record.row_count):
+        inputs = {column: record.inputs[column][row] for column in columns}
+        output = outputs[row] if row < len(outputs) else None
+        rows.append(
+            (
+                record.request_id,
+                row,
+                record.model,
+                record.version,
+                record.timestamp,
+                json.dumps(inputs, separators=(",", ":")),
+                json.dumps(output, separators=(",", ":")),
+                score_of(output),
+            )
+        )
+    return rows
 
 
 def _json_default(value: Any) -> Any:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from platform_components.monitoring.store import MonitorStore
+from platform_components.monitoring.store import open_store
 from platform_components.serving.predlog import PredictionLog, PredictionRecord, read_records_from
 
 
@@ -13,12 +13,14 @@ def record(index: int) -> PredictionRecord:
     return PredictionRecord(f"r{index}", "m", "1", time.time(), {"x": [float(index)]}, {"p": [[0.5, 0.5]]})
 
 
-def test_ingestion_resumes_from_the_saved_position_across_store_restarts(tmp_path: Path) -> None:
-    log_dir, store_path = tmp_path / "predictions" / "m", tmp_path / "monitor.sqlite"
+def test_ingestion_resumes_from_the_saved_position_across_store_restarts(
+    tmp_path: Path, store_url: str
+) -> None:
+    log_dir = tmp_path / "predictions" / "m"
     log = PredictionLog(log_dir, segment_bytes=2_000)  # small segments: the position crosses files
     for index in range(30):
         log.append(record(index))
-    with MonitorStore(store_path) as store:
+    with open_store(store_url) as store:
         assert store.ingest_directory(log_dir) == 30
     # Already-ingested bytes are never read again: garbling them cannot break the next ingestion.
     first_segment = sorted(log_dir.glob("segment-*.jsonl"))[0]
@@ -27,7 +29,7 @@ def test_ingestion_resumes_from_the_saved_position_across_store_restarts(tmp_pat
     for index in range(30, 45):
         log.append(record(index))
     log.close()
-    with MonitorStore(store_path) as store:
+    with open_store(store_url) as store:
         assert store.ingest_directory(log_dir) == 15
         assert store.ingest_directory(log_dir) == 0
         assert store.prediction_count("m") == 45

@@ -1,4 +1,7 @@
-"""Monitor store: idempotent ingestion from the prediction log, exact label joins, decisions, leases."""
+"""Monitor store: idempotent ingestion from the prediction log, exact label joins, decisions, leases.
+
+Every test taking ``store_url`` runs on both backends (SQLite and a real PostgreSQL: conftest.py).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,13 @@ from pathlib import Path
 import pytest
 
 from platform_components.monitoring.errors import InvalidInput, LabelConflict, UnknownRequest
-from platform_components.monitoring.store import LABEL_COLUMN, SCORE_COLUMN, MonitorStore
+from platform_components.monitoring.store import (
+    LABEL_COLUMN,
+    SCHEMA_VERSION,
+    SCORE_COLUMN,
+    MonitorStore,
+    open_store,
+)
 from platform_components.serving.predlog import PredictionLog, PredictionRecord
 
 
@@ -23,24 +32,29 @@ def record(request_id: str, rows: int, timestamp: float, version: str = "1") -> 
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> MonitorStore:
+def store(tmp_path: Path, store_url: str) -> MonitorStore:
     log_dir = tmp_path / "predictions" / "credit-default"
     with PredictionLog(log_dir) as log:
         log.append(record("a", 3, 100.0))
         log.append(record("b", 1, 200.0))
         log.append(record("c", 2, 300.0, version="2"))
-    opened = MonitorStore.for_state_dir(tmp_path)
+    opened = open_store(store_url)
     assert opened.ingest_state_dir(tmp_path) == 6
     yield opened
     opened.close()
 
 
-def test_ingestion_is_idempotent_and_uses_wal(store: MonitorStore, tmp_path: Path) -> None:
+def test_ingestion_is_idempotent(store: MonitorStore, tmp_path: Path) -> None:
     assert store.ingest_state_dir(tmp_path) == 0
     assert store.prediction_count("credit-default") == 6
     assert store.request_rows("a") == 3 and store.request_rows("zzz") is None
-    assert store._query("PRAGMA journal_mode")[0][0] == "wal"
     assert store.versions("credit-default") == ["1", "2"]
+    assert store.schema_version() == SCHEMA_VERSION
+
+
+def test_a_sqlite_store_uses_wal(tmp_path: Path) -> None:
+    with MonitorStore.for_state_dir(tmp_path) as store:
+        assert store._query("PRAGMA journal_mode")[0][0] == "wal"
 
 
 def test_labels_join_exactly_whatever_the_arrival_order(store: MonitorStore) -> None:

@@ -22,7 +22,7 @@ from platform_components.monitoring.monitor import (
     window_bounds,
 )
 from platform_components.monitoring.profile import ReferenceProfile, build_reference_profile
-from platform_components.monitoring.store import MonitorStore
+from platform_components.monitoring.store import MonitorStore, open_store
 from platform_components.serving.predlog import PredictionRecord
 
 DAY = 86_400.0
@@ -75,8 +75,8 @@ def _serve(store: MonitorStore, rng: np.random.Generator, times: np.ndarray, pre
     return {f"{prefix}{i}": int(label) for i, label in enumerate(truth)}
 
 
-def test_the_event_clock_is_the_latest_prediction_or_label_time(tmp_path: Path) -> None:
-    with MonitorStore(tmp_path / "monitor.sqlite") as store:
+def test_the_event_clock_is_the_latest_prediction_or_label_time(store_url: str) -> None:
+    with open_store(store_url) as store:
         assert store.event_clock("m") is None
         truth = _serve(store, np.random.default_rng(1), DAY0 + np.arange(3) * 10.0, "r")
         assert store.event_clock("m") == DAY0 + 20.0
@@ -86,10 +86,10 @@ def test_the_event_clock_is_the_latest_prediction_or_label_time(tmp_path: Path) 
 
 
 def test_a_window_has_its_estimate_before_its_labels_and_the_realised_value_beside_it_after(
-    tmp_path: Path, profile: ReferenceProfile
+    store_url: str, profile: ReferenceProfile
 ) -> None:
     rng = np.random.default_rng(2)
-    with MonitorStore(tmp_path / "monitor.sqlite") as store:
+    with open_store(store_url) as store:
         truth = _serve(store, rng, DAY0 + np.arange(600) * 140.0, "r")  # one day of traffic
         checked = run_check(store, "m", "1", profile, window_seconds=DAY)  # now: the event clock
         assert (checked.window_start, checked.window_end) == (DAY0, DAY0 + DAY)
@@ -131,10 +131,10 @@ def test_a_window_has_its_estimate_before_its_labels_and_the_realised_value_besi
 
 
 def test_refresh_looks_back_only_as_far_as_asked_and_needs_enough_labels(
-    tmp_path: Path, profile: ReferenceProfile
+    store_url: str, profile: ReferenceProfile
 ) -> None:
     rng = np.random.default_rng(3)
-    with MonitorStore(tmp_path / "monitor.sqlite") as store:
+    with open_store(store_url) as store:
         truth = {}
         for day in range(3):
             times = DAY0 + day * DAY + np.arange(100) * 800.0
@@ -158,10 +158,10 @@ def test_refresh_looks_back_only_as_far_as_asked_and_needs_enough_labels(
 
 
 def test_rows_after_the_last_check_are_estimated_from_scores_when_the_refresh_has_the_profile(
-    tmp_path: Path, profile: ReferenceProfile
+    store_url: str, profile: ReferenceProfile
 ) -> None:
     rng = np.random.default_rng(4)
-    with MonitorStore(tmp_path / "monitor.sqlite") as store:
+    with open_store(store_url) as store:
         truth = _serve(store, rng, DAY0 + np.arange(200) * 100.0, "a")
         first = run_check(store, "m", "1", profile, window_seconds=DAY)
         assert first.estimated["rows"] == 200
@@ -181,10 +181,10 @@ def test_rows_after_the_last_check_are_estimated_from_scores_when_the_refresh_ha
 
 
 def test_one_result_per_window_and_the_latest_window_is_the_models_latest(
-    tmp_path: Path, profile: ReferenceProfile
+    store_url: str, profile: ReferenceProfile
 ) -> None:
     rng = np.random.default_rng(5)
-    with MonitorStore(tmp_path / "monitor.sqlite") as store:
+    with open_store(store_url) as store:
         _serve(store, rng, DAY0 + np.arange(100) * 60.0, "a")
         run_check(store, "m", "1", profile, window_seconds=DAY, now=DAY0 + 3_000)
         run_check(store, "m", "1", profile, window_seconds=DAY, now=DAY0 + 6_000)
@@ -273,8 +273,8 @@ def test_a_store_file_made_by_the_old_schema_gets_one_result_per_window(tmp_path
     assert MonitorResult.from_dict({**_old_result(1.0, DAY0), "from_a_newer_writer": 1}).rows == 10
 
 
-def test_the_estimate_is_among_the_results_metrics(tmp_path: Path, profile: ReferenceProfile) -> None:
-    with MonitorStore(tmp_path / "monitor.sqlite") as store:
+def test_the_estimate_is_among_the_results_metrics(store_url: str, profile: ReferenceProfile) -> None:
+    with open_store(store_url) as store:
         _serve(store, np.random.default_rng(6), DAY0 + np.arange(300) * 60.0, "r")
         result = run_check(store, "m", "1", profile, window_seconds=DAY)
     metrics = result.metrics()
@@ -288,10 +288,10 @@ def test_the_estimate_is_among_the_results_metrics(tmp_path: Path, profile: Refe
     assert 0 <= metrics["estimated_outside_reference_share"] <= 1
 
 
-def test_no_estimate_without_an_estimator_for_a_regressor_or_on_too_few_rows(tmp_path: Path) -> None:
+def test_no_estimate_without_an_estimator_for_a_regressor_or_on_too_few_rows(store_url: str) -> None:
     frame = pd.DataFrame({"x": np.random.default_rng(7).normal(0, 1, 500)})
     bare = build_reference_profile(frame, numeric=["x"], categorical=[])
-    with MonitorStore(tmp_path / "monitor.sqlite") as store:
+    with open_store(store_url) as store:
         _serve(store, np.random.default_rng(8), DAY0 + np.arange(100) * 60.0, "r")
         assert run_check(store, "m", "1", bare, window_seconds=DAY).estimated is None
         broken = build_reference_profile(
@@ -305,13 +305,13 @@ def test_no_estimate_without_an_estimator_for_a_regressor_or_on_too_few_rows(tmp
 
 
 def test_a_classifier_with_labels_and_an_estimate_has_23_monitor_series(
-    tmp_path: Path, profile: ReferenceProfile
+    store_url: str, profile: ReferenceProfile
 ) -> None:
     from prometheus_client import CollectorRegistry, generate_latest
 
     from platform_components.monitoring.service import StoreCollector
 
-    with MonitorStore(tmp_path / "monitor.sqlite") as store:
+    with open_store(store_url) as store:
         truth = _serve(store, np.random.default_rng(9), DAY0 + np.arange(300) * 60.0, "r")
         for request_id, label in truth.items():
             store.add_labels(request_id, [label], received_at=DAY0 + 20_000)
@@ -327,7 +327,7 @@ def test_a_classifier_with_labels_and_an_estimate_has_23_monitor_series(
 
 
 def test_the_report_plots_estimated_and_realised_roc_auc_per_window_and_states_the_assumption(
-    tmp_path: Path, profile: ReferenceProfile
+    store_url: str, profile: ReferenceProfile
 ) -> None:
     import html
 
@@ -335,7 +335,7 @@ def test_the_report_plots_estimated_and_realised_roc_auc_per_window_and_states_t
     from platform_components.monitoring.report import estimate_series, render_report
 
     rng = np.random.default_rng(10)
-    with MonitorStore(tmp_path / "monitor.sqlite") as store:
+    with open_store(store_url) as store:
         truth: dict[str, int] = {}
         for day in range(3):
             times = DAY0 + day * DAY + np.arange(200) * 400.0
@@ -357,8 +357,8 @@ def test_the_report_plots_estimated_and_realised_roc_auc_per_window_and_states_t
     assert "estimated " in page and "band " in page
 
 
-def test_two_versions_in_one_window_the_latest_checked_is_the_models_latest(tmp_path: Path) -> None:
-    with MonitorStore(tmp_path / "monitor.sqlite") as store:
+def test_two_versions_in_one_window_the_latest_checked_is_the_models_latest(store_url: str) -> None:
+    with open_store(store_url) as store:
         for version, checked_at in (("1", 10.0), ("2", 20.0), ("1", 5.0)):
             result = {**_old_result(checked_at, DAY0), "version": version}
             store.save_result(
