@@ -964,6 +964,8 @@ class PostgresMonitorStore(MonitorStore):
         self._psycopg2 = psycopg2
         dsn = "postgresql://" + url.split("://", 1)[1]
         self._slots = threading.BoundedSemaphore(pool_size)
+        # After a server restart every pooled connection may be dead: one more try than the pool holds.
+        self._attempts = pool_size + 1
         try:
             # A libpq URI: connect_timeout bounds a start against an unreachable database.
             self._pool = psycopg2.pool.ThreadedConnectionPool(1, pool_size, dsn, connect_timeout=10)
@@ -1006,20 +1008,35 @@ class PostgresMonitorStore(MonitorStore):
 
     @contextmanager
     def _transaction(self) -> Iterator[Any]:
-        with self._connection() as connection, connection.cursor() as cursor:
-            cursor.execute("BEGIN")
-            try:
-                yield _PostgresSession(cursor)
-            except BaseException:
-                if not connection.closed:
-                    cursor.execute("ROLLBACK")
-                raise
-            cursor.execute("COMMIT")
+        for attempt in range(self._attempts):
+            with self._connection() as connection, connection.cursor() as cursor:
+                try:
+                    cursor.execute("BEGIN")
+                except (self._psycopg2.OperationalError, self._psycopg2.InterfaceError):
+                    # An idle connection the server closed (a restart, a failover): nothing ran yet, so
+                    # another connection may start the transaction over.
+                    if attempt == self._attempts - 1:
+                        raise
+                    continue
+                try:
+                    yield _PostgresSession(cursor)
+                except BaseException:
+                    if not connection.closed:
+                        cursor.execute("ROLLBACK")
+                    raise
+                cursor.execute("COMMIT")
+                return
 
     def _query(self, sql: str, parameters: Sequence[Any] = ()) -> list[tuple]:
-        with self._connection() as connection, connection.cursor() as cursor:
-            cursor.execute(_postgres_sql(sql), tuple(parameters))
-            return cursor.fetchall()
+        for attempt in range(self._attempts):
+            try:
+                with self._connection() as connection, connection.cursor() as cursor:
+                    cursor.execute(_postgres_sql(sql), tuple(parameters))
+                    return cursor.fetchall()
+            except (self._psycopg2.OperationalError, self._psycopg2.InterfaceError):
+                if attempt == self._attempts - 1:  # a read is safe to repeat on a fresh connection
+                    raise
+        raise AssertionError("unreachable")
 
     def _ingest_batch(self, records: list[PredictionRecord]) -> int:
         from psycopg2.extras import execute_values
