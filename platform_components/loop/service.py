@@ -2,9 +2,10 @@
 
 ``python -m platform_components.loop.service --state-dir /var/lib/mlops --port 8090 --tracking-uri URL
 --check-interval 900 [--models /etc/mlops/models.json] [--kfp-host URL --pipeline /etc/mlops/pipeline.yaml]
-[--serving-namespace seldon]`` serves what ``monitoring.service`` serves (feedback, ingest, metrics) and
-runs ``Loop.run_all`` over the models file (``loop/models.py``; ``MLOPS_MONITOR_MODELS``) every
-``--check-interval`` seconds:
+[--serving-namespace seldon] [--store-url URL]`` serves what ``monitoring.service`` serves (feedback, ingest,
+metrics) and runs ``Loop.run_all`` over the models file (``loop/models.py``; ``MLOPS_MONITOR_MODELS``) every
+``--check-interval`` seconds, keeping its state in the store ``--store-url`` or ``$MLOPS_MONITOR_STORE_URL``
+names (in the cluster: the platform's PostgreSQL, from the monitor's Secret):
 
 - retrains go to the KFP API (``--kfp-host``) with the project's compiled pipeline (``--pipeline``, mounted
   from the monitor's ConfigMap: the monitor holds no project code) in ``--experiment``; without
@@ -226,10 +227,9 @@ def create_app(arguments: argparse.Namespace) -> Any:
     """
     from pathlib import Path
 
-    from platform_components.monitoring.store import MonitorStore
-
     models, retrain = startup_config(arguments)
-    store = MonitorStore.for_state_dir(Path(arguments.state_dir))
+    # The cluster's replicas share one PostgreSQL database ($MLOPS_MONITOR_STORE_URL, from a Secret).
+    store = monitoring_service.open_service_store(arguments)
     try:
         loop = build_loop(arguments, retrain, store)
     except BaseException:

@@ -2,6 +2,9 @@
 
 Run it as ``python -m platform_components.monitoring.service --state-dir .mlops --port 8090
 --tracking-uri http://127.0.0.1:5000``; ``service_command`` builds that argv for the local platform.
+The store is ``<state-dir>/monitoring/monitor.sqlite`` unless ``--store-url`` or ``$MLOPS_MONITOR_STORE_URL``
+names another (``postgresql://...``: the cluster's replicas share one database; ``store.open_store`` lists
+the URL forms); a bad URL stops start-up with exit code 2.
 
 Endpoints:
 - ``GET /health`` -> 200 ``{"status": "ok"}``.
@@ -43,8 +46,9 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from platform_components.errors import ConfigError
 from platform_components.monitoring.errors import InvalidInput, MonitoringError
-from platform_components.monitoring.store import MonitorStore
+from platform_components.monitoring.store import STORE_URL_ENV, MonitorStore, store_for
 
 if TYPE_CHECKING:
     from platform_components.serving.predlog import PredictionRecord
@@ -450,7 +454,26 @@ def parser(prog: str = "python -m platform_components.monitoring.service") -> ar
     parsed.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
     parsed.add_argument("--port", type=int, required=True, help="HTTP port")
     parsed.add_argument("--log-level", default="info", help="uvicorn log level")
+    parsed.add_argument(
+        "--store-url",
+        default=None,
+        help="the monitor store: sqlite:///path or postgresql://user:password@host:5432/monitor; default "
+        f"${STORE_URL_ENV}, else <state-dir>/monitoring/monitor.sqlite (prefer the variable for a URL with "
+        "a password: a flag shows in the process list)",
+    )
     return parsed
+
+
+def open_service_store(arguments: argparse.Namespace) -> MonitorStore:
+    """The store ``--store-url`` (or ``$MLOPS_MONITOR_STORE_URL``) names, else the state dir's SQLite file.
+
+    Raises:
+        ConfigError: the URL is malformed or the database cannot be reached (named, password hidden).
+    """
+    import os
+
+    url = arguments.store_url or os.environ.get(STORE_URL_ENV) or None
+    return store_for(Path(arguments.state_dir), url)
 
 
 def serve(app: Any, arguments: argparse.Namespace) -> None:
@@ -464,9 +487,14 @@ def serve(app: Any, arguments: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Start the service (see the module docstring)."""
-    arguments = parser().parse_args(argv)
+    parsed = parser()
+    arguments = parsed.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    serve(create_app(arguments.state_dir), arguments)
+    try:
+        store = open_service_store(arguments)
+    except ConfigError as error:
+        parsed.exit(2, f"error: {error}\n")
+    serve(create_app(arguments.state_dir, store=store), arguments)
 
 
 if __name__ == "__main__":

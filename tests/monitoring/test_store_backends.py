@@ -211,3 +211,48 @@ def test_an_unreachable_database_is_a_config_error_without_the_password() -> Non
     with pytest.raises(ConfigError, match=r"monitor:\*\*\*@127\.0\.0\.1.*cannot connect") as raised:
         open_store(url)
     assert "hunter2" not in str(raised.value)
+
+
+def test_the_monitor_service_keeps_ingested_predictions_and_labels_in_postgresql(
+    store_postgres: PostgresServer, tmp_path: Path
+) -> None:
+    import httpx
+    from processes import find_free_port, stop_process_tree, wait_healthy
+
+    from platform_components.monitoring.service import service_command
+
+    store_postgres.create_role("monitor", "m0n'itor pass")
+    store_postgres.create_database("service", owner="monitor")
+    url = store_postgres.url("service", "monitor", "m0n'itor pass", scheme="postgresql+psycopg2")
+    port = find_free_port()
+    argv = service_command(state_dir=tmp_path, host="127.0.0.1", port=port)
+    log = tmp_path / "service.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            argv, stdout=output, stderr=subprocess.STDOUT, env={**os.environ, "MLOPS_MONITOR_STORE_URL": url}
+        )
+        try:
+            wait_healthy(f"http://127.0.0.1:{port}/health", process, log, seconds=60)
+            body = {"records": [json.loads(record(index).to_json()) for index in range(3)]}
+            answer = httpx.post(f"http://127.0.0.1:{port}/v2/predictions", json=body, timeout=30)
+            assert answer.json() == {"received": 3, "new_rows": 3}
+            feedback = {"request_id": "r1", "labels": [1]}
+            assert (
+                httpx.post(f"http://127.0.0.1:{port}/v2/feedback", json=feedback, timeout=30).status_code
+                == 200
+            )
+        finally:
+            stop_process_tree(process)
+    assert not (tmp_path / "monitoring" / "monitor.sqlite").exists()  # nothing went to the local default
+    with open_store(url) as store:  # the role owns what the service created
+        assert store.prediction_count("m0") == 3 and store.label_count("m0") == 1
+
+
+def test_the_monitor_service_refuses_to_start_on_a_bad_store_url(tmp_path: Path) -> None:
+    from platform_components.monitoring.service import service_command
+
+    argv = service_command(state_dir=tmp_path, host="127.0.0.1", port=1)
+    env = {**os.environ, "MLOPS_MONITOR_STORE_URL": "mysql://monitor:hunter2@db/monitor"}
+    result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 2
+    assert "neither sqlite:///path nor postgresql://" in result.stderr and "hunter2" not in result.stderr
