@@ -73,6 +73,8 @@ class PostgresServer:
     password: str
     run_as: str | None
     host: str = "127.0.0.1"
+    #: fsync and synchronous commit on (benchmarks of commits); off by default (a test cluster is thrown out).
+    durable: bool = False
     _owned_dirs: list[Path] = field(default_factory=list, repr=False)
 
     def url(
@@ -212,15 +214,18 @@ def _owned_temp_dir(prefix: str, run_as: str | None) -> Path:
 
 
 def _pg_ctl_start(server: PostgresServer) -> None:
+    # A test cluster is thrown away: durability settings only cost time there; a benchmark asks for them.
+    durability = (
+        ["-c fsync=on", "-c synchronous_commit=on", "-c full_page_writes=on"]
+        if server.durable
+        else ["-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off"]
+    )
     options = " ".join(
         [
             f"-p {server.port}",
             f"-c listen_addresses={server.host}",
             f"-c unix_socket_directories={server.socket_dir}",
-            # A test cluster is thrown away: durability settings only cost time here.
-            "-c fsync=off",
-            "-c synchronous_commit=off",
-            "-c full_page_writes=off",
+            *durability,
         ]
     )
     command = [str(BIN_DIR / "pg_ctl"), "start", "-w", "-t", "60", "-D", str(server.data_dir)]
@@ -234,8 +239,12 @@ def start_postgres(
     password: str | None = None,
     auth_host: str = "scram-sha-256",
     auth_local: str = "scram-sha-256",
+    durable: bool = False,
 ) -> PostgresServer:
     """Initialise and start a cluster under ``directory``; the caller must ``cleanup()`` it.
+
+    ``durable=True`` keeps PostgreSQL's defaults (``fsync``, ``synchronous_commit``, ``full_page_writes``
+    on): a commit is on disk when it returns, for benchmarks of commits. Tests leave them off.
 
     Under root the cluster belongs to the ``postgres`` user; when that user cannot write to ``directory``
     (pytest's temporary folders are private to root), the cluster goes to a fresh folder of its own under the
@@ -302,6 +311,7 @@ def start_postgres(
         superuser=superuser,
         password=password,
         run_as=run_as,
+        durable=durable,
         _owned_dirs=owned,
     )
     for attempt in range(_START_ATTEMPTS):
@@ -318,7 +328,7 @@ def start_postgres(
 
 
 @contextlib.contextmanager
-def running_postgres(directory: Path, **options: str | None) -> Iterator[PostgresServer]:
+def running_postgres(directory: Path, **options: str | bool | None) -> Iterator[PostgresServer]:
     """``start_postgres`` as a context manager: the server stops and its folders go on exit."""
     server = start_postgres(directory, **options)  # type: ignore[arg-type]
     try:

@@ -256,3 +256,14 @@ def test_the_monitor_service_refuses_to_start_on_a_bad_store_url(tmp_path: Path)
     result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 2
     assert "neither sqlite:///path nor postgresql://" in result.stderr and "hunter2" not in result.stderr
+
+
+def test_a_durable_test_cluster_syncs_its_commits_and_the_default_one_does_not(tmp_path: Path) -> None:
+    from pg import postgres_unavailable_reason, running_postgres
+
+    if postgres_unavailable_reason() is not None:
+        pytest.skip(postgres_unavailable_reason())
+    with running_postgres(tmp_path / "durable", durable=True) as server:  # what bench_ingest.py measures on
+        assert [server.scalar(f"SHOW {name}") for name in ("fsync", "synchronous_commit")] == ["on", "on"]
+    with running_postgres(tmp_path / "default") as server:
+        assert [server.scalar(f"SHOW {name}") for name in ("fsync", "synchronous_commit")] == ["off", "off"]
