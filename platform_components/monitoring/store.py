@@ -23,6 +23,7 @@ Label rules (the contract of ``POST /v2/feedback``):
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import math
@@ -955,6 +956,7 @@ class PostgresMonitorStore(MonitorStore):
 
     def __init__(self, url: str, *, pool_size: int = 8) -> None:
         import psycopg2
+        import psycopg2.errors
         import psycopg2.extensions
         import psycopg2.pool
 
@@ -1039,7 +1041,6 @@ class PostgresMonitorStore(MonitorStore):
         raise AssertionError("unreachable")
 
     def _ingest_batch(self, records: list[PredictionRecord]) -> int:
-        from psycopg2.extras import execute_values
 
         unique: dict[str, PredictionRecord] = {}
         for record in records:
@@ -1048,26 +1049,68 @@ class PostgresMonitorStore(MonitorStore):
         with self._transaction() as session:
             cursor = session.cursor
             # The requests a replica inserts are the ones it stores rows for: a replayed id (or one another
-            # replica stored first) returns nothing and adds no prediction row.
-            new = execute_values(
-                cursor,
-                "INSERT INTO requests VALUES %s ON CONFLICT (request_id) DO NOTHING RETURNING request_id",
-                [_request_row(record) for record in ordered],
-                page_size=len(ordered),
-                fetch=True,
+            # replica stored first) returns nothing and adds no prediction row. The batch is COPYed into a
+            # temporary table first (emptied at commit): no SQL text built and parsed per row.
+            cursor.execute(
+                "CREATE TEMPORARY TABLE IF NOT EXISTS incoming_requests (LIKE requests) ON COMMIT DELETE ROWS"
             )
+            cursor.copy_expert(
+                "COPY incoming_requests FROM STDIN", io.StringIO(_copy_text(map(_request_row, ordered)))
+            )
+            cursor.execute(
+                "INSERT INTO requests SELECT * FROM incoming_requests ORDER BY request_id "
+                "ON CONFLICT (request_id) DO NOTHING RETURNING request_id"
+            )
+            new = cursor.fetchall()
             fresh = {row[0] for row in new}
             prediction_rows = [
                 row for record in ordered if record.request_id in fresh for row in _prediction_rows(record)
             ]
             if prediction_rows:
-                execute_values(
-                    cursor,
-                    "INSERT INTO predictions VALUES %s ON CONFLICT (request_id, row) DO NOTHING",
-                    prediction_rows,
-                    page_size=len(prediction_rows),
-                )
+                self._insert_predictions(cursor, prediction_rows)
         return len(prediction_rows)
+
+    def _insert_predictions(self, cursor: Any, rows: list[tuple]) -> None:
+        """COPY the rows of requests this transaction inserted (a few times faster than INSERT: no SQL text
+        to build and parse per row); INSERT ... ON CONFLICT DO NOTHING should some row exist after all (a
+        request's rows are only ever written with its request row, so only a store edited by hand has one).
+        """
+        from psycopg2.extras import execute_values
+
+        cursor.execute("SAVEPOINT copy_predictions")
+        try:
+            cursor.copy_expert("COPY predictions FROM STDIN", io.StringIO(_copy_text(rows)))
+        except self._psycopg2.errors.UniqueViolation:
+            cursor.execute("ROLLBACK TO SAVEPOINT copy_predictions")
+            logger.warning(
+                "store %s: predictions of new requests already stored; inserting the rest", self.location
+            )
+            execute_values(
+                cursor,
+                "INSERT INTO predictions VALUES %s ON CONFLICT (request_id, row) DO NOTHING",
+                rows,
+                page_size=len(rows),
+            )
+        else:
+            cursor.execute("RELEASE SAVEPOINT copy_predictions")
+
+
+# COPY's text format: a tab between fields, a newline after each row, backslash escapes, \N for NULL.
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_text(rows: Iterable[Sequence[Any]]) -> str:
+    return "".join("\t".join(map(_copy_field, row)) + "\n" for row in rows)
+
+
+def _copy_field(value: Any) -> str:
+    if value is None:
+        return "\\N"
+    if isinstance(value, str):
+        return value.translate(_COPY_ESCAPES)
+    if isinstance(value, float):
+        return repr(value)  # round-trips exactly; a score is None when not finite
+    return str(value)
 
 
 def _register_numpy_adapters(extensions: Any) -> None:
@@ -1075,6 +1118,10 @@ def _register_numpy_adapters(extensions: Any) -> None:
     extensions.register_adapter(np.integer, lambda value: extensions.AsIs(int(value)))
     extensions.register_adapter(np.floating, lambda value: extensions.adapt(float(value)))
     extensions.register_adapter(np.bool_, lambda value: extensions.AsIs(bool(value)))
+
+
+# One encoder for every row: json.dumps with separators builds a new JSONEncoder on each call.
+_compact_json = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def _request_row(record: PredictionRecord) -> tuple:
@@ -1097,8 +1144,8 @@ def _prediction_rows(record: PredictionRecord) -> list[tuple]:
                 record.model,
                 record.version,
                 record.timestamp,
-                json.dumps(inputs, separators=(",", ":")),
-                json.dumps(output, separators=(",", ":")),
+                _compact_json(inputs),
+                _compact_json(output),
                 score_of(output),
             )
         )

@@ -116,3 +116,36 @@ def test_decisions_and_leases(store: MonitorStore) -> None:
     assert store.acquire_lease("credit-default", "two", ttl_seconds=60, now=61)  # expired lease is taken over
     store.release_lease("credit-default", "two")
     assert store.lease_holder("credit-default", now=62) is None
+
+
+def test_any_text_round_trips_through_ingestion(store_url: str) -> None:
+    tricky = 'tab\there\nnew line \\ back\\slash "quoted" \\N naïve ✓ \r'
+    sent = PredictionRecord(
+        request_id=f"id\t{tricky}",
+        model="credit-default",
+        version="v\\1",
+        timestamp=1e9 + 0.123456789,
+        inputs={"text": [tricky, "\\N"], "income": [1.5e-300, -0.0]},
+        outputs={"predict_proba": [[0.25, 0.75], [1.0, 0.0]]},
+    )
+    with open_store(store_url) as store:
+        assert store.ingest([sent]) == 2
+        frame = store.window("credit-default")
+        assert frame["text"].tolist() == [tricky, "\\N"]
+        assert frame["income"].tolist() == [1.5e-300, -0.0]
+        assert frame["__request_id__"].tolist() == [sent.request_id] * 2
+        assert frame["__version__"].tolist() == ["v\\1"] * 2
+        assert frame["__timestamp__"].tolist() == [1e9 + 0.123456789] * 2  # a double, not a 4-byte real
+        assert frame[SCORE_COLUMN].tolist() == [0.75, 0.0]
+
+
+def test_rows_already_stored_for_a_new_request_are_kept_and_the_rest_added(store_url: str) -> None:
+    with open_store(store_url) as store:
+        with store._transaction() as connection:  # a row without its request: only a hand-edited store
+            connection.execute(
+                "INSERT INTO predictions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                ("a", 1, "credit-default", "1", 100.0, '{"income":1.0,"purpose":"car"}', "[0.5,0.5]", 0.5),
+            )
+        assert store.ingest([record("a", 3, 100.0), record("b", 1, 200.0)]) == 4
+        assert store.prediction_count("credit-default") == 4
+        assert store.window("credit-default")[SCORE_COLUMN].round(3).tolist() == [0.1, 0.5, 0.3, 0.1]
