@@ -569,6 +569,13 @@ class GrafanaSettings(_Strict):
     )
 
 
+class MonitorStoreMode(StrEnum):
+    """Where the cluster's monitor keeps its state (leases, ingest positions, results, decisions, labels)."""
+
+    POSTGRESQL = "postgresql"
+    SQLITE = "sqlite"
+
+
 class MonitorSettings(_Strict):
     """The platform's model monitor service: one for every model (not one per model: see ModelDeployment).
 
@@ -582,7 +589,13 @@ class MonitorSettings(_Strict):
         900, ge=60, le=86400, description="Seconds between checks of every model."
     )
     storage_size: Quantity = Field(
-        "10Gi", description="PVC for the monitor's store (labels, results, decisions)."
+        "10Gi", description="PVC for the monitor's state dir (the store's file when store is sqlite)."
+    )
+    store: MonitorStoreMode = Field(
+        MonitorStoreMode.POSTGRESQL,
+        description="postgresql: the platform's PostgreSQL, shared by the monitor's replicas (the bundled "
+        "one: database `monitor` with its own role; an external MLflow database: the URL in the secret "
+        "mlops:monitor_database_url) | sqlite: a file on the monitor's PVC (one replica).",
     )
     resources: Resources = Field(
         default_factory=lambda: Resources(cpu_request="250m", memory_request="512Mi", memory_limit="2Gi")
@@ -1010,6 +1023,11 @@ class SecretSettings(_Strict):
     mlflow_database_url: SecretStr | None = Field(
         None, description="postgresql+psycopg2://... (external database)."
     )
+    monitor_database_url: SecretStr | None = Field(
+        None,
+        description="postgresql://user:password@host:5432/monitor: the monitor store's database (required "
+        "with an external MLflow database; overrides the bundled PostgreSQL's `monitor` database).",
+    )
     artifact_store_access_key_id: SecretStr | None = None
     artifact_store_secret_access_key: SecretStr | None = None
     mlflow_admin_password: SecretStr | None = Field(None, description="Overrides the derived admin password.")
@@ -1033,6 +1051,18 @@ class SecretSettings(_Strict):
             raise ValueError(
                 "must start with postgresql+psycopg2:// (plain postgresql:// makes SQLAlchemy 2 look for "
                 "psycopg 3)"
+            )
+        return value
+
+    @field_validator("monitor_database_url")
+    @classmethod
+    def _monitor_database_scheme(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(
+            ("postgresql://", "postgresql+psycopg2://")
+        ):
+            raise ValueError(
+                "must be a PostgreSQL URL, postgresql://user:password@host:5432/monitor (the monitor's own "
+                "database and role; percent-encode reserved characters in the password)"
             )
         return value
 
@@ -1204,6 +1234,14 @@ def _check_required_secrets(settings: PlatformSettings, source: str) -> None:
     if settings.mlflow.database.mode is DatabaseMode.EXTERNAL and secrets.mlflow_database_url is None:
         missing.append(
             ("mlflow_database_url", "postgresql+psycopg2://user:password@host:5432/mlflow", "external")
+        )
+    if (
+        settings.monitoring.monitor.store is MonitorStoreMode.POSTGRESQL
+        and settings.mlflow.database.mode is DatabaseMode.EXTERNAL
+        and secrets.monitor_database_url is None
+    ):
+        missing.append(
+            ("monitor_database_url", "postgresql://monitor:password@host:5432/monitor", "external")
         )
     if settings.mlflow.artifact_store.mode is ArtifactStoreMode.EXTERNAL:
         for key in ("artifact_store_access_key_id", "artifact_store_secret_access_key"):

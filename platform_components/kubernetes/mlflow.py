@@ -81,6 +81,61 @@ POSTGRES_SET_PASSWORD = (
     ' | postgres --single -j -D "$PGDATA" postgres > /dev/null\n'
     "fi\n"
 )
+# The monitor store's database and role on the bundled PostgreSQL (issue 10: the monitor's replicas share
+# their state there). Their own role, not MLflow's superuser: the monitor can reach its database only.
+MONITOR_DATABASE = "monitor"
+MONITOR_ROLE = "monitor"
+MONITOR_PASSWORD_KEY = "MONITOR_DATABASE_PASSWORD"
+# Where the image's entrypoint looks for init scripts; it runs them once, on an empty volume, with a
+# temporary server on the Unix socket only, sourcing a *.sh that is not executable (a ConfigMap file is
+# 0644) (docker-library/postgres 16/bookworm/docker-entrypoint.sh@6edb0a8c4def40c371514b34aef9037ec82d9110,
+# _main and docker_process_init_files).
+POSTGRES_INIT_DIR = "/docker-entrypoint-initdb.d"
+# A fresh volume: the role and its database made by the entrypoint's first start (psql's :'variable' quotes
+# the password; named `pw`: `PASSWORD :'password'` reads as a credential to the plaintext policy). Sourced
+# by the entrypoint's shell, so no `set` here: it would change the entrypoint's own.
+POSTGRES_INIT_MONITOR = (
+    'psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --no-password --no-psqlrc --dbname postgres '
+    f"--set role={MONITOR_ROLE} --set pw=\"${MONITOR_PASSWORD_KEY}\" <<'EOSQL'\n"
+    "CREATE ROLE :\"role\" LOGIN PASSWORD :'pw';\n"
+    f'CREATE DATABASE {MONITOR_DATABASE} OWNER :"role";\n'
+    "EOSQL\n"
+)
+# An existing volume (made before the monitor's database, or with a rotated password), on every start
+# beside the superuser's password: the role made if missing and its password set from the Secret, then the
+# database made if missing. Single-user mode (-j: a statement ends at ";" and an empty line) goes on after
+# an error, so existence is checked first rather than an error relied upon.
+POSTGRES_SET_MONITOR_PASSWORD = (
+    'if [ -s "$PGDATA/PG_VERSION" ]; then\n'
+    f"  quoted=$(printf '%s' \"${MONITOR_PASSWORD_KEY}\" | sed \"s/'/''/g\")\n"
+    "  {\n"
+    f"    echo \"DO \\$\\$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{MONITOR_ROLE}') THEN "
+    f'CREATE ROLE {MONITOR_ROLE} LOGIN; END IF; END\\$\\$;"\n'
+    "    echo\n"
+    f'    printf "ALTER ROLE {MONITOR_ROLE} LOGIN PASSWORD \'%s\';\\n" "$quoted"\n'
+    '  } | postgres --single -j -D "$PGDATA" postgres > /dev/null\n'
+    # The whole answer is read before it is searched: grep -q would close the pipe under a writing server.
+    f"  found=$(echo \"SELECT 1 AS found FROM pg_database WHERE datname = '{MONITOR_DATABASE}';\" "
+    '| postgres --single -j -D "$PGDATA" postgres)\n'
+    '  case "$found" in\n'
+    "    *'found = \"1\"'*) ;;\n"
+    f'    *) echo "CREATE DATABASE {MONITOR_DATABASE} OWNER {MONITOR_ROLE};" '
+    '| postgres --single -j -D "$PGDATA" postgres > /dev/null ;;\n'
+    "  esac\n"
+    "fi\n"
+)
+
+
+def bundled_monitor_store_url(namespace: str, password: str) -> str:
+    """The monitor store's URL on the bundled PostgreSQL (the Service ``postgres`` in MLflow's namespace)."""
+    from urllib.parse import quote
+
+    return (
+        f"postgresql://{MONITOR_ROLE}:{quote(password, safe='')}@postgres.{namespace}.svc.cluster.local:"
+        f"{POSTGRES_PORT}/{MONITOR_DATABASE}"
+    )
+
+
 MLFLOW_SET_ADMIN_PASSWORD = "\n".join(
     [
         "from mlflow.server.auth.config import read_auth_config",
@@ -131,6 +186,8 @@ class MlflowCredentials:
     database_url: str | None
     store_access_key_id: str
     store_secret_access_key: str
+    #: The monitor's role on the bundled PostgreSQL; None: no monitor database there (sqlite, or its own URL).
+    monitor_database_password: str | None = None
 
 
 @dataclass(frozen=True)
@@ -205,14 +262,17 @@ class MlflowServer(pulumi.ComponentResource):
         settings = self._args.settings.database
         pod_labels = labels("postgres", name)
         opts = child(self)
-        secret(
-            self,
-            "postgres-secret",
-            "postgres",
-            namespace,
-            {"POSTGRES_PASSWORD": self._args.credentials.database_password},
-            opts,
-        )
+        monitor_password = self._args.credentials.monitor_database_password
+        passwords = {"POSTGRES_PASSWORD": self._args.credentials.database_password}
+        if monitor_password is not None:
+            passwords[MONITOR_PASSWORD_KEY] = monitor_password
+            k8s.core.v1.ConfigMap(
+                f"{name}-postgres-init",
+                metadata={"name": "postgres-init", "namespace": namespace, "labels": pod_labels},
+                data={"monitor.sh": POSTGRES_INIT_MONITOR},
+                opts=opts,
+            )
+        secret(self, "postgres-secret", "postgres", namespace, passwords, opts)
         service_account(self, "postgres", "postgres", namespace, opts)
         ready = pods.exec_probe(["pg_isready", "-U", "mlflow", "-d", "mlflow", "-h", "127.0.0.1"])
         database = pods.container(
@@ -230,8 +290,9 @@ class MlflowServer(pulumi.ComponentResource):
                 "POSTGRES_DB": "mlflow",
                 "PGDATA": "/var/lib/postgresql/data/pgdata",
             },
-            secret_env={"POSTGRES_PASSWORD": ("postgres", "POSTGRES_PASSWORD")},
+            secret_env={key: ("postgres", key) for key in passwords},
             mounts={"data": "/var/lib/postgresql/data", "run": "/var/run/postgresql", "tmp": "/tmp"},
+            read_only_mounts={"init": POSTGRES_INIT_DIR} if monitor_password is not None else None,
             run_as_user=POSTGRES_UID,
         )
         set_password = {
@@ -239,20 +300,24 @@ class MlflowServer(pulumi.ComponentResource):
             for key, value in database.items()
             if key not in ("readinessProbe", "livenessProbe", "startupProbe", "ports")
         }
-        set_password.update(name="set-password", command=["/bin/sh", "-c"], args=[POSTGRES_SET_PASSWORD])
+        script = POSTGRES_SET_PASSWORD + (
+            POSTGRES_SET_MONITOR_PASSWORD if monitor_password is not None else ""
+        )
+        set_password.update(name="set-password", command=["/bin/sh", "-c"], args=[script])
         claim = pods.volume_claim("data", settings.storage_size, settings.storage_class)
+        volumes = [pods.empty_dir("run", size_limit="16Mi"), pods.empty_dir("tmp", size_limit="1Gi")]
+        if monitor_password is not None:
+            volumes.append({"name": "init", "configMap": {"name": "postgres-init"}})
         template = pods.pod_template(
             pod_labels,
             [database],
             service_account="postgres",
-            volumes=[pods.empty_dir("run", size_limit="16Mi"), pods.empty_dir("tmp", size_limit="1Gi")],
+            volumes=volumes,
             init_containers=[set_password],
             fs_group=POSTGRES_UID,
             termination_grace_seconds=60,
         )
-        template["metadata"]["annotations"] = {
-            CHECKSUM_ANNOTATION: credentials_checksum(self._args.credentials.database_password)
-        }
+        template["metadata"]["annotations"] = {CHECKSUM_ANNOTATION: credentials_checksum(*passwords.values())}
         statefulset = k8s.apps.v1.StatefulSet(
             f"{name}-postgres",
             metadata={"name": "postgres", "namespace": namespace, "labels": pod_labels},
@@ -271,6 +336,17 @@ class MlflowServer(pulumi.ComponentResource):
             spec=pods.cluster_ip_service_spec(selector("postgres", name), {"postgres": POSTGRES_PORT}),
             opts=opts,
         )
+        # The model monitor's replicas keep their store in the `monitor` database.
+        monitor = (
+            [
+                {
+                    **pods.namespace_selector(self._args.monitoring_namespace),
+                    "podSelector": {"matchLabels": {"app.kubernetes.io/name": "model-monitor"}},
+                }
+            ]
+            if monitor_password is not None
+            else []
+        )
         network_policy(
             self,
             "postgres-allow",
@@ -278,7 +354,9 @@ class MlflowServer(pulumi.ComponentResource):
                 "postgres-allow",
                 namespace,
                 selector("postgres", name),
-                ingress=[([{"podSelector": {"matchLabels": selector("mlflow", name)}}], [POSTGRES_PORT])],
+                ingress=[
+                    ([{"podSelector": {"matchLabels": selector("mlflow", name)}}, *monitor], [POSTGRES_PORT])
+                ],
             ),
             opts,
         )

@@ -20,6 +20,7 @@ from platform_components.kubernetes.custom_resources import (
     prometheus_rule,
     service_monitor,
 )
+from platform_components.kubernetes.mlflow import CHECKSUM_ANNOTATION, POSTGRES_PORT, credentials_checksum
 from platform_components.kubernetes.model import (
     RUNBOOK,
     dashboard_json,
@@ -70,6 +71,7 @@ class MonitoringArgs:
         mlflow_namespace / serving_namespace / kfp_namespace: for the platform's health rules and egress.
         install_charts: install kube-prometheus-stack (``mlops:upstream.helm_charts``). Default: True.
         policy: the loop's policy (``mlops:policy``), resolved per model into ``models.json``.
+        store_url: the monitor store's PostgreSQL URL (kept in a Secret only); None: SQLite on its PVC.
     """
 
     settings: MonitoringSettings
@@ -84,6 +86,25 @@ class MonitoringArgs:
     kfp_namespace: str
     install_charts: bool = True
     policy: PolicySettings = field(default_factory=PolicySettings)
+    store_url: str | None = None
+
+
+MONITOR_STORE_SECRET = "model-monitor-store"
+# The variable the monitor reads its store's URL from (monitoring/store.py STORE_URL_ENV; not imported:
+# the render must not load numpy and pandas).
+STORE_URL_ENV = "MLOPS_MONITOR_STORE_URL"
+
+
+def monitor_store_egress(store_url: str, mlflow_namespace: str) -> tuple[list[dict], list[int]]:
+    """Where the monitor reaches its store: the bundled PostgreSQL's pods, or the URL's host and port."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(store_url.replace("+psycopg2", "", 1))
+    port = parts.port or POSTGRES_PORT
+    if parts.hostname == f"postgres.{mlflow_namespace}.svc.cluster.local":
+        postgres_pods = {"matchLabels": {"app.kubernetes.io/name": "postgres"}}
+        return [{**pods.namespace_selector(mlflow_namespace), "podSelector": postgres_pods}], [port]
+    return [pods.outside_cluster()], [port]
 
 
 class Monitoring(pulumi.ComponentResource):
@@ -325,6 +346,21 @@ class Monitoring(pulumi.ComponentResource):
             },
             opts,
         )
+        store_env: dict[str, tuple[str, str]] = {}
+        store_egress = []
+        if args.store_url is not None:
+            # The URL carries the role's password: a Secret, read as the variable the service reads
+            # (a flag would show it in the pod spec and the process list).
+            secret(
+                self,
+                "monitor-store-secret",
+                MONITOR_STORE_SECRET,
+                namespace,
+                {STORE_URL_ENV: args.store_url},
+                opts,
+            )
+            store_env[STORE_URL_ENV] = (MONITOR_STORE_SECRET, STORE_URL_ENV)
+            store_egress.append(monitor_store_egress(args.store_url, args.mlflow_namespace))
         service_account(self, "monitor", MONITOR_SERVICE_ACCOUNT, namespace, opts)
         pod_labels = labels("model-monitor", name)
         server = pods.container(
@@ -356,6 +392,7 @@ class Monitoring(pulumi.ComponentResource):
             secret_env={
                 "MLFLOW_TRACKING_USERNAME": ("model-monitor-mlflow", "MLFLOW_TRACKING_USERNAME"),
                 "MLFLOW_TRACKING_PASSWORD": ("model-monitor-mlflow", "MLFLOW_TRACKING_PASSWORD"),
+                **store_env,
             },
             mounts={"state": "/var/lib/mlops", "tmp": "/tmp"},
             read_only_mounts={"config": MONITOR_CONFIG_DIR},
@@ -374,6 +411,9 @@ class Monitoring(pulumi.ComponentResource):
             EXCEPTION_ANNOTATION: "SERVICE-ACCOUNT-TOKEN",
             EXCEPTION_REASON_ANNOTATION: MONITOR_TOKEN_REASON,
         }
+        if args.store_url is not None:
+            # The variable is read at start: a rotated password (a new Secret value) restarts the monitor.
+            template["metadata"]["annotations"][CHECKSUM_ANNOTATION] = credentials_checksum(args.store_url)
         if pipeline_text is not None:
             # The monitor reads the pipeline's inputs at start: a recompiled pipeline restarts it too.
             template["metadata"]["annotations"][PIPELINE_CHECKSUM_ANNOTATION] = hashlib.sha256(
@@ -436,6 +476,8 @@ class Monitoring(pulumi.ComponentResource):
                     ([pods.namespace_selector(args.kfp_namespace)], [8888]),
                     # The deployer calls the API server (Seldon Models, owner ConfigMaps).
                     ([pods.outside_cluster()], [443, 6443]),
+                    # The store (PostgreSQL), shared by the replicas.
+                    *store_egress,
                 ],
             ),
             opts,

@@ -17,6 +17,7 @@ from platform_components.kubernetes.mlflow import (
     MlflowServer,
     MlflowServerArgs,
     artifacts_destination,
+    bundled_monitor_store_url,
 )
 from platform_components.kubernetes.model import ModelDeployment, ModelDeploymentArgs
 from platform_components.kubernetes.monitoring import (
@@ -27,7 +28,7 @@ from platform_components.kubernetes.monitoring import (
 )
 from platform_components.kubernetes.naming import derive_credential
 from platform_components.kubernetes.seldon import RCLONE_SECRET, SeldonServing, SeldonServingArgs
-from platform_components.settings import ArtifactStoreMode, PlatformSettings
+from platform_components.settings import ArtifactStoreMode, DatabaseMode, MonitorStoreMode, PlatformSettings
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,31 @@ def credentials(settings: PlatformSettings) -> MlflowCredentials:
         database_url=secrets.mlflow_database_url.get_secret_value() if secrets.mlflow_database_url else None,
         store_access_key_id=access_key_id,
         store_secret_access_key=secret_access_key,
+        monitor_database_password=(
+            derive_credential(seed, "monitor-database-password")
+            if _monitor_on_bundled_database(settings)
+            else None
+        ),
     )
+
+
+def _monitor_on_bundled_database(settings: PlatformSettings) -> bool:
+    """The monitor's store is the bundled PostgreSQL's ``monitor`` database (not sqlite, not its own URL)."""
+    return (
+        settings.monitoring.monitor.store is MonitorStoreMode.POSTGRESQL
+        and settings.secrets.monitor_database_url is None
+        and settings.mlflow.database.mode is DatabaseMode.BUNDLED
+    )
+
+
+def monitor_store_url(settings: PlatformSettings, credentials: MlflowCredentials) -> str | None:
+    """The URL of the monitor's store (its Secret's value), or None for the SQLite file on its PVC."""
+    if settings.monitoring.monitor.store is MonitorStoreMode.SQLITE:
+        return None
+    if settings.secrets.monitor_database_url is not None:
+        return settings.secrets.monitor_database_url.get_secret_value()
+    assert credentials.monitor_database_password is not None  # _check_required_secrets: bundled here
+    return bundled_monitor_store_url(settings.namespaces.mlflow, credentials.monitor_database_password)
 
 
 class MlopsPlatform(pulumi.ComponentResource):
@@ -136,6 +161,7 @@ class MlopsPlatform(pulumi.ComponentResource):
                 kfp_namespace=settings.kfp.namespace,
                 install_charts=settings.upstream.helm_charts,
                 policy=settings.policy,
+                store_url=monitor_store_url(settings, secrets),
             ),
             in_namespaces,
         )

@@ -36,6 +36,7 @@ SEED = "engine-seed-0123456789abcdef0123456789"
 PLACEHOLDER_VALUES = {
     "mlops:secret_seed": SEED,
     "mlops:mlflow_database_url": "postgresql+psycopg2://mlflow:engine-password@db.example.internal:5432/mlflow",
+    "mlops:monitor_database_url": "postgresql://monitor:engine-password@db.example.internal:5432/monitor",
     "mlops:artifact_store_access_key_id": "AKIAENGINETEST000000",
     "mlops:artifact_store_secret_access_key": "engine-test-secret-access-key-0123456789",
 }

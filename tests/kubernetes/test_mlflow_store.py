@@ -174,8 +174,12 @@ def test_basic_auth_ini_reads_back_with_mlflows_parser(database_uri: str) -> Non
 
 def test_external_database_url_with_percent_reaches_mlflow_intact(render_program: Any) -> None:
     url = "postgresql+psycopg2://u:p%25w%40rd@db.example.com:5432/mlflow"
-    config = config_for(mlflow={"database": {"mode": "external"}}, mlflow_database_url=url)
-    result = render_program(config, ("mlops:secret_seed", "mlops:mlflow_database_url"))
+    monitor_url = "postgresql://monitor:pw@db.example.com:5432/monitor"
+    config = config_for(
+        mlflow={"database": {"mode": "external"}}, mlflow_database_url=url, monitor_database_url=monitor_url
+    )
+    keys = ("mlops:secret_seed", "mlops:mlflow_database_url", "mlops:monitor_database_url")
+    result = render_program(config, keys)
     secret = find(kubernetes_objects(result.resources, redact=False), "Secret", "mlflow-server")
     data = secret.get("stringData") or secret["data"]
     parser = configparser.ConfigParser()

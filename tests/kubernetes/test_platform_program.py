@@ -272,12 +272,14 @@ def test_external_database_and_store_use_configured_secrets(render_program: Any)
             "artifact_store": {"mode": "external", "endpoint": "https://s3.example.com", "bucket": "acme"},
         },
         mlflow_database_url="postgresql+psycopg2://u:p4ss-word-xyz@db.example.com:5432/mlflow",
+        monitor_database_url="postgresql://monitor:m0nitor-pass-xyz@db.example.com:5433/monitor",
         artifact_store_access_key_id="AKIAEXAMPLE000",
         artifact_store_secret_access_key="very-secret-store-key",
     )
     secret_keys = (
         "mlops:secret_seed",
         "mlops:mlflow_database_url",
+        "mlops:monitor_database_url",
         "mlops:artifact_store_access_key_id",
         "mlops:artifact_store_secret_access_key",
     )
@@ -289,6 +291,7 @@ def test_external_database_and_store_use_configured_secrets(render_program: Any)
     assert (
         "p4ss-word-xyz" not in text and "very-secret-store-key" not in text and "AKIAEXAMPLE000" not in text
     )
+    assert "m0nitor-pass-xyz" not in text
     raw = json.dumps([clean(r.inputs, redact=False) for r in result.resources])
     assert "very-secret-store-key" in raw
 

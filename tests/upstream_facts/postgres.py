@@ -24,3 +24,21 @@ FACTS = [
         value={"host": "scram-sha-256", "local": "trust"},
     ),
 ]
+FACTS += [
+    Fact(
+        key="postgres.image.initdb_dir",
+        statement="Only when it initialises an empty $PGDATA, the entrypoint processes the files of "
+        "/docker-entrypoint-initdb.d in order, with a temporary server listening on the Unix socket only "
+        "(listen_addresses ''); a *.sh file is run when executable and sourced by the entrypoint's shell "
+        "otherwise (a ConfigMap file, 0644, is sourced)",
+        source=_ENTRYPOINT,
+        value="/docker-entrypoint-initdb.d",
+    ),
+    Fact(
+        key="postgres.image.init_scripts_have_password",
+        statement="While the init scripts run, the entrypoint exports PGPASSWORD as POSTGRES_PASSWORD, so "
+        "psql --username $POSTGRES_USER --no-password logs in over the socket",
+        source=_ENTRYPOINT,
+        value="PGPASSWORD",
+    ),
+]
