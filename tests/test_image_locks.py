@@ -211,18 +211,45 @@ def platform_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_monitor_lock_runs_the_statefulsets_command_and_answers_health(
     dev_objects: list[dict[str, Any]], platform_venv: Path, tmp_path: Path, run_pod: Any
 ) -> None:
-    secrets = {
-        ("model-monitor-mlflow", "MLFLOW_TRACKING_USERNAME"): "admin",
-        ("model-monitor-mlflow", "MLFLOW_TRACKING_PASSWORD"): "not-used-until-a-check-runs",
-    }
-    pod = local_pod(dev_objects, "StatefulSet", "model-monitor", platform_venv, tmp_path, secrets=secrets)
-    assert pod.argv[:3] == ["python", "-m", "platform_components.loop.service"]
-    # The deployer's in-cluster client reads the pod's ServiceAccount token, which only a cluster mounts (the
-    # service refuses to start without it); the engine tier runs the deployer against a real API server.
-    at = pod.argv.index("--serving-namespace")
-    del pod.argv[at : at + 2]
-    response = run_pod(pod, tmp_path / "monitor.log")
-    assert response.json() == {"status": "ok"}
+    """The monitor's store is the bundled PostgreSQL's `monitor` database: the lock reaches it (psycopg2)."""
+    import pg
+
+    reason = pg.postgres_unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    server = pg.start_postgres(tmp_path / "pg")
+    try:
+        mlflow_namespace = find(dev_objects, "StatefulSet", "postgres")["metadata"]["namespace"]
+        monitor_namespace = find(dev_objects, "StatefulSet", "model-monitor")["metadata"]["namespace"]
+        secrets = {
+            **string_data(dev_objects, monitor_namespace),
+            ("model-monitor-mlflow", "MLFLOW_TRACKING_USERNAME"): "admin",
+            ("model-monitor-mlflow", "MLFLOW_TRACKING_PASSWORD"): "not-used-until-a-check-runs",
+        }
+        # What the postgres image's init script makes on an empty volume (kubernetes/mlflow.py), with the
+        # password of the rendered Secret.
+        password = string_data(dev_objects, mlflow_namespace)[("postgres", "MONITOR_DATABASE_PASSWORD")]
+        server.create_role("monitor", password)
+        server.create_database("monitor", owner="monitor")
+        dns = {f"postgres.{mlflow_namespace}.svc.cluster.local:5432": f"{server.host}:{server.port}"}
+        pod = local_pod(
+            dev_objects, "StatefulSet", "model-monitor", platform_venv, tmp_path, secrets=secrets, dns=dns
+        )
+        assert pod.argv[:3] == ["python", "-m", "platform_components.loop.service"]
+        # The deployer's in-cluster client reads the pod's ServiceAccount token, which only a cluster mounts
+        # (the service refuses to start without it); the engine tier runs the deployer against a real API
+        # server.
+        at = pod.argv.index("--serving-namespace")
+        del pod.argv[at : at + 2]
+        response = run_pod(pod, tmp_path / "monitor.log")
+        assert response.json() == {"status": "ok"}
+        # The store's schema was made in the real database, by the monitor's own role.
+        assert (
+            server.scalar("SELECT tableowner FROM pg_tables WHERE tablename = 'leases'", "monitor")
+            == "monitor"
+        )
+    finally:
+        server.cleanup()
     # The package came from the lock's environment, not from this checkout's interpreter.
     assert (
         str(platform_venv)

@@ -87,13 +87,12 @@ MONITOR_DATABASE = "monitor"
 MONITOR_ROLE = "monitor"
 MONITOR_PASSWORD_KEY = "MONITOR_DATABASE_PASSWORD"
 # Where the image's entrypoint looks for init scripts; it runs them once, on an empty volume, with a
-# temporary server on the Unix socket only, sourcing a *.sh that is not executable (a ConfigMap file is
-# 0644) (docker-library/postgres 16/bookworm/docker-entrypoint.sh@6edb0a8c4def40c371514b34aef9037ec82d9110,
+# temporary server on the Unix socket only, sourcing a *.sh that is not executable (a Secret volume's file,
+# 0440) (docker-library/postgres 16/bookworm/docker-entrypoint.sh@6edb0a8c4def40c371514b34aef9037ec82d9110,
 # _main and docker_process_init_files).
 POSTGRES_INIT_DIR = "/docker-entrypoint-initdb.d"
 # A fresh volume: the role and its database made by the entrypoint's first start (psql's :'variable' quotes
-# the password; named `pw`: `PASSWORD :'password'` reads as a credential to the plaintext policy). Sourced
-# by the entrypoint's shell, so no `set` here: it would change the entrypoint's own.
+# the password). Sourced by the entrypoint's shell, so no `set` here: it would change the entrypoint's own.
 POSTGRES_INIT_MONITOR = (
     'psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --no-password --no-psqlrc --dbname postgres '
     f"--set role={MONITOR_ROLE} --set pw=\"${MONITOR_PASSWORD_KEY}\" <<'EOSQL'\n"
@@ -266,11 +265,15 @@ class MlflowServer(pulumi.ComponentResource):
         passwords = {"POSTGRES_PASSWORD": self._args.credentials.database_password}
         if monitor_password is not None:
             passwords[MONITOR_PASSWORD_KEY] = monitor_password
-            k8s.core.v1.ConfigMap(
-                f"{name}-postgres-init",
-                metadata={"name": "postgres-init", "namespace": namespace, "labels": pod_labels},
-                data={"monitor.sh": POSTGRES_INIT_MONITOR},
-                opts=opts,
+            # A Secret, not a ConfigMap: the script names the role's password variable, and nothing that
+            # handles a credential is kept in a ConfigMap (policies/secrets.py).
+            secret(
+                self,
+                "postgres-init-secret",
+                "postgres-init",
+                namespace,
+                {"monitor.sh": POSTGRES_INIT_MONITOR},
+                opts,
             )
         secret(self, "postgres-secret", "postgres", namespace, passwords, opts)
         service_account(self, "postgres", "postgres", namespace, opts)
@@ -307,7 +310,7 @@ class MlflowServer(pulumi.ComponentResource):
         claim = pods.volume_claim("data", settings.storage_size, settings.storage_class)
         volumes = [pods.empty_dir("run", size_limit="16Mi"), pods.empty_dir("tmp", size_limit="1Gi")]
         if monitor_password is not None:
-            volumes.append({"name": "init", "configMap": {"name": "postgres-init"}})
+            volumes.append(pods.secret_volume("init", "postgres-init"))
         template = pods.pod_template(
             pod_labels,
             [database],

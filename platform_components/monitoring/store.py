@@ -1,4 +1,9 @@
-"""The monitor's SQLite store (``<state>/monitoring/monitor.sqlite``, WAL mode).
+"""The monitor's store: SQLite locally (``<state>/monitoring/monitor.sqlite``, WAL mode), PostgreSQL in the
+cluster (``open_store("postgresql://...")``: the monitor's replicas share leases, positions and results).
+
+One interface, ``MonitorStore``, and the same semantics on both backends (the store's tests run on both).
+The schema is versioned (``store_schema``, ``SCHEMA_VERSION``): opening a store creates it or applies the
+migrations it lacks, in one transaction, and refuses a store written by a newer version of this module.
 
 Tables: ``requests`` and ``predictions`` (ingested from the prediction log, one row per (request id, row
 index)), ``labels`` (ground truth per (request id, row)), ``monitor_results`` (one per (model, version,

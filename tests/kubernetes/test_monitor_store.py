@@ -88,8 +88,11 @@ def test_the_bundled_postgresql_makes_the_monitor_role_on_fresh_and_existing_vol
         "readOnly": True,
     }
     volumes = {volume["name"]: volume for volume in spec["volumes"]}
-    assert volumes["init"] == {"name": "init", "configMap": {"name": "postgres-init"}}
-    assert find(objects, "ConfigMap", "postgres-init")["data"] == {"monitor.sh": POSTGRES_INIT_MONITOR}
+    assert volumes["init"] == {
+        "name": "init",
+        "secret": {"secretName": "postgres-init", "defaultMode": 0o440},
+    }
+    assert find(objects, "Secret", "postgres-init")["stringData"] == {"monitor.sh": POSTGRES_INIT_MONITOR}
     [set_password] = spec["initContainers"]
     assert set_password["args"] == [POSTGRES_SET_PASSWORD + POSTGRES_SET_MONITOR_PASSWORD]
     for container in (database, set_password):
@@ -129,7 +132,7 @@ def test_sqlite_keeps_the_store_on_the_pvc_and_makes_no_database(render_program:
     result = render_program(config_for(monitoring={"monitor": {"store": "sqlite"}}))
     objects = kubernetes_objects(result.resources, redact=False)
     assert ("Secret", "model-monitor-store") not in names(objects)
-    assert ("ConfigMap", "postgres-init") not in names(objects)
+    assert ("Secret", "postgres-init") not in names(objects)
     [container] = find(objects, "StatefulSet", "model-monitor")["spec"]["template"]["spec"]["containers"]
     assert STORE_URL_ENV not in env_of(container)
     assert "MONITOR_DATABASE_PASSWORD" not in find(objects, "Secret", "postgres")["stringData"]

@@ -30,7 +30,7 @@ FACTS += [
         statement="Only when it initialises an empty $PGDATA, the entrypoint processes the files of "
         "/docker-entrypoint-initdb.d in order, with a temporary server listening on the Unix socket only "
         "(listen_addresses ''); a *.sh file is run when executable and sourced by the entrypoint's shell "
-        "otherwise (a ConfigMap file, 0644, is sourced)",
+        "otherwise (a file of a Secret volume, mode 0440, is sourced)",
         source=_ENTRYPOINT,
         value="/docker-entrypoint-initdb.d",
     ),
