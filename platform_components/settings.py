@@ -96,6 +96,11 @@ class LocalSettings(BaseModel):
         return f"http://{self.host}:{self.mlflow_port}"
 
     @property
+    def catalog_path(self) -> Path:
+        """The local target's catalog (``docs/catalog.md``): the same mapping as ``mlops:catalog``."""
+        return self.state_dir / "catalog.yaml"
+
+    @property
     def inference_url(self) -> str:
         return f"http://{self.host}:{self.serving_http_port}"
 
