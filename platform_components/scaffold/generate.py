@@ -139,16 +139,26 @@ def validate_name(name: str, *, what: str = "NAME") -> str:
 
 
 def render_template(template: str, names: ProjectNames) -> str:
-    """The text of template ``template`` (a key of ``FILES``) filled with the project's names.
+    """The text of template ``template`` (a key of ``FILES``) filled with the project's names."""
+    text = resources.files(__package__).joinpath("templates", template).read_text(encoding="utf-8")
+    return fill(text, names, source=f"template {template}")
+
+
+def fill(text: str, names: ProjectNames, *, source: str) -> str:
+    """``text`` with every ``@@placeholder`` replaced by the project's names.
 
     Raises:
-        PlatformError: the template has a placeholder outside ``ProjectNames.substitutions`` (a bug here).
+        PlatformError: ``text`` has a placeholder outside ``ProjectNames.substitutions`` (a template bug).
     """
-    text = resources.files(__package__).joinpath("templates", template).read_text(encoding="utf-8")
     try:
         return _ProjectTemplate(text).substitute(names.substitutions())
-    except (KeyError, ValueError) as error:
-        raise PlatformError(f"template {template}: bad placeholder {error} (a literal @@ is @@@@)") from None
+    except KeyError as error:
+        raise PlatformError(
+            f"{source}: unknown placeholder @@{error.args[0]}; the placeholders are "
+            f"{', '.join('@@' + key for key in names.substitutions())} (a literal @@ is written @@@@)"
+        ) from None
+    except ValueError as error:
+        raise PlatformError(f"{source}: {error} (a literal @@ is written @@@@)") from None
 
 
 def new_project(
