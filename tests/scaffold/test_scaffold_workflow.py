@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 from scaffolded import REPO, Project
+from upstream_facts import fact
 
 WORKFLOW = ".github/workflows/ci.yml"
 # What the issue asks CI to run: the tests, the golden pipeline, and on the platform render and preview.
@@ -63,6 +64,25 @@ def test_every_action_is_pinned_by_full_commit_with_its_version_and_permissions_
     assert document["permissions"] == {"contents": "read"}
     for name, job in document["jobs"].items():
         assert "permissions" not in job, f"job {name} widens the workflow's permissions"
+
+
+PINS = {
+    "actions/checkout": "actions.checkout.pin",
+    "actions/setup-python": "actions.setup_python.pin",
+    "pulumi/actions": "pulumi.actions.pin",
+}
+
+
+def test_each_action_is_the_commit_of_its_tag_and_gets_only_inputs_it_declares(project: Project) -> None:
+    text = (project.root / WORKFLOW).read_text()
+    for step in workflow_steps(project.root / WORKFLOW):
+        if "uses" not in step:
+            continue
+        action, _, commit = step["uses"].partition("@")
+        pin = fact(PINS[action])
+        assert commit == pin["commit"], f"{action}@{commit} is not {pin['tag']} ({pin['commit']})"
+        assert re.search(rf"{re.escape(step['uses'])} # {re.escape(pin['tag'])}$", text, flags=re.MULTILINE)
+        assert set(step.get("with", {})) <= set(pin["inputs"]), (action, step.get("with"))
 
 
 def test_checkouts_keep_no_credentials(project: Project) -> None:
@@ -123,8 +143,8 @@ def test_actionlint_finds_a_broken_workflow(actionlint: Path, project: Project, 
     broken.write_text(text.replace("    runs-on: ubuntu-24.04\n", "", 1))
     completed = lint(actionlint, broken, cwd=tmp_path)
     assert completed.returncode != 0
-    assert '"runs-on" section is missing' in completed.stdout, completed.stdout
-    assert 'undefined variable "variables"' in completed.stdout, completed.stdout
+    assert fact("actionlint.message.runs_on_missing") in completed.stdout, completed.stdout
+    assert fact("actionlint.message.undefined_variable") in completed.stdout, completed.stdout
 
 
 REPOSITORY_WORKFLOWS = sorted(
