@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import shutil
 import string
 import subprocess
 import sys
@@ -180,7 +181,8 @@ def new_project(
 
     Raises:
         ScaffoldError: the name is invalid, ``directory`` is not a folder, or the project folder exists.
-        PlatformError: compiling the generated pipeline failed (its output is in the message).
+        PlatformError: compiling the generated pipeline failed (its output is in the message); nothing is
+            left behind.
     """
     names = ProjectNames.of(name, team=team, registry=registry)
     directory = Path(directory)
@@ -193,12 +195,17 @@ def new_project(
             f"another --dir, or remove the folder"
         )
     scaffold = Scaffold(names=names, root=root)
-    for template, target in FILES.items():
-        path = root / target.format(package=names.package)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(render_template(template, names), encoding="utf-8")
-        scaffold.files.append(path)
-    scaffold.files.append(compile_golden(root, names, python=python or sys.executable))
+    try:
+        for template, target in FILES.items():
+            path = root / target.format(package=names.package)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(render_template(template, names), encoding="utf-8")
+            scaffold.files.append(path)
+        scaffold.files.append(compile_golden(root, names, python=python or sys.executable))
+    except BaseException:
+        # The folder is ours (it did not exist): a half-written project would block the retry.
+        shutil.rmtree(root, ignore_errors=True)
+        raise
     logger.info("scaffolded project %s in %s (%d files)", names.name, root, len(scaffold.files))
     return scaffold
 

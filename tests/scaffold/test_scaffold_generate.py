@@ -48,6 +48,12 @@ def test_an_existing_project_folder_is_never_overwritten(tmp_path: Path) -> None
     assert sorted(path.name for path in (tmp_path / PROJECT_NAME).iterdir()) == ["keep.txt"]
 
 
+def test_a_failed_compile_leaves_no_half_written_project(tmp_path: Path) -> None:
+    with pytest.raises(PlatformError, match="compiling the new project's pipeline failed"):
+        new_project(PROJECT_NAME, tmp_path, python=shutil.which("false") or "/bin/false")
+    assert not (tmp_path / PROJECT_NAME).exists()
+
+
 def test_a_missing_dir_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ScaffoldError, match=r"--dir '.*absent' is not an existing folder"):
         new_project(PROJECT_NAME, tmp_path / "absent")
