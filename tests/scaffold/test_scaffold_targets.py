@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 
 import yaml
-from scaffolded import PROJECT_NAME, Project
+from scaffolded import PROJECT_NAME, REPO, Project
 
 
 def failed_tests(output: str) -> set[str]:
@@ -130,3 +130,20 @@ def test_the_direction_test_fails_for_a_model_that_ignores_the_key_feature(
     # The direction test catches it; what else fails depends on how much the other features make up for it.
     assert DIRECTION in failed, output
     assert not {name for name in failed if not name.startswith((DIRECTION, QUALITY))}, failed
+
+
+def test_make_preview_runs_pulumi_on_the_platform_with_the_staged_stack_the_pack_and_a_private_kubeconfig(
+    project: Project,
+) -> None:
+    """The command line only (``make -n``): the real preview runs in tests/engine/test_scaffold_preview.py."""
+    completed = project.make("-n", "preview", STACK="dev", PULUMI="pulumi", MLOPS_KUBECONFIG="apiVersion: v1")
+    assert completed.returncode == 0, completed.stderr
+    (command,) = [line for line in completed.stdout.splitlines() if " preview --cwd " in line]
+    root = project.root.resolve()
+    assert command.startswith(
+        f"KUBECONFIG={root}/build/kubeconfig pulumi preview --cwd {REPO} --stack dev "
+    ), command
+    assert f"--config-file {root}/build/platform/infra/stacks/Pulumi.dev.yaml" in command
+    assert f"--policy-pack {REPO}/policy/pulumi-analyzer-mlops-platform" in command
+    assert "apiVersion" not in command  # the kubeconfig's content is written to the file, never echoed
+    assert "umask 077" in completed.stdout
