@@ -254,7 +254,7 @@ class Monitoring(pulumi.ComponentResource):
                         "searchNamespace": "ALL",
                         # A ConfigMap annotated with a folder lands in that subdirectory of the sidecar's
                         # folder, and Grafana makes each subdirectory a folder (a project's); files at the
-                        # top stay in General, as before (upstream_facts/project_grafana.py).
+                        # top stay in General, as before (tests/upstream_facts/grafana.py).
                         "folderAnnotation": GRAFANA_FOLDER_ANNOTATION,
                         "provider": {"foldersFromFilesStructure": True},
                     }

@@ -11,7 +11,7 @@ A project (``mlops:catalog`` ``projects``, ``settings.ProjectSettings``) gets:
   act through the registry's aliases) and the pods and events in the serving namespace, PrometheusRules in the
   monitoring namespace. The built-in ``view`` is not bound there: at Kubernetes 1.36 it shows no custom
   resource (Models included) unless a ClusterRole aggregates it, and it shows every pod's log and every
-  ConfigMap of the shared namespaces (``upstream_facts/project_rbac.py``). Nothing is cluster-wide;
+  ConfigMap of the shared namespaces (``tests/upstream_facts/kubernetes_rbac.py``). Nothing is cluster-wide;
 - the ServiceAccount its pipeline runs use, ``<project>-pipeline-runner`` in the KFP namespace (standalone
   KFP is single-user: every run executes in ``kubeflow``), bound to upstream's Role ``pipeline-runner``
   exactly as upstream binds its own ``pipeline-runner`` account.
@@ -73,7 +73,7 @@ ROUTE_LABEL = "mlops_route"
 PROJECT_ALERT_LABEL = "mlops_project"
 OWNER_ALERT_LABEL = "mlops_owner"
 #: The annotation the Grafana dashboard sidecar reads to file a dashboard ConfigMap in a folder
-#: (``grafana.sidecar.dashboards.folderAnnotation``; upstream_facts/project_grafana.py).
+#: (``grafana.sidecar.dashboards.folderAnnotation``; tests/upstream_facts/grafana.py).
 GRAFANA_FOLDER_ANNOTATION = "mlops.platform/grafana-folder"
 
 
