@@ -7,6 +7,7 @@ from platform_components.kubernetes.mlflow import MlflowServer, MlflowServerArgs
 from platform_components.kubernetes.model import ModelDeployment, ModelDeploymentArgs
 from platform_components.kubernetes.monitoring import Monitoring, MonitoringArgs
 from platform_components.kubernetes.platform import MlopsPlatform, MlopsPlatformArgs
+from platform_components.kubernetes.project import Project, ProjectArgs
 from platform_components.kubernetes.seldon import SeldonServing, SeldonServingArgs
 
 __all__ = [
@@ -24,6 +25,8 @@ __all__ = [
     "MlopsPlatformArgs",
     "ModelDeployerAccess",
     "ModelDeployerAccessArgs",
+    "Project",
+    "ProjectArgs",
     "SeldonServing",
     "SeldonServingArgs",
 ]
