@@ -21,7 +21,7 @@ read every owner.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -198,9 +198,14 @@ def alert_rules(settings: ModelDeploymentSettings) -> list[AlertRule]:
     ]
 
 
-def rule_group(settings: ModelDeploymentSettings) -> dict[str, Any]:
-    """One PrometheusRule group per model (packed into shared PrometheusRule objects by the platform)."""
-    extra = {"model": settings.name}
+def rule_group(settings: ModelDeploymentSettings, routing: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """One PrometheusRule group per model (packed into shared PrometheusRule objects by the platform).
+
+    Args:
+        routing: labels every alert of the model carries besides ``model`` (its project's ``mlops_route``,
+            ``mlops_project``, ``mlops_owner``: ``project.routing_labels``), for Alertmanager's routes.
+    """
+    extra = {"model": settings.name, **(routing or {})}
     return {
         "name": f"model-{settings.name}",
         "rules": [rule.to_dict(extra) for rule in alert_rules(settings)],

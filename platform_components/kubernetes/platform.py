@@ -26,6 +26,7 @@ from platform_components.kubernetes.monitoring import (
     MonitoringArgs,
 )
 from platform_components.kubernetes.naming import derive_credential
+from platform_components.kubernetes.project import Project, ProjectArgs, create_reader_roles
 from platform_components.kubernetes.seldon import RCLONE_SECRET, SeldonServing, SeldonServingArgs
 from platform_components.settings import ArtifactStoreMode, PlatformSettings
 
@@ -136,6 +137,7 @@ class MlopsPlatform(pulumi.ComponentResource):
                 kfp_namespace=settings.kfp.namespace,
                 install_charts=settings.upstream.helm_charts,
                 policy=settings.policy,
+                projects=settings.catalog.projects,
             ),
             in_namespaces,
         )
@@ -226,6 +228,7 @@ class MlopsPlatform(pulumi.ComponentResource):
             ),
             pulumi.ResourceOptions.merge(on_cluster, pulumi.ResourceOptions(depends_on=created)),
         )
+        self._create_projects(name, settings, with_provider, on_cluster, tuple(created), pipelines)
         self.tracking_uri = mlflow.tracking_uri
         self.pipelines_url = pipelines.api_url
         self.inference_url = serving.inference_url
@@ -242,3 +245,47 @@ class MlopsPlatform(pulumi.ComponentResource):
                 "models": self.models,
             }
         )
+
+    def _create_projects(
+        self,
+        name: str,
+        settings: PlatformSettings,
+        with_provider: pulumi.ResourceOptions,
+        on_cluster: pulumi.ResourceOptions,
+        namespaces: tuple[pulumi.Resource, ...],
+        pipelines: pulumi.Resource,
+    ) -> None:
+        """One ``Project`` per catalog project, after the shared namespaces and the Roles they share."""
+        projects = settings.catalog.projects
+        if not projects:
+            return
+        spaces = settings.namespaces
+        shown = ", ".join(f"{p.name} (namespace {p.namespace_name}, team {p.team})" for p in projects[:10])
+        more = f" and {len(projects) - 10} more" if len(projects) > 10 else ""
+        pulumi.log.info(
+            f"{len(projects)} project(s) in the catalog: {shown}{more}. A project removed from the catalog "
+            f"loses its namespace and RBAC on this update; its MLflow data and monitor history are archived, "
+            f"never deleted (they live in {spaces.mlflow} and {spaces.monitoring}, not in its namespace)",
+            resource=self,
+        )
+        roles = create_reader_roles(
+            self,
+            spaces.serving,
+            spaces.monitoring,
+            pulumi.ResourceOptions.merge(with_provider, pulumi.ResourceOptions(depends_on=list(namespaces))),
+        )
+        teams = {team.name: team for team in settings.catalog.teams}
+        for project in projects:
+            Project(
+                f"{name}-project-{project.name}",
+                ProjectArgs(
+                    settings=project,
+                    team=teams[project.team],
+                    serving_namespace=spaces.serving,
+                    monitoring_namespace=spaces.monitoring,
+                    kfp_namespace=settings.kfp.namespace,
+                    shared=(*namespaces, *roles),
+                    pipelines=(pipelines,),
+                ),
+                on_cluster,
+            )

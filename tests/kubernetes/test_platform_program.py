@@ -58,6 +58,7 @@ def test_every_resource_is_a_child_of_the_platform(dev_render: Any) -> None:
             "Monitoring",
             "ModelDeployments",
             "ModelDeployerAccess",
+            "Project",
         )
     }
     for resource in dev_render.resources:
@@ -193,7 +194,15 @@ def test_kfp_cluster_scoped_resources_come_before_the_overlay(dev_render: Any) -
 def test_namespaces_enforce_restricted_and_deny_by_default(dev_render: Any) -> None:
     objects = kubernetes_objects(dev_render.resources)
     namespaces = [o for o in objects if o["kind"] == "Namespace"]
-    assert {n["metadata"]["name"] for n in namespaces} == {"mlflow", "seldon", "monitoring", "seldon-system"}
+    # The platform's, and the dev catalog's two projects' (tests/kubernetes/test_project.py).
+    assert {n["metadata"]["name"] for n in namespaces} == {
+        "mlflow",
+        "seldon",
+        "monitoring",
+        "seldon-system",
+        "credit",
+        "churn",
+    }
     # The Seldon operator's own namespace is the one stated exception (tests/kubernetes/test_seldon_pss.py).
     namespaces = [n for n in namespaces if n["metadata"]["name"] != "seldon-system"]
     for namespace in namespaces:
