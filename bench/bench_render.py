@@ -81,17 +81,28 @@ def fleet_catalog(models: int, projects: int) -> dict[str, Any]:
 
 
 def fleet_config(models: int, projects: int) -> tuple[dict[str, Any], list[str]]:
-    """The dev stack plus ``models`` models in ``projects`` catalog projects (its own model stays)."""
+    """The dev stack plus ``models`` models in ``projects`` more catalog projects (its own stay)."""
+    import yaml
+
     from platform_components.render import read_stack_config
 
     config, secret_keys = read_stack_config("dev", REPO)
     if models:
-        config["mlops:catalog"] = json.dumps(fleet_catalog(models, projects))
+        declared = config.get("mlops:catalog")
+        if declared is None:
+            catalog: dict[str, Any] = {}
+        elif declared.lstrip().startswith("{"):
+            catalog = json.loads(declared)  # inline: structured config reaches programs as JSON text
+        else:
+            catalog = yaml.safe_load((REPO / declared).read_text()) or {}
+        for key, entries in fleet_catalog(models, projects).items():
+            catalog[key] = [*(catalog.get(key) or []), *entries]
+        config["mlops:catalog"] = json.dumps(catalog)
     return config, secret_keys
 
 
 def worker(models: int, projects: int, resource_list: Path | None) -> dict[str, Any]:
-    """Render the dev stack with ``models`` models; optionally write what it registered for the floor."""
+    """Render the dev stack with ``models`` more models; optionally write what it registered for the floor."""
     from platform_components.render import (
         collect_render_garbage,
         images,
