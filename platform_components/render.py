@@ -290,13 +290,20 @@ def clean(value: Any, *, redact: bool = True) -> Any:
     """Engine inputs -> plain data: integral floats back to ints, Pulumi secrets unwrapped (and redacted)."""
     from pulumi.runtime import rpc
 
+    # The SDK's wire format, read once: the walk visits every value of every object (1,000+ models).
+    return _clean(value, redact, rpc._special_sig_key, rpc._special_secret_sig)  # noqa: SLF001
+
+
+def _clean(value: Any, redact: bool, signature_key: str, secret_signature: str) -> Any:
+    if isinstance(value, str):
+        return value
     if isinstance(value, dict):
-        if value.get(rpc._special_sig_key) == rpc._special_secret_sig:  # noqa: SLF001 - the SDK's wire format
-            inner = clean(value.get("value"), redact=redact)
+        if value.get(signature_key) == secret_signature:
+            inner = _clean(value.get("value"), redact, signature_key, secret_signature)
             return _redacted(inner) if redact else inner
-        return {key: clean(item, redact=redact) for key, item in value.items()}
+        return {key: _clean(item, redact, signature_key, secret_signature) for key, item in value.items()}
     if isinstance(value, list):
-        return [clean(item, redact=redact) for item in value]
+        return [_clean(item, redact, signature_key, secret_signature) for item in value]
     if isinstance(value, float) and value.is_integer():
         return int(value)
     return value
