@@ -18,7 +18,7 @@ from platform_components.kubernetes.mlflow import (
     MlflowServerArgs,
     artifacts_destination,
 )
-from platform_components.kubernetes.model import ModelDeployment, ModelDeploymentArgs
+from platform_components.kubernetes.model import ModelDeployments, ModelDeploymentsArgs
 from platform_components.kubernetes.monitoring import (
     MONITOR_PORT,
     MONITOR_SERVICE_ACCOUNT,
@@ -205,16 +205,18 @@ class MlopsPlatform(pulumi.ComponentResource):
                 f"Model when the alias resolves",
                 resource=self,
             )
-        # Models are the hot path (1,000+): a shared options object, 2 resources each (see model.py).
-        model_opts = pulumi.ResourceOptions(parent=self, providers=[cluster.provider])
-        destination = artifacts_destination(store.bucket)
-        model_dependencies = tuple(serving.ready)
-        for model in settings.models:
-            ModelDeployment(
-                f"{name}-model-{model.name}",
-                ModelDeploymentArgs(model, spaces.serving, RCLONE_SECRET, destination, model_dependencies),
-                model_opts,
-            )
+        # Models are the hot path (1,000+): one component for all, 1 resource each (see model.py).
+        ModelDeployments(
+            f"{name}-model",
+            ModelDeploymentsArgs(
+                models=settings.models,
+                namespace=spaces.serving,
+                storage_secret=RCLONE_SECRET,
+                artifacts_destination=artifacts_destination(store.bucket),
+                depends_on=tuple(serving.ready),
+            ),
+            pulumi.ResourceOptions(parent=self, providers=[cluster.provider]),
+        )
         # Every model is served in the shared serving namespace today; one Role per serving namespace.
         ModelDeployerAccess(
             f"{name}-model-deployer",
