@@ -76,7 +76,12 @@ def test_make_render_renders_this_repository_with_the_projects_entry(project: Pr
     assert "valid: every object passed its schema and every policy" in output
     staged = yaml.safe_load((project.root / "build/platform/infra/stacks/Pulumi.dev.yaml").read_text())
     catalog = staged["config"]["mlops:catalog"]
-    assert [entry["name"] for entry in catalog["projects"]] == [PROJECT_NAME]
+    # The project joins the stack's own catalog: its projects are kept, the new one is added once.
+    platform = yaml.safe_load((REPO / "infra/stacks/Pulumi.dev.yaml").read_text())["config"]["mlops:catalog"]
+    assert [entry["name"] for entry in catalog["projects"]] == [
+        *(entry["name"] for entry in platform["projects"]),
+        PROJECT_NAME,
+    ]
     # The project's model is declared on the platform: its owner object (the deployer's anchor) is rendered.
     owners = list(
         (project.root / "build" / "render" / "objects").rglob(f"configmap-mlops-model-{PROJECT_NAME}.yaml")
@@ -94,7 +99,12 @@ def test_make_render_fails_naming_the_key_when_the_entry_breaks_its_quota(
     completed = changed.make("render", STACK="dev")
     output = completed.stdout + completed.stderr
     assert completed.returncode != 0
-    assert "mlops:catalog.projects.0" in output and "serving_memory" in output, output
+    index = len(
+        yaml.safe_load((REPO / "infra/stacks/Pulumi.dev.yaml").read_text())["config"]["mlops:catalog"][
+            "projects"
+        ]
+    )
+    assert f"mlops:catalog.projects.{index}.models" in output and "serving_memory" in output, output
 
 
 def test_the_behaviour_tests_fail_for_a_constant_predictor(project: Project, tmp_path: Path) -> None:
