@@ -38,6 +38,10 @@ golden: $(STAMP) ## Rewrite golden files (render, pipeline IR) on purpose; revie
 bench: $(STAMP) ## Run every benchmark and print its table (slow; not part of test)
 	for script in bench/bench_*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
+project-new: $(STAMP) ## Scaffold a new project beside this checkout: make project-new NAME=loan-risk [DIR=..]
+	@test -n "$(NAME)" || { echo "set NAME=<project name>, e.g. make project-new NAME=loan-risk"; exit 2; }
+	$(BIN)/mlops project new $(NAME) --dir $(or $(DIR),..)
+
 pipeline-ir: $(STAMP) ## Compile the example's pipeline for mlops:monitoring.monitor.pipeline into build/
 	$(BIN)/mlops pipeline compile examples/credit_default/pipeline.py:credit_default_pipeline --out build/credit_default_pipeline.yaml
 

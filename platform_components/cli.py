@@ -47,6 +47,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "Build and push the platform's images; regenerate their locks.",
     ),
     "demo": ("platform_components.demo", "demo_command", "Run the whole loop on the local target."),
+    "project": (
+        "platform_components.scaffold.cli",
+        "project_group",
+        "Scaffold a new project; stage its catalog entry on a stack.",
+    ),
 }
 
 

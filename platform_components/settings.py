@@ -23,6 +23,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
     SecretStr,
     ValidationError,
     field_validator,
@@ -93,6 +94,11 @@ class LocalSettings(BaseModel):
     @property
     def tracking_uri(self) -> str:
         return f"http://{self.host}:{self.mlflow_port}"
+
+    @property
+    def catalog_path(self) -> Path:
+        """The local target's catalog (``docs/catalog.md``): the same mapping as ``mlops:catalog``."""
+        return self.state_dir / "catalog.yaml"
 
     @property
     def inference_url(self) -> str:
@@ -981,6 +987,10 @@ class ModelDeploymentSettings(_Strict):
     pipeline_arguments: dict[str, str | int | float | bool] = Field(
         default_factory=dict, description="Extra pipeline arguments of this model's retrain runs."
     )
+    policy: PolicyOverride | None = Field(
+        None,
+        description="This model's loop policy keys (as mlops:policy.models.<name>; set one of the two).",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -994,6 +1004,239 @@ class ModelDeploymentSettings(_Strict):
                     f"{' and '.join(pinned)}"
                 )
         return data
+
+
+class Person(_Strict):
+    """Someone the catalog knows: a project's owner must be a person or a team of the catalog."""
+
+    name: KubernetesName = Field(description="Short name, e.g. 'alice'.")
+    email: str | None = Field(None, pattern=r"^[^@\s]+@[^@\s]+$", description="Where the fleet view points.")
+
+
+class Team(_Strict):
+    """A team: the group its members sign in with is what a project's RBAC binds."""
+
+    name: KubernetesName
+    group: str = Field(
+        min_length=1,
+        description="The identity provider's group (a Kubernetes RBAC Group subject), e.g. 'oidc:risk-ds'.",
+    )
+    members: tuple[KubernetesName, ...] = Field((), description="People of the catalog in this team.")
+
+
+class ProjectQuota(_Strict):
+    """What a project may use: its namespace's ResourceQuota and its models' share of the serving namespace.
+
+    Models run in the shared serving namespace (one Seldon runtime), where a ResourceQuota cannot tell
+    projects apart, so ``max_models`` and ``serving_memory`` are enforced by validation: a stack whose
+    project declares more is refused at preview, naming the project.
+    """
+
+    cpu: Quantity = Field("4", description="requests.cpu of the project namespace's ResourceQuota.")
+    memory: Quantity = Field("8Gi", description="requests.memory of the project namespace's ResourceQuota.")
+    cpu_limit: Quantity = Field("8", description="limits.cpu of the ResourceQuota.")
+    memory_limit: Quantity = Field("16Gi", description="limits.memory of the ResourceQuota.")
+    pods: int = Field(20, ge=1, description="pods of the ResourceQuota.")
+    max_models: int = Field(10, ge=0, description="Models the project may serve.")
+    serving_memory: Quantity = Field(
+        "8Gi", description="Memory its models may reserve on the shared Servers (sum of memory x replicas)."
+    )
+
+
+class ProjectLimits(_Strict):
+    """The LimitRange of a project namespace: what a container gets when it asks for nothing."""
+
+    default_cpu_request: Quantity = "100m"
+    default_memory_request: Quantity = "256Mi"
+    default_cpu_limit: Quantity = "1"
+    default_memory_limit: Quantity = "1Gi"
+
+    @model_validator(mode="after")
+    def _requests_within_limits(self) -> ProjectLimits:
+        Resources(
+            cpu_request=self.default_cpu_request,
+            memory_request=self.default_memory_request,
+            cpu_limit=self.default_cpu_limit,
+            memory_limit=self.default_memory_limit,
+        )
+        return self
+
+
+class Staleness(_Strict):
+    """How long a model may go without each thing before the fleet view calls it stale (event time)."""
+
+    labels: Seconds = Field(7 * 86400.0, gt=0, description="Without ground truth for longer: stale.")
+    check: Seconds = Field(2 * 86400.0, gt=0, description="Without a monitoring check for longer: stale.")
+    retrain: Seconds = Field(90 * 86400.0, gt=0, description="Without a retrain for longer: stale.")
+
+
+class ProjectSettings(_Strict):
+    """One team's project, onboarded by this declaration (``mlops:catalog`` ``projects``).
+
+    It gets a namespace (Pod Security "restricted", ResourceQuota, LimitRange), RBAC for its team's group
+    (edit in its namespace, view where the platform is shared), a Kubeflow Pipelines experiment and the
+    service account its runs use, its own space in MLflow, a Grafana folder, and its models (served in the
+    shared serving namespace, labelled with the project). Removing it archives, never deletes, its MLflow
+    data and monitor history.
+    """
+
+    name: KubernetesName = Field(description="Project name; also its MLflow space and Grafana folder.")
+    team: KubernetesName = Field(description="The owning team (a team of the catalog).")
+    owner: KubernetesName = Field(description="The accountable person or team (of the catalog).")
+    alert_route: KubernetesName | None = Field(
+        None, description="Value of the alert-routing label mlops_route on its alerts (default: its team)."
+    )
+    namespace: NamespaceName | None = Field(None, description="Its namespace (default: the project name).")
+    description: str = Field("", description="One line for the fleet view.")
+    quota: ProjectQuota = Field(default_factory=ProjectQuota)
+    limits: ProjectLimits = Field(default_factory=ProjectLimits)
+    staleness: Staleness = Field(default_factory=Staleness)
+    policy: PolicyOverride | None = Field(
+        None, description="The project's loop policy keys (the same as mlops:policy.projects.<name>)."
+    )
+    models: tuple[ModelDeploymentSettings, ...] = Field(())
+
+    @property
+    def namespace_name(self) -> str:
+        return self.namespace or self.name
+
+    @property
+    def route(self) -> str:
+        return self.alert_route or self.team
+
+    @model_validator(mode="after")
+    def _models_are_ours(self) -> ProjectSettings:
+        for index, model in enumerate(self.models):
+            if model.project not in (None, self.name):
+                raise ValueError(
+                    f"models.{index}.project is {model.project!r} inside project {self.name!r}; remove it "
+                    f"(a model declared under a project belongs to it)"
+                )
+        return self
+
+
+class CatalogSettings(_Strict):
+    """Who and what the platform serves: people, teams and their projects (``mlops:catalog``).
+
+    Inline in the stack, or a path to a YAML file holding the same mapping (relative to the repository
+    root; ``docs/catalog.md`` documents the format). The local target reads the same file
+    (``<state>/catalog.yaml`` or ``--catalog``).
+    """
+
+    people: tuple[Person, ...] = Field(())
+    teams: tuple[Team, ...] = Field(())
+    projects: tuple[ProjectSettings, ...] = Field(())
+
+    def project(self, name: str) -> ProjectSettings | None:
+        return next((project for project in self.projects if project.name == name), None)
+
+    def problems(self, models: Collection[ModelDeploymentSettings] | None = None) -> list[tuple[str, str]]:
+        """(key under the catalog, message with the fix) for every rule across entries.
+
+        Args:
+            models: every served model, to count against the projects' quotas (default: the catalog's own;
+                a stack adds its top-level ``mlops:models`` that name a project).
+        """
+        found: list[tuple[str, str]] = []
+        people = [person.name for person in self.people]
+        teams = [team.name for team in self.teams]
+        for kind, names in (("people", people), ("teams", teams)):
+            for index, name in enumerate(names):
+                if name in names[:index]:
+                    found.append((f"{kind}.{index}.name", f"{name!r} appears twice; keep one"))
+        for index, team in enumerate(self.teams):
+            for member in team.members:
+                if member not in people:
+                    found.append(
+                        (
+                            f"teams.{index}.members",
+                            f"{member!r} is not in people; add them to people or remove",
+                        )
+                    )
+        seen_projects: list[str] = []
+        seen_namespaces: dict[str, str] = {}
+        for index, project in enumerate(self.projects):
+            where = f"projects.{index}"
+            if project.name in seen_projects:
+                found.append((f"{where}.name", f"{project.name!r} appears twice; rename one"))
+            seen_projects.append(project.name)
+            if project.team not in teams:
+                found.append(
+                    (
+                        f"{where}.team",
+                        f"{project.team!r} is not a team of the catalog (teams: "
+                        f"{', '.join(teams) or 'none'}); add it under teams",
+                    )
+                )
+            if project.owner not in people and project.owner not in teams:
+                found.append(
+                    (
+                        f"{where}.owner",
+                        f"{project.owner!r} is neither a person nor a team of the catalog; "
+                        f"add them under people or name someone who is",
+                    )
+                )
+            namespace = project.namespace_name
+            if namespace in seen_namespaces:
+                found.append(
+                    (
+                        f"{where}.namespace",
+                        f"{namespace!r} is already project {seen_namespaces[namespace]!r}'s "
+                        f"namespace; set another",
+                    )
+                )
+            seen_namespaces.setdefault(namespace, project.name)
+            quota = project.quota
+            if models is None:
+                owned = list(project.models)
+            else:
+                owned = [model for model in models if model.project == project.name]
+            if len(owned) > quota.max_models:
+                found.append(
+                    (
+                        f"{where}.models",
+                        f"{len(owned)} models declared but quota.max_models is "
+                        f"{quota.max_models}; raise quota.max_models or remove models",
+                    )
+                )
+            reserved = sum(_parse_quantity(model.memory) * model.replicas for model in owned)
+            if reserved > _parse_quantity(quota.serving_memory):
+                found.append(
+                    (
+                        f"{where}.models",
+                        f"its models reserve {reserved / 2**30:.2f}Gi (memory x replicas) "
+                        f"but quota.serving_memory is {quota.serving_memory}; raise it or lower their memory",
+                    )
+                )
+        return found
+
+
+def load_catalog_file(path: Path) -> CatalogSettings:
+    """A catalog YAML file (the same mapping as ``mlops:catalog``), validated.
+
+    Raises:
+        ConfigError: unreadable, not YAML, or an entry is wrong (named, with the fix).
+    """
+    data = _read_catalog(Path(path))
+    try:
+        catalog = CatalogSettings.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError(format_validation_error(error, prefix="", source=f"catalog file {path}")) from None
+    problems = catalog.problems()
+    if problems:
+        raise ConfigError("\n".join(f"{key}: {message}, in catalog file {path}" for key, message in problems))
+    return catalog
+
+
+def _read_catalog(path: Path) -> Any:
+    import yaml
+
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except OSError as error:
+        raise ConfigError(f"catalog file {path}: cannot read it ({error.strerror or error})") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"catalog file {path}: not valid YAML ({error})") from None
 
 
 class UpstreamSettings(_Strict):
@@ -1081,16 +1324,81 @@ class PlatformSettings(_Strict):
     seldon: SeldonSettings = Field(default_factory=SeldonSettings)
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
     images: ImagesSettings = Field(default_factory=ImagesSettings)
-    models: tuple[ModelDeploymentSettings, ...] = Field(())
+    models: tuple[ModelDeploymentSettings, ...] = Field(
+        (),
+        description="Every served model. Read: the stack's mlops:models plus each catalog project's "
+        "models (with project set), flattened at validation.",
+    )
     policy: PolicySettings = Field(
         default_factory=PolicySettings,
-        description="The loop's policy: platform defaults, per project and per model (LoopPolicy keys).",
+        description="The loop's policy: platform defaults, per project and per model (LoopPolicy keys); "
+        "catalog projects' and models' own policy keys are merged in at validation.",
+    )
+    catalog: CatalogSettings = Field(
+        default_factory=CatalogSettings,
+        description="People, teams and projects (inline, or a path to a YAML file: load_platform_settings).",
     )
     upstream: UpstreamSettings = Field(default_factory=UpstreamSettings)
     allow_load_balancer: bool = Field(
         False, description="Allow Services of type LoadBalancer (off: ClusterIP only)."
     )
     secrets: SecretSettings
+    _model_keys: tuple[str, ...] = PrivateAttr(default=())
+
+    @model_validator(mode="after")
+    def _flatten_catalog(self) -> PlatformSettings:
+        """Fold the catalog's models and policy keys into ``models`` and ``policy``: one list for readers.
+
+        Conflicts (a project or model whose policy is set in both places) are refused here; the
+        cross-entry rules (unique names, quotas) run in ``_check_consistency`` so they name stack keys.
+        """
+        flattened = [*self.models]
+        projects = dict(self.policy.projects)
+        models = dict(self.policy.models)
+        for index, project in enumerate(self.catalog.projects):
+            if project.policy is not None:
+                if project.name in projects:
+                    raise ValueError(
+                        f"catalog.projects.{index}.policy: project {project.name!r} also has "
+                        f"policy.projects.{project.name}; keep one of the two"
+                    )
+                projects[project.name] = project.policy
+            for model in project.models:
+                flattened.append(model.model_copy(update={"project": project.name}))
+        for model in flattened:
+            if model.policy is not None:
+                if model.name in self.policy.models:
+                    raise ValueError(
+                        f"model {model.name!r} has its own policy and policy.models.{model.name}; keep one"
+                    )
+                models[model.name] = model.policy
+        keys = [f"models.{index}" for index in range(len(self.models))]
+        keys += [
+            f"catalog.projects.{index}.models.{position}"
+            for index, project in enumerate(self.catalog.projects)
+            for position in range(len(project.models))
+        ]
+        # Frozen models: set the derived fields once, here, before anyone reads them.
+        object.__setattr__(self, "models", tuple(flattened))
+        self._model_keys = tuple(keys)
+        if projects != dict(self.policy.projects) or models != dict(self.policy.models):
+            policy = PolicySettings.model_validate(
+                {"defaults": self.policy.defaults, "projects": projects, "models": models}
+            )
+            object.__setattr__(self, "policy", policy)
+        return self
+
+    def model_key(self, index: int) -> str:
+        """Where ``models[index]`` was declared: ``models.3`` or ``catalog.projects.1.models.0``."""
+        return self._model_keys[index] if index < len(self._model_keys) else f"models.{index}"
+
+    def project_of(self, model: ModelDeploymentSettings) -> ProjectSettings | None:
+        """The catalog project a model belongs to (None: no project, or one outside the catalog)."""
+        return self.catalog.project(model.project) if model.project else None
+
+    def effective_policy(self, model: ModelDeploymentSettings) -> LoopPolicy:
+        """The resolved loop policy of a model: defaults, its project's keys, its own."""
+        return self.policy.resolve(model.project, model.name)
 
 
 def _config_key(loc: tuple[int | str, ...]) -> str:
@@ -1111,8 +1419,21 @@ def _expected_form(problem: Mapping[str, Any]) -> str:
     return str(problem["msg"])
 
 
+def _repository_root() -> Path:
+    """Where relative paths in stack config start: the folder holding Pulumi.yaml (or the working one)."""
+    here = Path.cwd()
+    for folder in (here, *here.parents):
+        if (folder / "Pulumi.yaml").is_file():
+            return folder
+    return here
+
+
 def load_platform_settings(
-    config: Mapping[str, Any], *, plaintext_keys: Collection[str] = (), source: str = "the stack config"
+    config: Mapping[str, Any],
+    *,
+    plaintext_keys: Collection[str] = (),
+    source: str = "the stack config",
+    root: Path | None = None,
 ) -> PlatformSettings:
     """Validate a stack's ``mlops:*`` config into ``PlatformSettings``: the one place config keys are read.
 
@@ -1122,6 +1443,7 @@ def load_platform_settings(
         plaintext_keys: keys whose value was given in plain text; a secret key among them is an error
             (secrets go in with ``pulumi config set --secret``).
         source: where the config came from, for messages.
+        root: where a relative ``mlops:catalog`` path starts (default: the folder holding Pulumi.yaml).
 
     Raises:
         ConfigError: one line per problem naming the key (``mlops:mlflow.replicas``), the value and the
@@ -1145,6 +1467,12 @@ def load_platform_settings(
             secrets[key] = raw
             continue
         values[key] = _decode(raw)
+    if isinstance(values.get("catalog"), str):
+        catalog_path = Path(values["catalog"])
+        if not catalog_path.is_absolute():
+            catalog_path = (root or _repository_root()) / catalog_path
+        values["catalog"] = _read_catalog(catalog_path)
+        source = f"{source} (catalog file {catalog_path})"
     if problems:
         raise ConfigError("\n".join(problems))
     values["secrets"] = secrets
@@ -1155,6 +1483,10 @@ def load_platform_settings(
         for problem in error.errors():
             loc = problem["loc"]
             value = problem.get("input")
+            if not loc:  # a rule across keys (PlatformSettings' own validators): the message names them
+                message = str(problem["msg"]).removeprefix("Value error, ")
+                lines.append(f"{CONFIG_NAMESPACE}:{message}; fix it in {source}")
+                continue
             shown = "<missing>" if problem["type"] == "missing" else _redact(loc, value)
             lines.append(f"{_config_key(loc)}: {_expected_form(problem)} (got {shown}); fix it in {source}")
         raise ConfigError("\n".join(lines)) from None
@@ -1195,14 +1527,38 @@ def _check_consistency(settings: PlatformSettings, source: str) -> None:
     for index, name in enumerate(names):
         if name in names[:index]:
             problems.append(
-                f"{CONFIG_NAMESPACE}:models.{index}.name: deployment names must be unique "
+                f"{CONFIG_NAMESPACE}:{settings.model_key(index)}.name: deployment names must be unique "
                 f"(got {name!r} again); rename one in {source}"
             )
+    for key, message in settings.catalog.problems(settings.models):
+        problems.append(f"{CONFIG_NAMESPACE}:catalog.{key}: {message}, in {source}")
+    projects = [project.name for project in settings.catalog.projects]
+    if projects:
+        for index, model in enumerate(settings.models):
+            if model.project is not None and model.project not in projects:
+                problems.append(
+                    f"{CONFIG_NAMESPACE}:{settings.model_key(index)}.project: {model.project!r} is not a "
+                    f"project of the catalog (projects: {', '.join(projects)}); use one of them or add it, "
+                    f"in {source}"
+                )
+        for name in settings.policy.projects:
+            if name not in projects:
+                problems.append(
+                    f"{CONFIG_NAMESPACE}:policy.projects.{name}: not a project of the catalog (projects: "
+                    f"{', '.join(projects)}); use one of them in {source}"
+                )
+        platform_namespaces = {*settings.namespaces.model_dump().values(), settings.kfp.namespace}
+        for index, project in enumerate(settings.catalog.projects):
+            if project.namespace_name in platform_namespaces:
+                problems.append(
+                    f"{CONFIG_NAMESPACE}:catalog.projects.{index}.namespace: {project.namespace_name!r} is a "
+                    f"namespace of the platform; set the project's namespace to another, in {source}"
+                )
     servers = sorted(server.name for server in settings.seldon.servers)
     for index, model in enumerate(settings.models):
         if model.server is not None and model.server not in servers:
             problems.append(
-                f"{CONFIG_NAMESPACE}:models.{index}.server: not a server in seldon.servers "
+                f"{CONFIG_NAMESPACE}:{settings.model_key(index)}.server: not a server in seldon.servers "
                 f"(got {model.server!r}); use one of {', '.join(servers)} or leave it unset, in {source}"
             )
     for name in settings.policy.models:
@@ -1215,7 +1571,9 @@ def _check_consistency(settings: PlatformSettings, source: str) -> None:
         try:
             settings.policy.resolve(model.project, model.name)
         except ValueError as error:
-            problems.append(f"{CONFIG_NAMESPACE}:models.{index}: {error}; fix mlops:policy in {source}")
+            problems.append(
+                f"{CONFIG_NAMESPACE}:{settings.model_key(index)}: {error}; fix mlops:policy in {source}"
+            )
     seen: dict[str, str] = {"kubeflow": "kfp.namespace"}
     for field, value in settings.namespaces.model_dump().items():
         if value in seen:

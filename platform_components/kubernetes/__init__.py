@@ -4,9 +4,10 @@ from platform_components.kubernetes.cluster import Cluster, ClusterArgs
 from platform_components.kubernetes.deployer_access import ModelDeployerAccess, ModelDeployerAccessArgs
 from platform_components.kubernetes.kfp import KubeflowPipelines, KubeflowPipelinesArgs
 from platform_components.kubernetes.mlflow import MlflowServer, MlflowServerArgs
-from platform_components.kubernetes.model import ModelDeployment, ModelDeploymentArgs
+from platform_components.kubernetes.model import ModelDeployments, ModelDeploymentsArgs
 from platform_components.kubernetes.monitoring import Monitoring, MonitoringArgs
 from platform_components.kubernetes.platform import MlopsPlatform, MlopsPlatformArgs
+from platform_components.kubernetes.project import Project, ProjectArgs
 from platform_components.kubernetes.seldon import SeldonServing, SeldonServingArgs
 
 __all__ = [
@@ -16,14 +17,16 @@ __all__ = [
     "KubeflowPipelinesArgs",
     "MlflowServer",
     "MlflowServerArgs",
-    "ModelDeployment",
-    "ModelDeploymentArgs",
+    "ModelDeployments",
+    "ModelDeploymentsArgs",
     "Monitoring",
     "MonitoringArgs",
     "MlopsPlatform",
     "MlopsPlatformArgs",
     "ModelDeployerAccess",
     "ModelDeployerAccessArgs",
+    "Project",
+    "ProjectArgs",
     "SeldonServing",
     "SeldonServingArgs",
 ]

@@ -1,4 +1,4 @@
-"""ModelDeployment: one declared model (registered model + alias) and its owner object; alerts as data.
+"""ModelDeployments: the declared models (registered model + alias) and their owner objects; alerts as data.
 
 A model is declared by registered model and alias only. The Seldon ``Model`` belongs to the loop's deployer
 (``platform_components.loop.seldon``), which creates it when the alias resolves, with an ownerReference to
@@ -8,17 +8,20 @@ what the deployer needs (``platform_components.seldon_models``). Removing the mo
 a ConfigMap in place (``enable_config_map_mutable`` in cluster.py), so a changed replica count or memory
 keeps the owner's UID and the Model with it.
 
-Speed rule (issue 2): each model adds at most 3 Pulumi resources. Measured under mocks (pulumi 3.272):
-per-model registration cost grows with the total resource count, so a model here is 2 resources (this
-component and its owner ConfigMap). Its PrometheusRule group, Grafana dashboard and monitor entry are pure
-data that ``Monitoring`` packs into shared, sharded objects (``rules_per_object`` /
-``dashboards_per_config_map`` models per object); one PodMonitor scrapes every server; one Role per serving
-namespace (``deployer_access.py``) lets the deployer read every owner.
+Speed rule (issue 2: each model adds at most 3 Pulumi resources; issue 10: a fleet renders within 1.5x of
+registering its objects flat): a model is 1 Pulumi resource, its owner ConfigMap, a child of one
+``ModelDeployments`` component for all the models of a serving namespace. A component per model doubled the
+resources a fleet registers (and the steps of every ``pulumi up``) for no object in the cluster. Its
+PrometheusRule group, Grafana dashboard and monitor entry are pure data that ``Monitoring`` packs into
+shared, sharded objects (``rules_per_object`` / ``dashboards_per_config_map`` models per object); one
+PodMonitor scrapes every server; one Role per serving namespace (``deployer_access.py``) lets the deployer
+read every owner.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,79 +29,116 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from platform_components.kubernetes import seldon_metrics
-from platform_components.kubernetes.base import TOKEN_PREFIX, child
+from platform_components.kubernetes.base import TOKEN_PREFIX
 from platform_components.kubernetes.custom_resources import AlertRule
 from platform_components.seldon_models import ModelOwner, owner_config_map
 from platform_components.settings import ModelDeploymentSettings, PolicySettings
 
 RUNBOOK = "https://github.com/mlops-platform/mlops-platform/blob/main/docs/runbooks.md"
+OWNER_TYPE = "kubernetes:core/v1:ConfigMap"
+#: The component each owner had as its parent before they shared one (the URNs their stacks hold).
+PREVIOUS_PARENT_TYPE = f"{TOKEN_PREFIX}:ModelDeployment"
 
 
 @dataclass(frozen=True)
-class ModelDeploymentArgs:
-    """Arguments of ``ModelDeployment``.
+class ModelDeploymentsArgs:
+    """Arguments of ``ModelDeployments``.
 
     Attributes:
-        settings: name, registered model, alias, server, replicas, memory, project, thresholds.
-        namespace: the serving namespace (Seldon runtime): the owner object and the deployer's ``Model``.
+        models: each model's name, registered model, alias, server, replicas, memory, project, thresholds.
+        namespace: the serving namespace (Seldon runtime): the owner objects and the deployer's ``Model``s.
         storage_secret: rclone Secret for the artifact store (the deployer's ``Model`` names it).
         artifacts_destination: the MLflow server's ``--artifacts-destination`` (``s3://<bucket>/``): where
             the deployer finds a version's ``mlflow-artifacts:`` files.
-        depends_on: Seldon's CRDs release and runtime (its operator's release before it). The owner is
+        depends_on: Seldon's CRDs release and runtime (its operator's release before it). Each owner is
             created after them and, on ``pulumi destroy``, deleted before them: its deletion waits for the
             Model, which needs the operator to remove its finalizer (``seldon_models.seldon_model``).
     """
 
-    settings: ModelDeploymentSettings
+    models: Sequence[ModelDeploymentSettings]
     namespace: str
     storage_secret: str | None
     artifacts_destination: str
-    depends_on: tuple[pulumi.Resource | None, ...] = ()
+    depends_on: Sequence[pulumi.Resource | None] = ()
 
 
-def model_owner(args: ModelDeploymentArgs) -> ModelOwner:
+def model_owner(
+    settings: ModelDeploymentSettings, storage_secret: str | None, artifacts_destination: str
+) -> ModelOwner:
     """What the owner object holds for one declared model."""
-    settings = args.settings
     return ModelOwner(
         model=settings.name,
         registered_model=settings.registered_model,
         alias=settings.alias,
         replicas=settings.replicas,
         memory=settings.memory,
-        artifacts_destination=args.artifacts_destination,
+        artifacts_destination=artifacts_destination,
         server=settings.server,
         project=settings.project,
-        storage_secret=args.storage_secret,
+        storage_secret=storage_secret,
     )
 
 
-class ModelDeployment(pulumi.ComponentResource):
-    """A model declaration: the registered MLflow model and the alias the platform serves and watches.
+def owner_resource_name(component_name: str, model: str) -> str:
+    """The Pulumi name of a model's owner: ``<component>-<model>-owner`` (``mlops-model-<model>-owner``)."""
+    return f"{component_name}-{model}-owner"
 
-    Its one child is the owner object of the model's Seldon ``Model`` (which the deployer creates). The
-    monitor entry, rule group and dashboard of the model are built by ``Monitoring`` from the same settings.
+
+def previous_owner_urn(component_urn: str, owner: str) -> str:
+    """The URN ``owner`` had as the child of its own ``ModelDeployment``, a sibling of this component: the
+    alias that keeps the owners (and their Models) of a stack deployed before they shared this component.
+
+    Args:
+        component_urn: this component's URN, ``urn:pulumi:<stack>::<project>::<parents$>type::<name>``.
+        owner: the owner's resource name.
+    """
+    qualified_prefix = component_urn.rpartition("::")[0]
+    head, _, qualified_type = qualified_prefix.rpartition("::")
+    parents = qualified_type.rpartition("$")[0]
+    chain = f"{parents}$" if parents else ""
+    return f"{head}::{chain}{PREVIOUS_PARENT_TYPE}${OWNER_TYPE}::{owner}"
+
+
+class ModelDeployments(pulumi.ComponentResource):
+    """The model declarations of a serving namespace: per model, the registered MLflow model and the alias
+    the platform serves and watches, held by the owner object of its Seldon ``Model`` (which the deployer
+    creates). The monitor entry, rule group and dashboard of each model are built by ``Monitoring`` from the
+    same settings.
     """
 
-    model_name: str
-    inference_path: str
+    model_names: tuple[str, ...]
+    inference_paths: dict[str, str]
 
     def __init__(
-        self, name: str, args: ModelDeploymentArgs, opts: pulumi.ResourceOptions | None = None
+        self, name: str, args: ModelDeploymentsArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
-        super().__init__(f"{TOKEN_PREFIX}:ModelDeployment", name, None, opts)
-        settings = args.settings
-        body = owner_config_map(model_owner(args), args.namespace)
-        # metadata.name is set: the deployer finds the owner by the model's name.
-        k8s.core.v1.ConfigMap(
-            f"{name}-owner",
-            metadata=body["metadata"],
-            data=body["data"],
-            opts=child(self, list(args.depends_on)),
-        )
+        super().__init__(f"{TOKEN_PREFIX}:ModelDeployments", name, None, opts)
+        # One options object and one URN prefix for every owner: 1,000+ models (bench/bench_render.py).
+        # Before the owners shared this component, each had its own ModelDeployment: the alias is that URN,
+        # so `pulumi up` on a stack deployed then moves each owner in state instead of replacing it (a
+        # replaced owner would be deleted, and its Seldon Model garbage-collected with it).
+        component_urn = self.urn
+        dependencies = [item for item in args.depends_on if item is not None]
+        for settings in args.models:
+            owner = owner_resource_name(name, settings.name)
+            body = owner_config_map(
+                model_owner(settings, args.storage_secret, args.artifacts_destination), args.namespace
+            )
+            # metadata.name is set: the deployer finds the owner by the model's name.
+            k8s.core.v1.ConfigMap(
+                owner,
+                metadata=body["metadata"],
+                data=body["data"],
+                opts=pulumi.ResourceOptions(
+                    parent=self,
+                    depends_on=dependencies,
+                    aliases=[component_urn.apply(lambda urn, owner=owner: previous_owner_urn(urn, owner))],
+                ),
+            )
         # Plain values: 1,000+ models, and an Output per attribute costs registration time for nothing.
-        self.model_name = settings.name
-        self.inference_path = f"/v2/models/{settings.name}/infer"
-        self.register_outputs({"model_name": self.model_name, "inference_path": self.inference_path})
+        self.model_names = tuple(settings.name for settings in args.models)
+        self.inference_paths = {model: f"/v2/models/{model}/infer" for model in self.model_names}
+        self.register_outputs({"namespace": args.namespace, "model_count": len(self.model_names)})
 
 
 def alert_rules(settings: ModelDeploymentSettings) -> list[AlertRule]:
@@ -158,9 +198,14 @@ def alert_rules(settings: ModelDeploymentSettings) -> list[AlertRule]:
     ]
 
 
-def rule_group(settings: ModelDeploymentSettings) -> dict[str, Any]:
-    """One PrometheusRule group per model (packed into shared PrometheusRule objects by the platform)."""
-    extra = {"model": settings.name}
+def rule_group(settings: ModelDeploymentSettings, routing: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """One PrometheusRule group per model (packed into shared PrometheusRule objects by the platform).
+
+    Args:
+        routing: labels every alert of the model carries besides ``model`` (its project's ``mlops_route``,
+            ``mlops_project``, ``mlops_owner``: ``project.routing_labels``), for Alertmanager's routes.
+    """
+    extra = {"model": settings.name, **(routing or {})}
     return {
         "name": f"model-{settings.name}",
         "rules": [rule.to_dict(extra) for rule in alert_rules(settings)],

@@ -28,9 +28,21 @@ from platform_components.kubernetes.model import (
     monitor_entry,
     rule_group,
 )
-from platform_components.kubernetes.naming import labels, selector
+from platform_components.kubernetes.naming import labels, object_name, selector
+from platform_components.kubernetes.project import (
+    GRAFANA_FOLDER_ANNOTATION,
+    PROJECT_ALERT_LABEL,
+    grafana_folder,
+    project_dashboard,
+    routing_labels,
+)
 from platform_components.policies._core import EXCEPTION_ANNOTATION, EXCEPTION_REASON_ANNOTATION
-from platform_components.settings import ModelDeploymentSettings, MonitoringSettings, PolicySettings
+from platform_components.settings import (
+    ModelDeploymentSettings,
+    MonitoringSettings,
+    PolicySettings,
+    ProjectSettings,
+)
 
 GRAFANA_SECRET = "grafana-admin"
 MONITOR_PORT = 8090
@@ -72,6 +84,8 @@ class MonitoringArgs:
         install_charts: install kube-prometheus-stack (``mlops:upstream.helm_charts``). Default: True.
         policy: the loop's policy (``mlops:policy``), resolved per model into ``models.json``.
         store_url: the monitor store's PostgreSQL URL (kept in a Secret only); None: SQLite on its PVC.
+        projects: the catalog's projects: their models' alerts carry their routing labels, their models'
+            dashboards (and an overview) land in their Grafana folder.
     """
 
     settings: MonitoringSettings
@@ -87,6 +101,7 @@ class MonitoringArgs:
     install_charts: bool = True
     policy: PolicySettings = field(default_factory=PolicySettings)
     store_url: str | None = None
+    projects: tuple[ProjectSettings, ...] = ()
 
 
 MONITOR_STORE_SECRET = "model-monitor-store"
@@ -258,6 +273,11 @@ class Monitoring(pulumi.ComponentResource):
                         "label": "grafana_dashboard",
                         "labelValue": "1",
                         "searchNamespace": "ALL",
+                        # A ConfigMap annotated with a folder lands in that subdirectory of the sidecar's
+                        # folder, and Grafana makes each subdirectory a folder (a project's); files at the
+                        # top stay in General, as before (tests/upstream_facts/grafana.py).
+                        "folderAnnotation": GRAFANA_FOLDER_ANNOTATION,
+                        "provider": {"foldersFromFilesStructure": True},
                     }
                 },
             },
@@ -279,6 +299,8 @@ class Monitoring(pulumi.ComponentResource):
         """Pack model rules and dashboards into shared objects: constant Pulumi resources per model."""
         settings = self._args.settings
         models = self._args.models
+        projects = {project.name: project for project in self._args.projects}
+        routing = {name: routing_labels(project) for name, project in projects.items()}
         for index, start in enumerate(range(0, len(models), settings.rules_per_object)):
             shard = models[start : start + settings.rules_per_object]
             create(
@@ -286,14 +308,24 @@ class Monitoring(pulumi.ComponentResource):
                 prometheus_rule(
                     f"model-rules-{index:03d}",
                     self._args.namespace,
-                    groups=[rule_group(model) for model in shard],
+                    groups=[
+                        rule_group(
+                            model,
+                            routing.get(model.project or "")
+                            or ({PROJECT_ALERT_LABEL: model.project} if model.project else None),
+                        )
+                        for model in shard
+                    ],
                     labels=labels("model-rules", name),
                 ),
                 after,
             )
+        # Dashboards are filed by folder, and a folder is a ConfigMap's annotation: models without a catalog
+        # project keep the shards they had (model-dashboards-NNN, General), each project gets its own.
         per_map = settings.grafana.dashboards_per_config_map
-        for index, start in enumerate(range(0, len(models), per_map)):
-            shard = models[start : start + per_map]
+        unfiled = [model for model in models if model.project not in projects]
+        for index, start in enumerate(range(0, len(unfiled), per_map)):
+            shard = unfiled[start : start + per_map]
             k8s.core.v1.ConfigMap(
                 f"{name}-model-dashboards-{index:03d}",
                 metadata={
@@ -304,6 +336,34 @@ class Monitoring(pulumi.ComponentResource):
                 data={f"model-{model.name}.json": dashboard_json(model) for model in shard},
                 opts=child(self),
             )
+        filed: dict[str, list[ModelDeploymentSettings]] = {project: [] for project in projects}
+        for model in models:
+            if model.project in projects:
+                filed[model.project].append(model)
+        for project_name, owned in filed.items():
+            project = projects[project_name]
+            # Shard 0 always exists and holds the project's overview: its folder exists before its models.
+            for index, start in enumerate(range(0, max(len(owned), 1), per_map)):
+                shard = owned[start : start + per_map]
+                data = {f"model-{model.name}.json": dashboard_json(model) for model in shard}
+                if index == 0:
+                    data[f"project-{project.name}.json"] = json.dumps(
+                        project_dashboard(project, [model.name for model in owned]),
+                        sort_keys=True,
+                        separators=(",", ":"),
+                    )
+                config_map = object_name("model-dashboards", project.name, f"{index:03d}")
+                k8s.core.v1.ConfigMap(
+                    f"{name}-{config_map}",
+                    metadata={
+                        "name": config_map,
+                        "namespace": self._args.namespace,
+                        "labels": {**labels("model-dashboards", name), "grafana_dashboard": "1"},
+                        "annotations": {GRAFANA_FOLDER_ANNOTATION: grafana_folder(project)},
+                    },
+                    data=data,
+                    opts=child(self),
+                )
 
     def _create_monitor(self, name: str) -> None:
         """One monitor service for every model: feedback in, checks on an interval, ``/metrics`` scraped.

@@ -19,7 +19,7 @@ from platform_components.kubernetes.mlflow import (
     artifacts_destination,
     bundled_monitor_store_url,
 )
-from platform_components.kubernetes.model import ModelDeployment, ModelDeploymentArgs
+from platform_components.kubernetes.model import ModelDeployments, ModelDeploymentsArgs
 from platform_components.kubernetes.monitoring import (
     MONITOR_PORT,
     MONITOR_SERVICE_ACCOUNT,
@@ -27,6 +27,7 @@ from platform_components.kubernetes.monitoring import (
     MonitoringArgs,
 )
 from platform_components.kubernetes.naming import derive_credential
+from platform_components.kubernetes.project import Project, ProjectArgs, create_reader_roles
 from platform_components.kubernetes.seldon import RCLONE_SECRET, SeldonServing, SeldonServingArgs
 from platform_components.settings import ArtifactStoreMode, DatabaseMode, MonitorStoreMode, PlatformSettings
 
@@ -162,6 +163,7 @@ class MlopsPlatform(pulumi.ComponentResource):
                 install_charts=settings.upstream.helm_charts,
                 policy=settings.policy,
                 store_url=monitor_store_url(settings, secrets),
+                projects=settings.catalog.projects,
             ),
             in_namespaces,
         )
@@ -229,16 +231,18 @@ class MlopsPlatform(pulumi.ComponentResource):
                 f"Model when the alias resolves",
                 resource=self,
             )
-        # Models are the hot path (1,000+): a shared options object, 2 resources each (see model.py).
-        model_opts = pulumi.ResourceOptions(parent=self, providers=[cluster.provider])
-        destination = artifacts_destination(store.bucket)
-        model_dependencies = tuple(serving.ready)
-        for model in settings.models:
-            ModelDeployment(
-                f"{name}-model-{model.name}",
-                ModelDeploymentArgs(model, spaces.serving, RCLONE_SECRET, destination, model_dependencies),
-                model_opts,
-            )
+        # Models are the hot path (1,000+): one component for all, 1 resource each (see model.py).
+        ModelDeployments(
+            f"{name}-model",
+            ModelDeploymentsArgs(
+                models=settings.models,
+                namespace=spaces.serving,
+                storage_secret=RCLONE_SECRET,
+                artifacts_destination=artifacts_destination(store.bucket),
+                depends_on=tuple(serving.ready),
+            ),
+            pulumi.ResourceOptions(parent=self, providers=[cluster.provider]),
+        )
         # Every model is served in the shared serving namespace today; one Role per serving namespace.
         ModelDeployerAccess(
             f"{name}-model-deployer",
@@ -250,6 +254,7 @@ class MlopsPlatform(pulumi.ComponentResource):
             ),
             pulumi.ResourceOptions.merge(on_cluster, pulumi.ResourceOptions(depends_on=created)),
         )
+        self._create_projects(name, settings, with_provider, on_cluster, tuple(created), pipelines)
         self.tracking_uri = mlflow.tracking_uri
         self.pipelines_url = pipelines.api_url
         self.inference_url = serving.inference_url
@@ -266,3 +271,47 @@ class MlopsPlatform(pulumi.ComponentResource):
                 "models": self.models,
             }
         )
+
+    def _create_projects(
+        self,
+        name: str,
+        settings: PlatformSettings,
+        with_provider: pulumi.ResourceOptions,
+        on_cluster: pulumi.ResourceOptions,
+        namespaces: tuple[pulumi.Resource, ...],
+        pipelines: pulumi.Resource,
+    ) -> None:
+        """One ``Project`` per catalog project, after the shared namespaces and the Roles they share."""
+        projects = settings.catalog.projects
+        if not projects:
+            return
+        spaces = settings.namespaces
+        shown = ", ".join(f"{p.name} (namespace {p.namespace_name}, team {p.team})" for p in projects[:10])
+        more = f" and {len(projects) - 10} more" if len(projects) > 10 else ""
+        pulumi.log.info(
+            f"{len(projects)} project(s) in the catalog: {shown}{more}. A project removed from the catalog "
+            f"loses its namespace and RBAC on this update; its MLflow data and monitor history are archived, "
+            f"never deleted (they live in {spaces.mlflow} and {spaces.monitoring}, not in its namespace)",
+            resource=self,
+        )
+        roles = create_reader_roles(
+            self,
+            spaces.serving,
+            spaces.monitoring,
+            pulumi.ResourceOptions.merge(with_provider, pulumi.ResourceOptions(depends_on=list(namespaces))),
+        )
+        teams = {team.name: team for team in settings.catalog.teams}
+        for project in projects:
+            Project(
+                f"{name}-project-{project.name}",
+                ProjectArgs(
+                    settings=project,
+                    team=teams[project.team],
+                    serving_namespace=spaces.serving,
+                    monitoring_namespace=spaces.monitoring,
+                    kfp_namespace=settings.kfp.namespace,
+                    shared=(*namespaces, *roles),
+                    pipelines=(pipelines,),
+                ),
+                on_cluster,
+            )

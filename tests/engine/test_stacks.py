@@ -95,7 +95,31 @@ def test_every_shipped_stack_previews_against_the_api_server(
     assert engine_cluster.decoy_connections == 0  # nothing went to the kubeconfig's current context
 
 
-# The engine stack: dev-sized, two models, upstream charts switched off (the CRDs are installed above).
+# The engine stack: dev-sized, two models of no project and three catalog projects (two with a model),
+# upstream charts switched off (the CRDs are installed above).
+ENGINE_CATALOG: dict[str, Any] = {
+    "people": [{"name": "alice"}, {"name": "bob"}],
+    "teams": [
+        {"name": "risk", "group": "oidc:risk", "members": ["alice"]},
+        {"name": "growth", "group": "oidc:growth", "members": ["bob"]},
+    ],
+    "projects": [
+        {
+            "name": "scoring",
+            "team": "risk",
+            "owner": "alice",
+            "models": [{"name": "scoring-a", "registered_model": "scoring-a"}],
+        },
+        {
+            "name": "retention",
+            "team": "growth",
+            "owner": "bob",
+            "alert_route": "growth-oncall",
+            "models": [{"name": "retention-a", "registered_model": "retention-a"}],
+        },
+        {"name": "pricing", "team": "risk", "owner": "risk", "quota": {"pods": 5}},
+    ],
+}
 ENGINE_CONFIG: dict[str, Any] = {
     "mlops:mlflow": {
         "replicas": 1,
@@ -108,6 +132,7 @@ ENGINE_CONFIG: dict[str, Any] = {
         {"name": "credit-default", "registered_model": "credit-default"},
         {"name": "churn", "registered_model": "churn", "thresholds": {"psi": 0.2}},
     ],
+    "mlops:catalog": ENGINE_CATALOG,
 }
 # Objects the control plane writes by itself while anything happens (not ours, never deleted by destroy).
 CONTROL_PLANE_KINDS = {"Event", "events.k8s.io/Event"}
@@ -219,12 +244,70 @@ def test_engine_stack_up_up_again_change_one_model_and_destroy(
     changed_once = _up(cli, project, "churn's psi threshold", engine_cluster)
     assert changed_once["updated"] == len(changed), changed_once.text
 
+    removed = _remove_a_project(cli, project, stack_file, engine_cluster)
+
     destroyed = cli.run("destroy", "--yes", "--skip-preview", cwd=project, timeout=1800)
     print(f"pulumi destroy:\n{summary(destroyed.stdout).text}")
-    assert summary(destroyed.stdout)["deleted"] == created["created"]
+    assert summary(destroyed.stdout)["deleted"] == created["created"] - removed
     left = sorted(_inventory(engine_cluster) - before)
     assert not left, f"objects left in the API server after destroy: {left}"
     assert engine_cluster.decoy_connections == 0
+
+
+def _remove_a_project(cli: PulumiCli, project: Path, stack_file: Path, cluster: Any) -> int:
+    """Take ``retention`` (and its model) out of the catalog: one clean `pulumi up` deletes its objects only.
+
+    Returns the resources deleted. What holds the project's data is not among them: MLflow and the monitor's
+    volume stay (its archive is the archive Job's, platform_components/projects).
+    """
+    for name in ("scoring", "retention", "pricing"):
+        labels = json.loads(cluster.kubectl("get", "namespace", name, "-o", "json").stdout)["metadata"][
+            "labels"
+        ]
+        assert (
+            labels["pod-security.kubernetes.io/enforce"] == "restricted"
+            and labels["mlops.platform/project"] == name
+        )
+    cluster.kubectl("get", "serviceaccount", "retention-pipeline-runner", "-n", "kubeflow")
+    document = yaml.safe_load(stack_file.read_text())
+    document["config"]["mlops:catalog"]["projects"] = [
+        entry for entry in document["config"]["mlops:catalog"]["projects"] if entry["name"] != "retention"
+    ]
+    stack_file.write_text(yaml.safe_dump(document, sort_keys=False))
+    steps = _steps(cli, project)
+    assert set(steps) <= {"same", "update", "delete"}, steps.keys()  # nothing replaced, nothing created
+    deleted = {urn.rpartition("::")[2] for urn in steps.get("delete", [])}
+    updated = {urn.rpartition("::")[2] for urn in steps.get("update", [])}
+    print(
+        "removing project retention deletes:", *sorted(deleted), "and updates:", *sorted(updated), sep="\n  "
+    )
+    owned = (
+        "mlops-project-retention",
+        "mlops-model-retention-a",
+        "mlops-monitoring-model-dashboards-retention-",
+    )
+    assert deleted and all(name.startswith(owned) for name in deleted), deleted
+    # The project component and its 10 objects, the model's declaration and owner, its dashboards.
+    assert len(deleted) == 11 + 2 + 1, sorted(deleted)
+    # What lists the models: the monitor's models.json (and the monitor), the rule shard, the deployer's Role.
+    holders = {"mlops-monitoring-monitor-config", "mlops-monitoring-monitor", "mlops-model-deployer-role"}
+    assert all(name in holders or name.startswith("mlops-monitoring-model-rules-") for name in updated), (
+        updated
+    )
+    up = _up(cli, project, "project retention removed", cluster)
+    assert up["deleted"] == len(deleted) and up["updated"] == len(updated), up.text
+    left = cluster.kubectl("get", "namespace", "retention", check=False)
+    assert left.returncode != 0 and "NotFound" in left.stderr, left.stdout  # gone, not Terminating
+    accounts = cluster.kubectl("get", "serviceaccount", "-n", "kubeflow", "-o", "name").stdout.split()
+    assert sorted(a for a in accounts if a.endswith("pipeline-runner")) == [
+        "serviceaccount/pipeline-runner",
+        "serviceaccount/pricing-pipeline-runner",
+        "serviceaccount/scoring-pipeline-runner",
+    ]
+    # The program says what it renders and that a removed project's data is archived, not deleted.
+    output = max(project.parent.glob("up-*.txt"), key=lambda path: path.stat().st_mtime).read_text()
+    assert "2 project(s) in the catalog: scoring" in output and "archived, never deleted" in output
+    return len(deleted)
 
 
 def test_a_pod_security_violation_reaches_the_audit_log_the_up_test_reads(

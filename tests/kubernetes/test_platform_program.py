@@ -14,7 +14,7 @@ import pulumi
 import pytest
 from pulumi_fixtures import SEED, config_for, dev_render, model, pulumi_mocks, render_program  # noqa: F401
 
-from platform_components.kubernetes.model import ModelDeployment, ModelDeploymentArgs
+from platform_components.kubernetes.model import ModelDeployments, ModelDeploymentsArgs, previous_owner_urn
 from platform_components.kubernetes.naming import derive_credential
 from platform_components.kubernetes.platform import credentials
 from platform_components.render import clean, kubernetes_objects, placeholder_secret, releases
@@ -56,8 +56,9 @@ def test_every_resource_is_a_child_of_the_platform(dev_render: Any) -> None:
             "KubeflowPipelines",
             "SeldonServing",
             "Monitoring",
-            "ModelDeployment",
+            "ModelDeployments",
             "ModelDeployerAccess",
+            "Project",
         )
     }
     for resource in dev_render.resources:
@@ -193,7 +194,15 @@ def test_kfp_cluster_scoped_resources_come_before_the_overlay(dev_render: Any) -
 def test_namespaces_enforce_restricted_and_deny_by_default(dev_render: Any) -> None:
     objects = kubernetes_objects(dev_render.resources)
     namespaces = [o for o in objects if o["kind"] == "Namespace"]
-    assert {n["metadata"]["name"] for n in namespaces} == {"mlflow", "seldon", "monitoring", "seldon-system"}
+    # The platform's, and the dev catalog's two projects' (tests/kubernetes/test_project.py).
+    assert {n["metadata"]["name"] for n in namespaces} == {
+        "mlflow",
+        "seldon",
+        "monitoring",
+        "seldon-system",
+        "credit",
+        "churn",
+    }
     # The Seldon operator's own namespace is the one stated exception (tests/kubernetes/test_seldon_pss.py).
     namespaces = [n for n in namespaces if n["metadata"]["name"] != "seldon-system"]
     for namespace in namespaces:
@@ -214,11 +223,14 @@ def test_namespaces_enforce_restricted_and_deny_by_default(dev_render: Any) -> N
         assert limits and limits[0]["spec"]["limits"][0]["default"]["memory"]
 
 
-def test_each_model_adds_at_most_three_resources_and_no_seldon_model(render_program: Any) -> None:
+def test_each_model_adds_one_resource_and_no_seldon_model(render_program: Any) -> None:
     ten = render_program(config_for(models=[model(f"m-{i}") for i in range(10)]))
     twenty = render_program(config_for(models=[model(f"m-{i}") for i in range(20)]))
     per_model = (len(twenty.resources) - len(ten.resources)) / 10
-    assert per_model <= 3
+    # Issue 2 allowed 3; a component per model doubled a fleet's resources (bench/bench_render.py).
+    assert per_model == 1
+    added = Counter(r.type for r in twenty.resources) - Counter(r.type for r in ten.resources)
+    assert added == {"kubernetes:core/v1:ConfigMap": 10}
     objects = kubernetes_objects(twenty.resources)
     assert [o for o in objects if o["kind"] == "Model"] == []
     # The declaration is what the monitor reads: every model is in its models.json.
@@ -310,30 +322,61 @@ def test_settings_errors_name_the_key_under_the_program(render_program: Any) -> 
         render_program(config_for(mlflow={"replicas": "many"}))
 
 
-def test_model_deployment_component_declares_the_model_and_its_owner_object_and_no_seldon_model(
+def test_model_deployments_declare_each_model_by_its_owner_object_and_no_seldon_model(
     pulumi_mocks: Any,
 ) -> None:
-    settings = ModelDeploymentSettings(name="credit-default", registered_model="credit-default")
+    models = [
+        ModelDeploymentSettings(name=name, registered_model=name) for name in ("credit-default", "churn")
+    ]
 
-    paths: list[str] = []
+    paths: list[dict[str, str]] = []
 
     @pulumi.runtime.test
     def build() -> pulumi.Output[Any]:
-        deployment = ModelDeployment(
-            "credit", ModelDeploymentArgs(settings, "seldon", "rclone", "s3://mlflow-artifacts/")
+        deployments = ModelDeployments(
+            "mlops-model",
+            ModelDeploymentsArgs(models, "seldon", "rclone", "s3://mlflow-artifacts/"),
         )
-        paths.append(deployment.inference_path)
-        return deployment.urn  # the decorator awaits this and every outstanding registration
+        paths.append(deployments.inference_paths)
+        return deployments.urn  # the decorator awaits this and every outstanding registration
 
     build()
-    assert paths == ["/v2/models/credit-default/infer"]
-    assert [args.typ for args in pulumi_mocks.resources] == [
-        "mlops:platform:ModelDeployment",
-        "kubernetes:core/v1:ConfigMap",
+    assert paths == [{"credit-default": "/v2/models/credit-default/infer", "churn": "/v2/models/churn/infer"}]
+    assert [(args.typ, args.name) for args in pulumi_mocks.resources] == [
+        ("mlops:platform:ModelDeployments", "mlops-model"),
+        ("kubernetes:core/v1:ConfigMap", "mlops-model-credit-default-owner"),
+        ("kubernetes:core/v1:ConfigMap", "mlops-model-churn-owner"),
     ]
     owner = pulumi_mocks.resources[1].inputs
     assert owner["metadata"]["name"] == "mlops-model-credit-default"
     assert owner["metadata"]["namespace"] == "seldon"
+
+
+def test_each_owner_keeps_the_urn_it_had_under_its_own_model_deployment(dev_render: Any) -> None:
+    # The owner's URN when each model had its own ModelDeployment component (issue 2's layout): a stack
+    # deployed then must move its owners in state on `pulumi up`, never replace them (deleting an owner
+    # garbage-collects its Seldon Model).
+    [owner] = [r for r in dev_render.resources if r.name == "mlops-model-credit-default-owner"]
+    assert owner.aliases == (
+        "urn:pulumi:dev::mlops::mlops:platform:MlopsPlatform$mlops:platform:ModelDeployment"
+        "$kubernetes:core/v1:ConfigMap::mlops-model-credit-default-owner",
+    )
+
+
+def test_the_previous_owner_urn_follows_the_engines_full_parent_chain() -> None:
+    # The engine's URNs carry every ancestor's type (the mocks' only the parent's): a platform nested in
+    # a component of the user's keeps that prefix, and a component at the root has none.
+    nested = (
+        "urn:pulumi:prod::mlops::acme:Infra$mlops:platform:MlopsPlatform$mlops:platform:ModelDeployments::m"
+    )
+    assert previous_owner_urn(nested, "m-a-owner") == (
+        "urn:pulumi:prod::mlops::acme:Infra$mlops:platform:MlopsPlatform$mlops:platform:ModelDeployment"
+        "$kubernetes:core/v1:ConfigMap::m-a-owner"
+    )
+    root = "urn:pulumi:prod::mlops::mlops:platform:ModelDeployments::m"
+    assert previous_owner_urn(root, "m-a-owner") == (
+        "urn:pulumi:prod::mlops::mlops:platform:ModelDeployment$kubernetes:core/v1:ConfigMap::m-a-owner"
+    )
 
 
 def test_the_platform_says_each_model_gets_an_owner_object(
