@@ -10,6 +10,7 @@ import contextlib
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -62,3 +63,36 @@ def wait_healthy(url: str, process: subprocess.Popen, log: Path, seconds: float 
                 return
         assert time.monotonic() < deadline, f"{url} not healthy:\n{log.read_text()[-3000:]}"
         time.sleep(0.2)
+
+
+@contextlib.contextmanager
+def mlflow_server(root: Path, seconds: float = 90) -> Iterator[tuple[str, subprocess.Popen, Path]]:
+    """A real ``mlflow server`` on 127.0.0.1 (SQLite and served artifacts under ``root``), one worker.
+
+    Yields (tracking URI, process, log path); stops the server and its workers on exit. Job execution is off:
+    it starts extra huey workers (~1.7 GB, a slower start) that no test needs.
+    """
+    import os
+    import sys
+
+    port = find_free_port()
+    log = root / "mlflow-server.log"
+    command = [
+        str(Path(sys.executable).parent / "mlflow"),
+        "server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
+    command += ["--workers", "1", "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}"]
+    command += ["--serve-artifacts", "--artifacts-destination", str(root / "artifacts")]
+    environment = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=environment, cwd=root)
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(f"{uri}/health", process, log, seconds)
+        yield uri, process, log
+    finally:
+        stop_process_tree(process)

@@ -10,65 +10,22 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import mlflow
 import pytest
-from processes import find_free_port, stop_process_tree
+from processes import mlflow_server as start_mlflow_server
 from scaffolded import PROJECT_NAME, REPO, Project
 
 pytestmark = pytest.mark.slow
-
-SERVER_START_TIMEOUT_SECONDS = 90
 
 
 @pytest.fixture(scope="module")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``mlflow server`` on 127.0.0.1 (SQLite and local artifacts in a temp dir); yields its URI."""
-    state = tmp_path_factory.mktemp("mlflow")
-    port = find_free_port()
-    log_path = state / "server.log"
-    command = [
-        str(Path(sys.executable).parent / "mlflow"),
-        "server",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        "1",
-        "--backend-store-uri",
-        f"sqlite:///{state / 'mlflow.db'}",
-        "--serve-artifacts",
-        "--artifacts-destination",
-        str(state / "artifacts"),
-    ]
-    environment = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=environment)
-    uri = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + SERVER_START_TIMEOUT_SECONDS
-        while True:
-            if process.poll() is not None:
-                pytest.fail(
-                    f"mlflow server exited with {process.returncode}:\n{log_path.read_text()[-3000:]}"
-                )
-            try:
-                if httpx.get(f"{uri}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"mlflow server not healthy after {SERVER_START_TIMEOUT_SECONDS} s")
-            time.sleep(0.5)
+    with start_mlflow_server(tmp_path_factory.mktemp("mlflow")) as (uri, _, _):
         yield uri
-    finally:
-        stop_process_tree(process.pid)
-        process.wait(timeout=10)
 
 
 def test_the_scaffolded_pipeline_trains_registers_and_promotes_a_first_model(
