@@ -74,9 +74,7 @@ def acquire_metric_labels(model: str) -> dict[str, Any]:
     metrics = serving_metrics()
     with _metrics_lock:
         _label_users[model] = _label_users.get(model, 0) + 1
-        return {
-            key: metric if key == "latency" else metric.labels(model) for key, metric in metrics.items()
-        }
+        return {key: metric if key == "latency" else metric.labels(model) for key, metric in metrics.items()}
 
 
 def release_metric_labels(model: str) -> None:

@@ -336,7 +336,7 @@ class KnownModelsDataPlane(DataPlane):
     """
 
     @classmethod
-    def adopt(cls, plane: DataPlane) -> "KnownModelsDataPlane":
+    def adopt(cls, plane: DataPlane) -> KnownModelsDataPlane:
         """The same data plane (its registry, cache, counters), with the check in front of inference."""
         adopted = cls.__new__(cls)
         adopted.__dict__.update(plane.__dict__)
