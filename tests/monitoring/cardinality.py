@@ -14,11 +14,60 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
+import numpy as np
+import pandas as pd
 from upstream_facts import fact
 
 BUDGET_PER_MODEL = 25
 FEW, MANY = 1, 20
+SCORER_FILE = Path(__file__).with_name("flaky_scorer.py")
+NUMERIC, CATEGORICAL = ("income", "age", "debt_ratio"), ("purpose",)
+
+
+def features(rows: int, seed: int, *, shift: float = 0.0, negative_income: bool = False) -> pd.DataFrame:
+    """Loan-like inputs; ``shift`` moves ``debt_ratio`` (drift), ``negative_income`` makes the model fail."""
+    generator = np.random.default_rng(seed)
+    income = generator.lognormal(10.5, 0.4, rows)
+    return pd.DataFrame(
+        {
+            "income": -income if negative_income else income,
+            "age": generator.integers(21, 70, rows).astype("int64"),
+            "debt_ratio": np.clip(generator.beta(2, 5, rows) + shift, 0.0, 1.0),
+            "purpose": generator.choice(["car", "home", "education", "business"], rows),
+        }
+    )
+
+
+def scores_of(frame: pd.DataFrame) -> np.ndarray:
+    """What ``flaky_scorer.FlakyScorer`` answers (the reference's scores are the model's own)."""
+    return 1.0 / (1.0 + np.exp(-(6.0 * frame["debt_ratio"].to_numpy() - 2.0)))
+
+
+def labels_for(frame: pd.DataFrame, seed: int) -> list[int]:
+    """Ground truth drawn from the model's own scores (a calibrated model)."""
+    scores = scores_of(frame)
+    return (np.random.default_rng(seed).random(len(scores)) < scores).astype(int).tolist()
+
+
+def reference_profile() -> Any:
+    """The scorer's reference profile, with an estimator so the checks estimate performance too."""
+    from platform_components.monitoring.estimate import METADATA_KEY, fit_estimator
+    from platform_components.monitoring.profile import build_reference_profile
+
+    reference = features(2_000, seed=1)
+    scores = scores_of(reference)
+    labels = (np.random.default_rng(2).random(len(scores)) < scores).astype(int)
+    return build_reference_profile(
+        reference,
+        numeric=list(NUMERIC),
+        categorical=list(CATEGORICAL),
+        prediction_scores=scores,
+        metadata={METADATA_KEY: fit_estimator(labels, scores).to_dict(), "task": "classification"},
+    )
+
 
 #: Exporter -> metric-name prefixes (the table's rows).
 EXPORTERS: tuple[tuple[str, tuple[str, ...]], ...] = (

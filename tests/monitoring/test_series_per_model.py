@@ -32,37 +32,21 @@ from upstream_facts import fact
 from monitoring.cardinality import (
     BUDGET_PER_MODEL,
     MANY,
+    SCORER_FILE,
     by_exporter,
+    features,
+    labels_for,
     parse,
     per_model,
+    reference_profile,
     table,
     unexpected_labels,
 )
 
-SCORER_FILE = Path(__file__).with_name("flaky_scorer.py")
 DAY = 86400.0
 # Two aligned days of the recent past: version 1's window, then version 2's (event times, not the clock).
 FIRST_DAY = (math.floor(time.time() / DAY) - 3) * DAY
 REQUESTS, ROWS = 2, 30  # 60 rows, all labelled: over the check's min_rows and min_labels (50)
-
-
-def features(rows: int, seed: int, *, shift: float = 0.0, negative_income: bool = False) -> pd.DataFrame:
-    """Loan-like inputs; ``shift`` moves ``debt_ratio`` (drift), ``negative_income`` makes the model fail."""
-    generator = np.random.default_rng(seed)
-    income = generator.lognormal(10.5, 0.4, rows)
-    return pd.DataFrame(
-        {
-            "income": -income if negative_income else income,
-            "age": generator.integers(21, 70, rows).astype("int64"),
-            "debt_ratio": np.clip(generator.beta(2, 5, rows) + shift, 0.0, 1.0),
-            "purpose": generator.choice(["car", "home", "education", "business"], rows),
-        }
-    )
-
-
-def scores_of(frame: pd.DataFrame) -> np.ndarray:
-    """What ``flaky_scorer.FlakyScorer`` answers (the reference's scores are the model's own)."""
-    return 1.0 / (1.0 + np.exp(-(6.0 * frame["debt_ratio"].to_numpy() - 2.0)))
 
 
 @pytest.fixture(scope="module")
@@ -95,19 +79,7 @@ def scorer_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def profile() -> Any:
-    from platform_components.monitoring.estimate import METADATA_KEY, fit_estimator
-    from platform_components.monitoring.profile import build_reference_profile
-
-    reference = features(2_000, seed=1)
-    scores = scores_of(reference)
-    labels = (np.random.default_rng(2).random(len(scores)) < scores).astype(int)
-    return build_reference_profile(
-        reference,
-        numeric=["income", "age", "debt_ratio"],
-        categorical=["purpose"],
-        prediction_scores=scores,
-        metadata={METADATA_KEY: fit_estimator(labels, scores).to_dict(), "task": "classification"},
-    )
+    return reference_profile()
 
 
 class Platform:
@@ -172,11 +144,8 @@ class Platform:
             frame = features(ROWS, seed + index, shift=shift)
             request_id = f"{name}-v{version}-{index}"
             self._infer(name, frame, request_id, day + 600.0 * (index + 1))
-            scores = scores_of(frame)
-            labels = (np.random.default_rng(seed + 100 + index).random(ROWS) < scores).astype(int)
-            answer = self.client.post(
-                "/v2/feedback", json={"request_id": request_id, "labels": labels.tolist()}
-            )
+            labels = labels_for(frame, seed + 100 + index)
+            answer = self.client.post("/v2/feedback", json={"request_id": request_id, "labels": labels})
             assert answer.status_code == 200, answer.text
 
     def exercise(self, name: str, seed: int) -> None:
