@@ -35,7 +35,7 @@ import hmac
 import json
 import logging
 import zlib
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,7 @@ from mlserver.handlers import DataPlane
 from mlserver.model import MLModel
 from mlserver.registry import MultiModelRegistry, SingleModelRegistry
 from mlserver.settings import ModelSettings, Settings
+from mlserver.types import InferenceRequest, InferenceResponse
 
 from platform_components.serving.launch import (
     ADMIN_TOKEN_SCHEME,
@@ -342,11 +343,15 @@ class KnownModelsDataPlane(DataPlane):
         adopted.__dict__.update(plane.__dict__)
         return adopted
 
-    async def infer(self, payload: Any, name: str, version: str | None = None) -> Any:
+    async def infer(
+        self, payload: InferenceRequest, name: str, version: str | None = None
+    ) -> InferenceResponse:
         await self._model_registry.get_model(name, version)  # ModelNotFound (404) before any series
         return await super().infer(payload, name, version)
 
-    async def infer_stream(self, payloads: Any, name: str, version: str | None = None) -> Any:
+    async def infer_stream(
+        self, payloads: AsyncIterator[InferenceRequest], name: str, version: str | None = None
+    ) -> AsyncIterator[InferenceResponse]:
         await self._model_registry.get_model(name, version)
         async for response in super().infer_stream(payloads, name, version):
             yield response
