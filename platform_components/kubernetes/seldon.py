@@ -106,6 +106,10 @@ def serving_env(monitor_url: str, log_limit_bytes: int) -> dict[str, str]:
         "MLOPS_PREDICTION_LOG_ROOT": PREDICTION_LOG_ROOT,
         "MLOPS_PREDICTION_LOG_LIMIT_BYTES": str(log_limit_bytes),
         "MLOPS_SELDON_NAMES": "1",
+        # Seldon starts MLServer itself (not our serving.server, which switches them off in code):
+        # without this, every counter child of MLServer's data plane carries a `_created` series too,
+        # three more per model (prometheus_client reads the variable at import).
+        "PROMETHEUS_DISABLE_CREATED_SERIES": "true",
     }
 
 

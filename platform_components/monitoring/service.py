@@ -25,8 +25,8 @@ Endpoints:
   ``records[i].field``); the whole batch is validated before anything is stored.
 - ``GET /metrics`` -> Prometheus text from the store: per model the result of its latest window (aligned
   in event time; the version checked in it) as gauges ``{model, version}``, and counters ``{model}``: at
-  most 23 series per model (``GAUGES`` less mae and rmse, plus four counters; a regressor has no estimate
-  and no classifier metrics: 16).
+  most 15 series per model (``GAUGES`` less mae and rmse, plus the three ``COUNTERS``; a regressor has no
+  estimate and no classifier metrics: 13). The list and the reasons: docs/metrics.md.
 
 The loop (``python -m platform_components.loop.service``, what the cluster's monitor StatefulSet runs)
 starts this same application with a background task that runs the loop's round for every model of the
@@ -61,9 +61,12 @@ MAX_PREDICTIONS_BYTES = 8 * 1024 * 1024
 MAX_PREDICTIONS_RECORDS = 5000
 _RECORD_FIELDS = frozenset({"request_id", "model", "version", "timestamp", "inputs", "outputs"})
 
-# (metric name suffix, help, where in the stored result) for the per-version gauges.
+# (metric name suffix, help, where in the stored result) for the gauges of each model's latest window.
+# Kept to what an alert, a dashboard or the fleet view reads; the rest of a result (drift share, window
+# rows, Brier, ECE, the estimate's band, the share outside the reference) is in the store, the HTML report
+# and MLflow, not in Prometheus: every gauge here is one more series per model (issue 10 budgets 25 per
+# model over all of our exporters; tests/monitoring/test_series_per_model.py counts them).
 GAUGES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    ("drift_share", "Share of features drifted in the latest check.", ("drift_share",)),
     ("drifted_features", "Features drifted in the latest check.", ("drifted_features",)),
     ("max_psi", "Largest population stability index over features.", ("max_psi",)),
     ("prediction_drift_statistic", "KS statistic of the prediction scores.", ("prediction", "statistic")),
@@ -74,12 +77,9 @@ GAUGES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
         ("quality", "out_of_range_rate"),
     ),
     ("unseen_category_rate", "Largest share of categories unseen in training.", ("quality", "unseen_rate")),
-    ("window_rows", "Predictions in the latest check's window.", ("rows",)),
     ("labelled_rows", "Labelled predictions in the latest check's window.", ("labelled_rows",)),
     ("accuracy", "Accuracy on labelled rows of the window.", ("performance", "accuracy")),
     ("roc_auc", "ROC AUC on labelled rows of the window.", ("performance", "roc_auc")),
-    ("brier", "Brier score on labelled rows of the window.", ("performance", "brier")),
-    ("ece", "Expected calibration error on labelled rows of the window.", ("performance", "ece")),
     ("mae", "Mean absolute error on labelled rows of the window.", ("performance", "mae")),
     ("rmse", "Root mean squared error on labelled rows of the window.", ("performance", "rmse")),
     ("last_check_timestamp_seconds", "Event time (Unix s) of the latest check.", ("checked_at",)),
@@ -90,25 +90,16 @@ GAUGES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
         ("estimated", "roc_auc", "value"),
     ),
     (
-        "estimated_roc_auc_lower",
-        "Lower end of the estimated ROC AUC's band.",
-        ("estimated", "roc_auc", "lower"),
-    ),
-    (
-        "estimated_roc_auc_upper",
-        "Upper end of the estimated ROC AUC's band.",
-        ("estimated", "roc_auc", "upper"),
-    ),
-    (
         "estimated_accuracy",
         "Accuracy estimated from the window's scores before its labels (valid under covariate shift only).",
         ("estimated", "accuracy", "value"),
     ),
-    (
-        "outside_reference_share",
-        "Share of the window's scores outside the reference's central 99 % (the estimate extrapolates).",
-        ("estimated", "outside_reference_share"),
-    ),
+)
+#: The counters per model: (metric name suffix, help, key of ``MonitorStore.counts_by_model``).
+COUNTERS: tuple[tuple[str, str, str], ...] = (
+    ("retrains", "Retrains started by the policy.", "retrains"),
+    ("feedback_labels", "Ground-truth labels stored.", "labels"),
+    ("predictions_ingested", "Predictions ingested from the prediction log.", "predictions"),
 )
 PREFIX = "mlops_monitor_"
 
@@ -174,12 +165,7 @@ class StoreCollector:
                     family.add_metric([model, str(result.get("version", ""))], value)
             yield family
         counts = self.store.counts_by_model()
-        for suffix, help_text, key in (
-            ("checks", "Windows checked (one stored result per model, version and window).", "checks"),
-            ("retrains", "Retrains started by the policy.", "retrains"),
-            ("feedback_labels", "Ground-truth labels stored.", "labels"),
-            ("predictions_ingested", "Predictions ingested from the prediction log.", "predictions"),
-        ):
+        for suffix, help_text, key in COUNTERS:
             family = CounterMetricFamily(PREFIX + suffix, help_text, labels=["model"])
             for model, values in counts.items():
                 family.add_metric([model], float(values.get(key, 0)))

@@ -17,22 +17,32 @@ from prometheus_client import Counter, Histogram
 
 from platform_components.serving.predlog import PredictionLog
 
-# Few buckets on purpose: <= ~15 series per model version (Prometheus cardinality budget).
+# Per process, so buckets cost nothing per model: the per-model latency is Seldon's
+# (seldon_model_infer_seconds_total / seldon_model_infer_total) and MLServer's own
+# model_infer_request_duration summary (count and sum per model).
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+
+#: The only label of the per-model series. A version label would add a model's series again at every
+#: rollout, and status/route labels would multiply them; the version served is in the registry and in the
+#: monitor's gauges. ``tests/monitoring/test_series_per_model.py`` fails when a label is added.
+MODEL_LABEL = "model"
 
 _metrics_lock = threading.Lock()
 _metrics: dict[str, Any] = {}
 
 
 def serving_metrics() -> dict[str, Any]:
-    """The runtime's Prometheus metrics, created once per process (lazily: nothing runs at import)."""
+    """The runtime's Prometheus metrics, created once per process (lazily: nothing runs at import).
+
+    Four counters per served model (``{model}``) and one latency histogram for the whole process: the
+    cardinality budget of issue 10 is 25 series per model over all of our exporters.
+    """
     with _metrics_lock:
         if not _metrics:
-            labels = ["model", "version"]
+            labels = [MODEL_LABEL]
             _metrics["requests"] = Counter(
                 "mlops_serving_requests_total", "Inference requests answered successfully.", labels
             )
-            _metrics["rows"] = Counter("mlops_serving_rows_total", "Rows predicted.", labels)
             _metrics["client_errors"] = Counter(
                 "mlops_serving_client_errors_total", "Requests rejected with a 4xx (validation).", labels
             )
@@ -46,39 +56,41 @@ def serving_metrics() -> dict[str, Any]:
             )
             _metrics["latency"] = Histogram(
                 "mlops_serving_request_duration_seconds",
-                "Validation + prediction + durable log, per request.",
-                labels,
+                "Validation + prediction + durable log, per request, all models of the process.",
                 buckets=LATENCY_BUCKETS,
             )
         return _metrics
 
 
-# (model, version) -> loaded runtime instances using those labels. A reload briefly holds two instances
-# of one model; an old version's series go away when its last instance unloads, so a model keeps
-# <= ~15 series however often it rolls over.
-_label_users: dict[tuple[str, str], int] = {}
+# model -> loaded runtime instances using its label. A version switch briefly holds two instances of one
+# model (the new one acquires before the old one releases), so the counters carry on across versions;
+# a model's series go away when its last instance unloads.
+_label_users: dict[str, int] = {}
 
 
-def acquire_metric_labels(model: str, version: str) -> dict[str, Any]:
-    """The metrics' children for (model, version); counted, so the last release drops them."""
+def acquire_metric_labels(model: str) -> dict[str, Any]:
+    """The metrics for ``model``: its counters' children and the process's histogram; counted, so the
+    last release drops the model's series."""
     metrics = serving_metrics()
     with _metrics_lock:
-        _label_users[(model, version)] = _label_users.get((model, version), 0) + 1
-        return {key: metric.labels(model, version) for key, metric in metrics.items()}
+        _label_users[model] = _label_users.get(model, 0) + 1
+        return {key: metric if key == "latency" else metric.labels(model) for key, metric in metrics.items()}
 
 
-def release_metric_labels(model: str, version: str) -> None:
-    """Drop (model, version)'s series once no loaded instance uses them."""
+def release_metric_labels(model: str) -> None:
+    """Drop ``model``'s series once no loaded instance uses them."""
     metrics = serving_metrics()
     with _metrics_lock:
-        users = _label_users.get((model, version), 0) - 1
+        users = _label_users.get(model, 0) - 1
         if users > 0:
-            _label_users[(model, version)] = users
+            _label_users[model] = users
             return
-        _label_users.pop((model, version), None)
-        for metric in metrics.values():
+        _label_users.pop(model, None)
+        for key, metric in metrics.items():
+            if key == "latency":
+                continue
             with contextlib.suppress(KeyError):  # never observed: nothing to remove
-                metric.remove(model, version)
+                metric.remove(model)
 
 
 # One PredictionLog per directory per process: a reload creates a second runtime instance for the same

@@ -32,8 +32,10 @@ writer on a model's prediction log, which its lock refuses: the Servers run one.
 A request may carry its event time as the request parameter ``mlops_event_time`` (Unix seconds; checked in
 ``validation.py``): the record's ``timestamp`` is that time instead of the clock, and the model never sees it.
 
-Labels are ``{model, version}`` only; one model version has 15 series
-(5 counters and a 7-bucket histogram; ``_created`` series are switched off by the server).
+Label ``{model}`` only (``process_state.MODEL_LABEL``): four counters per served model (answered, 4xx,
+5xx, prediction-log failures) and one latency histogram for the process; ``_created`` series are switched
+off by the server. MLServer adds four series per model of its own (``server.KnownModelsDataPlane`` keeps
+made-up model names from creating them).
 """
 
 from __future__ import annotations
@@ -165,7 +167,7 @@ class MonitoredMLflowRuntime(MLflowRuntime):
             else None
         )
         if self._enable_metrics:
-            self._counters = acquire_metric_labels(self._model_label, self._version_label)
+            self._counters = acquire_metric_labels(self._model_label)
         logger.info(
             "model %s version %s loaded (prediction log: %s)",
             self.name,
@@ -179,7 +181,7 @@ class MonitoredMLflowRuntime(MLflowRuntime):
             release_prediction_log(self._prediction_log_dir)
             self._prediction_log = None
         if getattr(self, "_enable_metrics", False) and getattr(self, "_counters", None):
-            release_metric_labels(self._model_label, self._version_label)
+            release_metric_labels(self._model_label)
             self._counters = {}
         return True
 
@@ -238,6 +240,5 @@ class MonitoredMLflowRuntime(MLflowRuntime):
                 ) from error
         if self._enable_metrics:
             self._counters["requests"].inc()
-            self._counters["rows"].inc(validated.row_count)
             self._counters["latency"].observe(time.perf_counter() - started)
         return response

@@ -1,6 +1,6 @@
 """Our MLServer wrapper: ``python -m platform_components.serving.server REPO_DIR``.
 
-Four changes to MLServer 1.7.1, each through a hook MLServer already has (no monkey-patching):
+Five changes to MLServer 1.7.1, each through a hook MLServer already has (no monkey-patching):
 
 1. **Request-body limit** (MLServer has none): an ASGI middleware on the REST app answers 413 before the
    body is parsed, also for gzip bodies (decompressed with a bound, so a zip bomb is a 413, a corrupt
@@ -18,6 +18,10 @@ Four changes to MLServer 1.7.1, each through a hook MLServer already has (no mon
    unless the request carries the admin token the platform wrote to a mode-0600 file in its state folder
    (``Authorization: Bearer <token>``, compared in constant time); on gRPC they answer PERMISSION_DENIED
    always, through an interceptor (the deployer uses REST). ``MLServer._create_servers`` is the hook.
+5. **A made-up model name creates no series**: MLServer's data plane labels its request counters and
+   duration summary with the model name and version *from the URL* before it looks the model up, so every
+   name a client invents would add series to ``/metrics`` for good (``mlserver/handlers/dataplane.py``
+   @1.7.1). :class:`KnownModelsDataPlane` answers 404 for a model or version that is not loaded first.
 
 The server binds 127.0.0.1 unless ``settings.json`` says otherwise, and runs inference in the server
 process (``parallel_workers: 0``): one writer per prediction log.
@@ -31,7 +35,7 @@ import hmac
 import json
 import logging
 import zlib
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -40,9 +44,11 @@ from mlserver import MLServer
 from mlserver.context import model_context
 from mlserver.errors import MLServerError
 from mlserver.grpc import GRPCServer
+from mlserver.handlers import DataPlane
 from mlserver.model import MLModel
 from mlserver.registry import MultiModelRegistry, SingleModelRegistry
 from mlserver.settings import ModelSettings, Settings
+from mlserver.types import InferenceRequest, InferenceResponse
 
 from platform_components.serving.launch import (
     ADMIN_TOKEN_SCHEME,
@@ -318,6 +324,39 @@ class SwapOnReadyMultiModelRegistry(MultiModelRegistry):
         return await self._models[model_settings.name].load(model_settings)
 
 
+class KnownModelsDataPlane(DataPlane):
+    """MLServer's data plane, answering 404 for a model (or version) that is not loaded before the metrics.
+
+    ``DataPlane.infer`` creates the ``{model, version}`` children of ``model_infer_request_success``,
+    ``_failure`` and ``_duration`` from the request's path before the registry says whether the model
+    exists (``mlserver/handlers/dataplane.py``@1.7.1): without this check a client could add four series
+    per invented name. The look-up is the registry's own (``ModelNotFound``: MLServer's 404).
+
+    Built from the data plane MLServer made (:meth:`adopt`): its counters are registered once per process
+    on the default registry, so a second ``DataPlane`` could not be constructed.
+    """
+
+    @classmethod
+    def adopt(cls, plane: DataPlane) -> KnownModelsDataPlane:
+        """The same data plane (its registry, cache, counters), with the check in front of inference."""
+        adopted = cls.__new__(cls)
+        adopted.__dict__.update(plane.__dict__)
+        return adopted
+
+    async def infer(
+        self, payload: InferenceRequest, name: str, version: str | None = None
+    ) -> InferenceResponse:
+        await self._model_registry.get_model(name, version)  # ModelNotFound (404) before any series
+        return await super().infer(payload, name, version)
+
+    async def infer_stream(
+        self, payloads: AsyncIterator[InferenceRequest], name: str, version: str | None = None
+    ) -> AsyncIterator[InferenceResponse]:
+        await self._model_registry.get_model(name, version)
+        async for response in super().infer_stream(payloads, name, version):
+            yield response
+
+
 async def _invalid_request_handler(request: Any, error: Exception) -> Any:
     from mlserver.rest.responses import Response
 
@@ -332,7 +371,8 @@ async def _malformed_body_handler(request: Any, error: Exception) -> Any:
 
 
 class PlatformMLServer(MLServer):
-    """MLServer with our body limit, 4xx mapping, swap-on-ready registry and closed repository API.
+    """MLServer with our body limit, 4xx mapping, swap-on-ready registry, closed repository API and a data
+    plane that creates no series for unknown models.
 
     Args:
         settings: MLServer's server settings.
@@ -357,6 +397,8 @@ class PlatformMLServer(MLServer):
         )
 
     def _create_servers(self) -> None:
+        # MLServer.__init__ makes the data plane just before calling this; the servers get ours.
+        self._data_plane = KnownModelsDataPlane.adopt(self._data_plane)
         super()._create_servers()
         # GRPCServer.__init__ only keeps its arguments; the server is built and bound in start(), so the
         # one MLServer made is replaced before anything listens (mlserver/grpc/server.py@1.7.1).

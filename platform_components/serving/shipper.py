@@ -15,8 +15,10 @@ Guarantees:
   ``mlops_prediction_log_dropped_records_total`` and an ERROR line says so.
 - **Bounded memory**: one batch (``batch_records`` / ``batch_bytes``) in memory at a time.
 - **Visible backpressure**: ``mlops_prediction_log_unshipped_records{model}`` (records in the log past the
-  shipped position), plus shipped, failed-attempt and rejected counters, on the process's default
-  Prometheus registry (MLServer serves it on its metrics port).
+  shipped position), plus shipped, failed-attempt, rejected and dropped counters for the whole process
+  (no label: one model's share is in the ERROR lines), on the process's default Prometheus registry
+  (MLServer serves it on its metrics port). One series per served model, for the cardinality budget
+  (``tests/monitoring/test_series_per_model.py``).
 
 Failures: connection errors and 5xx/408/429 are retried with exponential backoff (capped); 413 halves the
 batch; another 4xx on a batch retries its records one by one, and a single record the monitor rejects is
@@ -96,35 +98,35 @@ _metrics: dict[str, Any] = {}
 def shipper_metrics() -> dict[str, Any]:
     """The shipper's Prometheus metrics on the default registry, created once per process (lazily).
 
-    Label ``model`` only (the log directory's name): one gauge and four counters per served model.
+    Only the backlog gauge is per model (``model``: the log directory's name), because a backlog is what an
+    operator must trace to one model; the four counters are per process (a serving pod holds many models,
+    and a per-model counter would add four series per model to every pod for events that are rare and
+    logged with the model's name anyway).
     """
     from prometheus_client import Counter, Gauge
 
     with _metrics_lock:
         if not _metrics:
-            labels = ["model"]
             _metrics["unshipped"] = Gauge(
                 "mlops_prediction_log_unshipped_records",
                 "Records in the prediction log not yet acknowledged by the monitor (backpressure).",
-                labels,
+                ["model"],
             )
             _metrics["shipped"] = Counter(
-                "mlops_prediction_log_shipped_records_total", "Records acknowledged by the monitor.", labels
+                "mlops_prediction_log_shipped_records_total",
+                "Records acknowledged by the monitor, all models of the process.",
             )
             _metrics["failures"] = Counter(
                 "mlops_prediction_log_ship_failures_total",
-                "Batches the monitor did not acknowledge (retried with backoff).",
-                labels,
+                "Batches the monitor did not acknowledge (retried with backoff), all models of the process.",
             )
             _metrics["rejected"] = Counter(
                 "mlops_prediction_log_rejected_records_total",
-                "Records the monitor rejected with a 4xx (skipped; they stay in the log).",
-                labels,
+                "Records the monitor rejected with a 4xx (skipped; they stay in the log), all models.",
             )
             _metrics["dropped"] = Counter(
                 "mlops_prediction_log_dropped_records_total",
-                "Unshipped records deleted because the log exceeded its hard byte limit.",
-                labels,
+                "Unshipped records deleted because a log exceeded its hard byte limit, all models.",
             )
         return _metrics
 
@@ -176,7 +178,7 @@ class ShippedPredictionLog(PredictionLog):
             return False  # keep it for the shipper; the disk bound is not reached
         lost = len(self._segment_ids.get(sequence, []))
         self.dropped_records += lost
-        shipper_metrics()["dropped"].labels(self.directory.name).inc(lost)
+        shipper_metrics()["dropped"].inc(lost)
         logger.error(
             "prediction log %s is over its hard limit of %d bytes: deleting unshipped segment %d "
             "with up to %d records the monitor has not received (is the monitor reachable?)",
@@ -204,7 +206,7 @@ class PredictionShipper:
     """Ships one prediction-log directory to the monitor; a daemon thread once :meth:`start` ed.
 
     Args:
-        directory: the log directory (one model's; its name labels the metrics).
+        directory: the log directory (one model's; its name labels the backlog gauge).
         monitor_url: the monitor service's base URL, e.g. ``http://model-monitor.monitoring:8090``.
         batch_records / batch_bytes: the most one request carries (memory bound).
         interval: seconds between polls when the log has nothing new.
@@ -247,7 +249,8 @@ class PredictionShipper:
         self._limit = batch_records  # lowered by 413 / a 4xx batch until the position passes it
         self._reduced_until: Position | None = None
         self.unshipped_records = 0
-        self._metrics = {key: metric.labels(self.directory.name) for key, metric in shipper_metrics().items()}
+        metrics = shipper_metrics()
+        self._metrics = {**metrics, "unshipped": metrics["unshipped"].labels(self.directory.name)}
         # sequence -> (start offset, scanned-to offset, complete lines in between): the unshipped count
         # without re-reading the whole backlog each round.
         self._line_counts: dict[int, tuple[int, int, int]] = {}
@@ -277,6 +280,9 @@ class PredictionShipper:
         if self._client is not None:
             self._client.close()
             self._client = None
+        # The model's log is closed (it is no longer served here): its backlog gauge goes with it.
+        with contextlib.suppress(KeyError):
+            shipper_metrics()["unshipped"].remove(self.directory.name)
 
     def _run(self) -> None:
         failures = 0

@@ -64,6 +64,34 @@ def test_monitor_alerts_read_gauges_the_monitor_exports(dev_render: Any) -> None
     assert queried and queried <= exported, queried - exported
 
 
+def exported_metric_names() -> set[str]:
+    """Every series name our exporters can produce: the monitor's, the serving runtime's, the shipper's."""
+    from prometheus_client import Counter, Gauge, Histogram
+
+    from platform_components.serving.process_state import serving_metrics
+    from platform_components.serving.shipper import shipper_metrics
+
+    names = {service.PREFIX + suffix for suffix, _, _ in service.GAUGES}
+    names |= {f"{service.PREFIX}{suffix}_total" for suffix, _, _ in service.COUNTERS}
+    for metric in [*serving_metrics().values(), *shipper_metrics().values()]:
+        base = metric._name
+        if isinstance(metric, Counter):
+            names.add(f"{base}_total")
+        elif isinstance(metric, Histogram):
+            names |= {f"{base}_bucket", f"{base}_count", f"{base}_sum"}
+        elif isinstance(metric, Gauge):
+            names.add(base)
+    return names
+
+
+def test_dashboards_and_rules_read_only_metrics_we_export(dev_render: Any) -> None:
+    """A removed or renamed metric (the cardinality budget removed several) must leave no panel or rule."""
+    text = json.dumps(kubernetes_objects(dev_render.resources))
+    queried = set(re.findall(r"\b(mlops_(?:monitor|serving|prediction_log)_[a-z_]+)", text))
+    assert queried, "no panel or rule reads our metrics"
+    assert queried <= exported_metric_names(), queried - exported_metric_names()
+
+
 def test_mlflow_alerts_use_the_prefixed_metric_names_mlflow_exports(dev_render: Any) -> None:
     # `mlflow server --expose-prometheus` creates its exporter with defaults_prefix="mlflow".
     expr = rules_of(dev_render)["MlflowServerErrors"]

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from pulumi_fixtures import REPO, dev_render  # noqa: F401
+from upstream_facts import fact
 
 from platform_components import images, versions
 from platform_components.errors import ConfigError
@@ -40,6 +41,8 @@ def test_servers_run_the_serving_image_and_ship_to_the_monitor_service(dev_rende
     env = {item["name"]: item["value"] for item in container["env"]}
     assert env["MLSERVER_MODEL_IMPLEMENTATION"] == MONITORED_RUNTIME
     assert env["MLOPS_SELDON_NAMES"] == "1"
+    # No `_created` series beside MLServer's per-model counters (the cardinality budget).
+    assert env[fact("prometheus_client.created_series_switch")] == "true"
     assert int(env["MLOPS_PREDICTION_LOG_LIMIT_BYTES"]) == SeldonSettings().prediction_log_limit_bytes
 
     # The URL names the monitor Service and its port.

@@ -23,9 +23,9 @@ REPO = Path(__file__).resolve().parents[2]
 WORKER = textwrap.dedent(
     """
     from platform_components.serving.process_state import acquire_metric_labels
-    counters = acquire_metric_labels("credit-default", "3")
+    counters = acquire_metric_labels("credit-default")
     counters["requests"].inc()
-    counters["rows"].inc(5)
+    counters["client_errors"].inc(2)
     counters["latency"].observe(0.02)
     """
 )
@@ -38,6 +38,6 @@ def test_a_workers_counters_are_collected_by_the_main_process(tmp_path: Path) ->
     registry = CollectorRegistry()
     MultiProcessCollector(registry, path=str(tmp_path))
     text = generate_latest(registry).decode()
-    assert 'mlops_serving_requests_total{model="credit-default",version="3"} 1.0' in text
-    assert 'mlops_serving_rows_total{model="credit-default",version="3"} 5.0' in text
-    assert 'mlops_serving_request_duration_seconds_count{model="credit-default",version="3"} 1.0' in text
+    assert 'mlops_serving_requests_total{model="credit-default"} 1.0' in text
+    assert 'mlops_serving_client_errors_total{model="credit-default"} 2.0' in text
+    assert "mlops_serving_request_duration_seconds_count 1.0" in text  # one histogram per process
