@@ -186,6 +186,9 @@ class Loop:
     shard: Shard = field(default_factory=Shard)
     _aliases: dict[tuple[str, str], str] = field(default_factory=dict, repr=False)
     _round_log: Any = field(default=None, repr=False)
+    _reported: dict[tuple[str, str, float], tuple[str, tuple[str, ...]]] = field(
+        default_factory=dict, repr=False
+    )
 
     # -- public --------------------------------------------------------------------------------------
 
@@ -499,10 +502,16 @@ class Loop:
         alarmed = decision.action is not Action.NONE or bool(result.drifted_features)
         if self._round_log is not None:
             # The fleet's round: every window's metrics go with the round's batches; an alarm also gets
-            # its version's monitoring run with the report, below.
+            # its version's monitoring run with the report, below, once per window and verdict: an alarm
+            # that stands for the rest of the day is not drawn again every round.
             self._round_log.add(result, model=entry.registered_model)
-            if not alarmed:
+            key = (entry.name, result.version, result.window_start)
+            verdict = (decision.action.value, tuple(result.drifted_features))
+            if not alarmed or self._reported.get(key) == verdict:
                 return None
+            if len(self._reported) > 100_000:
+                self._reported.clear()
+            self._reported[key] = verdict
         report = None
         if alarmed:
             # An alarm gets its HTML report; a quiet window only its metrics (the 1,000-model round).

@@ -697,19 +697,31 @@ def refresh_realised(
 
 
 def _performance_over_time(window: pd.DataFrame, config: MonitorConfig, buckets: int = 8) -> list[dict]:
-    """Performance per time slice of the window (for the report), skipping slices with too few labels."""
+    """Performance per time slice of the window (for the report), skipping slices with too few labels.
+
+    The labels and scores are taken out of the frame once and sliced as arrays: slicing the frame per
+    slice copied every feature column eight times a check, which a 1,000-model round paid in full.
+    """
     if not len(window) or config.task != "classification":
         return []
     labelled = window[window[LABEL_COLUMN].notna()]
     if len(labelled) < config.min_labels:
         return []
     times = labelled[TIMESTAMP_COLUMN].to_numpy()
+    labels = pd.to_numeric(labelled[LABEL_COLUMN], errors="coerce").to_numpy(dtype=np.float64)
+    scores = labelled[SCORE_COLUMN].to_numpy(dtype=np.float64)
+    known = ~np.isnan(labels) & ~np.isnan(scores)
+    usable = known & np.isin(labels, (0.0, 1.0))
+    if (known & ~usable).any():
+        logger.warning("ignoring %d labelled rows whose label is not 0 or 1", int((known & ~usable).sum()))
+    minimum = max(10, config.min_labels // buckets)
     # nextafter, not + 1e-9: at Unix-time magnitudes t + 1e-9 == t, which dropped the newest rows.
     edges = np.linspace(times.min(), np.nextafter(times.max(), np.inf), buckets + 1)
     slices = []
     for left, right in zip(edges[:-1], edges[1:], strict=True):
-        part = labelled[(times >= left) & (times < right)]
-        metrics = _performance(part, MonitorConfig(min_labels=max(10, config.min_labels // buckets)))
-        if metrics:
-            slices.append({"start": float(left), "end": float(right), **metrics})
+        inside = usable & (times >= left) & (times < right)
+        if int(inside.sum()) < minimum:
+            continue
+        metrics = classifier_metrics(labels[inside], np.clip(scores[inside], 0.0, 1.0)).to_dict()
+        slices.append({"start": float(left), "end": float(right), **metrics})
     return slices
