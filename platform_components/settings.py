@@ -628,6 +628,32 @@ class MonitorSettings(_Strict):
         pattern=r"^\S(.*\S)?$",
         description="KFP experiment of the retrain runs (created when missing).",
     )
+    replicas: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Monitor replicas (StatefulSet pods); the models are sharded across them by a hash of "
+        "the model name (loop/shard.py), each pod takes its share from its ordinal. More than 1 needs "
+        "store: postgresql (the replicas share leases, positions and results).",
+    )
+    window_cache_rows: int = Field(
+        5_000_000,
+        ge=0,
+        le=1_000_000_000,
+        description="Rows of the models' current windows each replica keeps decoded in memory across "
+        "rounds (monitoring/window_cache.py; 0: none, every round reads whole windows). About 150 bytes a "
+        "row of a dozen features: raise resources.memory_limit with it.",
+    )
+
+    @model_validator(mode="after")
+    def _replicas_share_a_database(self) -> MonitorSettings:
+        if self.replicas > 1 and self.store is not MonitorStoreMode.POSTGRESQL:
+            raise ValueError(
+                f"replicas={self.replicas} needs store: postgresql (got store: {self.store.value}): replicas "
+                "share leases, ingest positions and results, which a SQLite file on one pod's volume cannot; "
+                "set mlops:monitoring.monitor.store to postgresql or replicas to 1"
+            )
+        return self
 
     @field_validator("kfp_host")
     @classmethod

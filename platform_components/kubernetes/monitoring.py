@@ -40,6 +40,7 @@ from platform_components.policies._core import EXCEPTION_ANNOTATION, EXCEPTION_R
 from platform_components.settings import (
     ModelDeploymentSettings,
     MonitoringSettings,
+    MonitorSettings,
     PolicySettings,
     ProjectSettings,
 )
@@ -120,6 +121,17 @@ def monitor_store_egress(store_url: str, mlflow_namespace: str) -> tuple[list[di
         postgres_pods = {"matchLabels": {"app.kubernetes.io/name": "postgres"}}
         return [{**pods.namespace_selector(mlflow_namespace), "podSelector": postgres_pods}], [port]
     return [pods.outside_cluster()], [port]
+
+
+def shard_args(monitor: MonitorSettings) -> list[str]:
+    """The monitor's sharding and cache flags; none at the defaults (one replica, the default cache), so a
+    default render is unchanged."""
+    flags: list[str] = []
+    if monitor.replicas > 1:
+        flags += ["--replicas", str(monitor.replicas)]
+    if monitor.window_cache_rows != MonitorSettings.model_fields["window_cache_rows"].default:
+        flags += ["--window-cache-rows", str(monitor.window_cache_rows)]
+    return flags
 
 
 class Monitoring(pulumi.ComponentResource):
@@ -446,6 +458,7 @@ class Monitoring(pulumi.ComponentResource):
                 "--serving-namespace",
                 args.serving_namespace,
                 *retrain_args,
+                *shard_args(monitor),
             ],  # fmt: skip
             ports={"http": MONITOR_PORT},
             env={"HOME": "/tmp", "MLOPS_MONITOR_MODELS": f"{MONITOR_CONFIG_DIR}/models.json"},
@@ -486,7 +499,10 @@ class Monitoring(pulumi.ComponentResource):
             metadata={"name": "model-monitor", "namespace": namespace, "labels": pod_labels},
             spec={
                 "serviceName": "model-monitor",
-                "replicas": 1,  # one writer of the store; checks and retrain decisions never run twice
+                # Each pod checks its share of the models (loop/shard.py, from its ordinal); replicas > 1
+                # share the PostgreSQL store (settings refuse them on SQLite), whose leases keep a model's
+                # retrain from running twice.
+                "replicas": monitor.replicas,
                 "selector": {"matchLabels": selector("model-monitor", name)},
                 "template": template,
                 "volumeClaimTemplates": [pods.volume_claim("state", monitor.storage_size)],

@@ -16,6 +16,13 @@ The same code runs on both targets; only the ``Retrainer`` and ``Deployer`` diff
    model, under the store's lease (wall clock: it guards against crashed processes, not the calendar).
 6. **Record** the decision with its evidence (once per window for repeats), and log the window's metrics to
    the version's MLflow monitoring run (one batch; the HTML report only when something fired).
+
+``run_all`` is the monitor's round over the fleet, and its cost is what one replica can watch: it takes
+only the models of its shard (``loop/shard.py``), resolves every alias with one registry search, keeps each
+window decoded across rounds (``monitoring/window_cache.py``: only new rows and labels are read) and logs
+every window's metrics with the round's batches (``tracking.RoundLog``: one ``monitor-rounds`` run, at most
+1,000 metrics a call, written while the round goes on); only a window where something fired also gets its
+version's monitoring run with the HTML report (matplotlib is imported then, never for a quiet window).
 """
 
 from __future__ import annotations
@@ -48,9 +55,11 @@ from platform_components.loop.policy import (
     LoopState,
     decide,
 )
+from platform_components.loop.shard import Shard
 from platform_components.monitoring.monitor import MonitorConfig, MonitorResult, refresh_realised, run_check
 from platform_components.monitoring.profile import ReferenceProfile
 from platform_components.monitoring.store import MonitorStore
+from platform_components.monitoring.window_cache import WindowCache
 
 logger = logging.getLogger(__name__)
 
@@ -158,8 +167,11 @@ class Loop:
         deployer: what serves the alias's version (None: serving is not the loop's, e.g. a bare monitor).
         state_dir: local target: ingest ``<state_dir>/predictions`` before each round.
         holder: lease holder id (default: this host's loop).
-        log_to_mlflow: log each window to the version's MLflow monitoring run.
+        log_to_mlflow: log each window to MLflow (``run_all``: the round's batches; ``run_round``
+            alone: the version's monitoring run).
         say: progress lines (None: log only).
+        cache: the windows kept decoded across rounds (None: every check reads its whole window).
+        shard: this replica's share of the models (``run_all`` skips the others).
     """
 
     store: MonitorStore
@@ -170,6 +182,13 @@ class Loop:
     holder: str = field(default_factory=default_holder)
     log_to_mlflow: bool = True
     say: Callable[[str], None] | None = None
+    cache: WindowCache | None = None
+    shard: Shard = field(default_factory=Shard)
+    _aliases: dict[tuple[str, str], str] = field(default_factory=dict, repr=False)
+    _round_log: Any = field(default=None, repr=False)
+    _reported: dict[tuple[str, str, float], tuple[str, tuple[str, ...]]] = field(
+        default_factory=dict, repr=False
+    )
 
     # -- public --------------------------------------------------------------------------------------
 
@@ -184,7 +203,9 @@ class Loop:
 
         if self.state_dir is not None:
             self.store.ingest_state_dir(self.state_dir, entry.name)
-        alias_version = resolve_version(self.tracking_uri, entry.registered_model, entry.alias)
+        alias_version = self._aliases.get((entry.registered_model, entry.alias)) or resolve_version(
+            self.tracking_uri, entry.registered_model, entry.alias
+        )
         rollout = self._roll_out(entry, alias_version)
         serving = rollout.version if rollout is not None else alias_version
         clock = self.store.event_clock(entry.name) if now is None else now
@@ -203,6 +224,7 @@ class Loop:
             window_seconds=policy.window,
             config=check_config(entry, profile),
             now=clock,
+            cache=self.cache,
         )
         refresh_realised(
             self.store,
@@ -212,6 +234,7 @@ class Loop:
             lookback_seconds=policy.lookback,
             min_labels=policy.min_labels,
             profile=profile,
+            cache=self.cache,
         )
         outcome.finished = self._finish_running(entry, clock)
         if any(item.get("rollout") for item in outcome.finished):
@@ -246,14 +269,38 @@ class Loop:
     def run_all(
         self, entries: Sequence[LoopModel], *, now: float | None = None
     ) -> dict[str, RoundResult | Exception]:
-        """A round for every model; one model's failure (MLflow down, no alias yet) never stops the others."""
+        """A round for every model of this replica's shard (see the module docstring); one model's failure
+        (MLflow down, no alias yet) never stops the others."""
+        from platform_components.monitoring.tracking import RoundLog, resolve_aliases
+
+        entries = self.shard.select(entries, name=lambda entry: entry.name)
         outcomes: dict[str, RoundResult | Exception] = {}
-        for entry in entries:
-            try:
-                outcomes[entry.name] = self.run_round(entry, now=now)
-            except Exception as error:
-                logger.warning("round of %s failed: %s: %s", entry.name, type(error).__name__, error)
-                outcomes[entry.name] = error
+        try:
+            self._aliases = resolve_aliases(
+                self.tracking_uri, {(entry.registered_model, entry.alias) for entry in entries}
+            )
+        except Exception as error:  # the registry is down: each model's own resolution says so
+            logger.warning("could not resolve the round's aliases at once: %s", error)
+            self._aliases = {}
+        self._round_log = RoundLog(self.tracking_uri) if self.log_to_mlflow and entries else None
+        try:
+            for entry in entries:
+                try:
+                    outcomes[entry.name] = self.run_round(entry, now=now)
+                except Exception as error:
+                    logger.warning("round of %s failed: %s: %s", entry.name, type(error).__name__, error)
+                    outcomes[entry.name] = error
+        finally:
+            round_log, self._round_log, self._aliases = self._round_log, None, {}
+            if round_log is not None:
+                try:
+                    run_id = round_log.flush()
+                except Exception as error:  # logging must not stop the loop; the store has every window
+                    logger.warning("%s", error)
+                else:
+                    for outcome in outcomes.values():
+                        if isinstance(outcome, RoundResult) and outcome.monitoring_run_id is None:
+                            outcome.monitoring_run_id = run_id if outcome.result is not None else None
         return outcomes
 
     # -- steps ---------------------------------------------------------------------------------------
@@ -452,8 +499,21 @@ class Loop:
         from platform_components.monitoring.report import render_report
         from platform_components.monitoring.tracking import log_result
 
+        alarmed = decision.action is not Action.NONE or bool(result.drifted_features)
+        if self._round_log is not None:
+            # The fleet's round: every window's metrics go with the round's batches; an alarm also gets
+            # its version's monitoring run with the report, below, once per window and verdict: an alarm
+            # that stands for the rest of the day is not drawn again every round.
+            self._round_log.add(result, model=entry.registered_model)
+            key = (entry.name, result.version, result.window_start)
+            verdict = (decision.action.value, tuple(result.drifted_features))
+            if not alarmed or self._reported.get(key) == verdict:
+                return None
+            if len(self._reported) > 100_000:
+                self._reported.clear()
+            self._reported[key] = verdict
         report = None
-        if decision.action is not Action.NONE or result.drifted_features:
+        if alarmed:
             # An alarm gets its HTML report; a quiet window only its metrics (the 1,000-model round).
             history = self.store.results(entry.name, version=result.version)[:-1][-50:]
             report = render_report(result, history)

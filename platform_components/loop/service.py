@@ -13,6 +13,11 @@ names (in the cluster: the platform's PostgreSQL, from the monitor's Secret):
 - with ``--serving-namespace`` the round's deployer is the Seldon ``Model`` owner (``loop/seldon.py``): it
   creates each model's ``Model`` when its alias resolves and patches it when the alias moves.
 
+Sharding: with ``--replicas N`` (``mlops:monitoring.monitor.replicas``; the StatefulSet's replicas) each pod
+checks the models ``loop/shard.py`` gives its ordinal, read from its hostname ``<name>-<ordinal>``;
+``--shard INDEX/COUNT`` says the share by hand. ``--window-cache-rows`` bounds the windows kept decoded in
+memory across rounds (``mlops:monitoring.monitor.window_cache_rows``).
+
 A bad models file, pipeline or flag stops start-up with exit code 2 and a message naming the flag and the
 setting behind it (``mlops:monitoring.monitor.*``).
 """
@@ -30,7 +35,10 @@ from typing import Any
 from platform_components.errors import ConfigError
 from platform_components.loop.models import MODELS_ENV, LoopModel, load_models
 from platform_components.loop.round import Loop
+from platform_components.loop.shard import Shard, parse_shard, shard_from_hostname
 from platform_components.monitoring import service as monitoring_service
+from platform_components.monitoring.store import PostgresMonitorStore
+from platform_components.monitoring.window_cache import DEFAULT_MAX_ROWS, WindowCache
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +109,46 @@ def parser() -> argparse.ArgumentParser:
         default=None,
         help="serve through Seldon Model objects in this namespace (mlops:namespaces.serving)",
     )
+    parsed.add_argument(
+        "--replicas",
+        type=int,
+        default=1,
+        help="monitor replicas sharing the models (mlops:monitoring.monitor.replicas); this pod's share "
+        "comes from its StatefulSet hostname <name>-<ordinal> (default 1: every model)",
+    )
+    parsed.add_argument(
+        "--shard",
+        default=None,
+        help="this replica's share as INDEX/COUNT, e.g. 0/2 (instead of --replicas and the hostname)",
+    )
+    parsed.add_argument(
+        "--window-cache-rows",
+        type=int,
+        default=DEFAULT_MAX_ROWS,
+        help="rows of the models' windows kept decoded across rounds, 0 for none "
+        f"(mlops:monitoring.monitor.window_cache_rows; default {DEFAULT_MAX_ROWS})",
+    )
     return parsed
+
+
+def shard_config(arguments: argparse.Namespace, store: Any = None) -> Shard:
+    """This replica's share of the models from ``--shard`` or ``--replicas`` and the hostname.
+
+    Raises:
+        ConfigError: a malformed share, a hostname without an ordinal, or more than one replica on a
+            store the replicas cannot share (SQLite).
+    """
+    if arguments.replicas < 1:
+        raise ConfigError(
+            f"--replicas: {arguments.replicas} must be >= 1 (mlops:monitoring.monitor.replicas)"
+        )
+    shard = parse_shard(arguments.shard) if arguments.shard else shard_from_hostname(arguments.replicas)
+    if shard.count > 1 and store is not None and not isinstance(store, PostgresMonitorStore):
+        raise ConfigError(
+            f"--replicas/--shard: {shard.count} replicas need the shared PostgreSQL store, not "
+            f"{store.location} (set mlops:monitoring.monitor.store to postgresql, or run one replica)"
+        )
+    return shard
 
 
 def startup_config(arguments: argparse.Namespace) -> tuple[tuple[LoopModel, ...], RetrainFlags | None]:
@@ -215,7 +262,19 @@ def build_loop(arguments: argparse.Namespace, retrain: RetrainFlags | None, stor
         deployer = SeldonDeployer(
             api, arguments.serving_namespace, mlflow_download_uri(arguments.tracking_uri)
         )
-    return Loop(store, arguments.tracking_uri, retrainer=retrainer, deployer=deployer)
+    if arguments.window_cache_rows < 0:
+        raise ConfigError(
+            f"--window-cache-rows: {arguments.window_cache_rows} must be >= 0 "
+            "(mlops:monitoring.monitor.window_cache_rows; 0 turns the cache off)"
+        )
+    return Loop(
+        store,
+        arguments.tracking_uri,
+        retrainer=retrainer,
+        deployer=deployer,
+        cache=WindowCache(arguments.window_cache_rows) if arguments.window_cache_rows else None,
+        shard=shard_config(arguments, store),
+    )
 
 
 def create_app(arguments: argparse.Namespace) -> Any:

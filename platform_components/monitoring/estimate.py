@@ -27,15 +27,19 @@ For a window of scores without labels, ``PerformanceEstimator.estimate`` returns
   ``E[concordant pairs] / E[positive-negative pairs]`` with ties counted half; this is the area under the
   curve of expected TPR against expected FPR, each cumulated from sums of ``p_i`` and ``1 - p_i`` over the
   rows above each threshold, without the ``i = j`` pairs a single row cannot form;
-- a band around each at ``band_level``: the spread of the realised value the window would show, by
-  drawing its labels from the calibrated probabilities (the sampling spread at the window's own size and
-  score mix) with each draw's map taken from a bootstrap refit on the reference (the calibration's own
-  uncertainty);
+- a band around each at ``band_level``: the spread of the realised value the window would show, made of
+  the labels' sampling spread at the window's own size and score mix (labels drawn from the calibrated
+  probabilities) and the calibration's own uncertainty (the spread of the estimate over the bootstrap
+  refits on the reference). By default the band is the normal approximation of both parts in closed form
+  (``_normal_band``: the accuracy's Bernoulli variance, DeLong's placement variance for the AUC with the
+  rows weighted by their probabilities): a 10,000-row window costs a few milliseconds instead of the
+  ~70 ms of simulating 200 label draws, which a 1,000-model round cannot pay. ``estimate(draws=N)``
+  still simulates (each draw's map a bootstrap refit); the tests show both bands agree;
 - ``outside_reference_share``: the window's share of scores outside the reference's central 99 % (about
   0.01 on an unchanged window). The estimate assumes the reference covered the window's inputs; a large
   share says it is extrapolating.
 
-Both estimates are corrected by the bootstrap's estimate of their bias (``_bootstrap_bias``).
+Both estimates are corrected by the bootstrap's estimate of their bias (``_map_estimates``).
 
 The estimate is only as good as its assumption (``ASSUMPTION``): see that constant, print it in reports.
 Everything here is pure: no I/O, deterministic for the same inputs (the band's draws are seeded).
@@ -50,7 +54,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.special import expit, logit
+from scipy.special import expit, logit, ndtri
 from sklearn.isotonic import IsotonicRegression
 
 from platform_components.monitoring.errors import InvalidInput
@@ -511,20 +515,21 @@ class PerformanceEstimator:
         return self.calibration.apply(_score_array(scores, "scores", _SCORES_FIX))
 
     def estimate(
-        self, scores: Sequence[float] | np.ndarray, *, draws: int = DEFAULT_BAND_DRAWS
+        self, scores: Sequence[float] | np.ndarray, *, draws: int | None = None
     ) -> PerformanceEstimate:
         """Estimated accuracy and ROC AUC of a window of positive-class scores, with bands.
 
         Args:
             scores: the model's positive-class probability per row of the window (no labels needed).
-            draws: simulated label draws for the band (0: no band, only the point estimates).
+            draws: None (default): the band in closed form (``_normal_band``); 0: no band, only the point
+                estimates; N > 0: the band from N simulated label draws (e.g. ``DEFAULT_BAND_DRAWS``).
 
         Raises:
             InvalidInput: the window is empty, or a score is not a probability in [0, 1].
         """
         window = _score_array(scores, "scores", _SCORES_FIX + " for at least one row of the window")
-        if draws < 0:
-            raise InvalidInput(f"draws={draws} must be >= 0 (0 means no band)")
+        if draws is not None and draws < 0:
+            raise InvalidInput(f"draws={draws} must be >= 0 (0 means no band, None the closed-form band)")
         probabilities = self.calibration.apply(window)
         ranking = _Ranking.of(window)
         ordered_scores = window[ranking.order]
@@ -534,8 +539,23 @@ class PerformanceEstimator:
         accuracy = _expected_accuracy(ordered, says_positive)
         # One row of calibrated probabilities per bootstrap map (the full map alone when there are none).
         mapped = np.stack([item.apply(ordered_scores) for item in self.bootstrap or (self.calibration,)])
-        auc_bias, accuracy_bias = self._bootstrap_bias(mapped, ranking, says_positive, auc, accuracy)
-        accuracy_band, auc_band = self._bands(mapped, ranking, says_positive, draws)
+        map_accuracies, map_aucs = self._map_estimates(mapped, ranking, says_positive, auc)
+        accuracy_bias = float(map_accuracies.mean()) - accuracy if self.bootstrap else 0.0
+        auc_bias = (
+            float(map_aucs.mean()) - auc if self.bootstrap and auc is not None and len(map_aucs) else 0.0
+        )
+        if draws is None:
+            accuracy_band, auc_band = self._normal_band(
+                ordered,
+                ranking,
+                says_positive,
+                accuracy + accuracy_bias,
+                map_accuracies,
+                None if auc is None else auc + auc_bias,
+                map_aucs,
+            )
+        else:
+            accuracy_band, auc_band = self._bands(mapped, ranking, says_positive, draws)
         return PerformanceEstimate(
             rows=len(window),
             threshold=self.threshold,
@@ -548,30 +568,78 @@ class PerformanceEstimator:
             band_level=self.band_level,
         )
 
-    def _bootstrap_bias(
+    def _map_estimates(
+        self, mapped: np.ndarray, ranking: _Ranking, says_positive: np.ndarray, auc: float | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Expected accuracy and AUC under each bootstrap map (rows of ``mapped``; AUCs that exist).
+
+        Their mean less the full map's estimate is Efron's bootstrap estimate of the bias. Isotonic
+        regression on a finite holdout spreads its probabilities wider than the truth (its steps carry the
+        holdout's label noise), so the expected AUC comes out high: in the tests' logistic world by +0.012
+        at 800 reference rows and +0.005 at 4,000, about 0.7 of its sampling spread. Refits on bootstrap
+        resamples overshoot the full fit by about as much again, so subtracting that overshoot halves the
+        bias without widening the spread. Their spread is the calibration's part of the band.
+        """
+        accuracies = np.mean(np.where(says_positive, mapped, 1.0 - mapped), axis=1)
+        if auc is None:
+            return accuracies, np.empty(0)
+        aucs = [value for row in mapped if (value := _expected_auc(row, ranking)) is not None]
+        return accuracies, np.asarray(aucs, dtype=np.float64)
+
+    def _normal_band(
         self,
-        mapped: np.ndarray,
+        probabilities: np.ndarray,
         ranking: _Ranking,
         says_positive: np.ndarray,
-        auc: float | None,
-        accuracy: float,
-    ) -> tuple[float, float]:
-        """Efron's bootstrap estimate of the bias: the bootstrap maps' mean estimate minus the full map's.
+        accuracy_centre: float,
+        map_accuracies: np.ndarray,
+        auc_centre: float | None,
+        map_aucs: np.ndarray,
+    ) -> tuple[tuple[float, float] | None, tuple[float, float] | None]:
+        """The band in closed form: centre +- z sqrt(labels' variance + calibration's variance).
 
-        Isotonic regression on a finite holdout spreads its probabilities wider than the truth (its steps
-        carry the holdout's label noise), so the expected AUC comes out high: in the tests' logistic world
-        by +0.012 at 800 reference rows and +0.005 at 4,000, about 0.7 of its sampling spread. Refits on
-        bootstrap resamples overshoot the full fit by about as much again, so subtracting that overshoot
-        halves the bias without widening the spread.
+        ``probabilities`` are the full map's, in ``ranking`` order. The centres are the bootstrap maps'
+        mean estimates, as the simulated band's draws are centred (``_corrected`` moves both the same way).
+
+        - Accuracy: each row is right with probability ``q_i`` (``p_i`` where the model says 1, else
+          ``1 - p_i``), independently, so the realised accuracy's variance is ``sum q_i (1 - q_i) / n^2``.
+        - AUC: DeLong's variance ``S10 / P + S01 / N`` (DeLong, DeLong and Clarke-Pearson 1988) with each
+          row a positive of weight ``p_i`` and a negative of weight ``1 - p_i``: a positive's placement is
+          the expected share of negatives ranked below it (ties half), a negative's the expected share of
+          positives above it, and ``S10``, ``S01`` their weighted variances about the AUC.
+        - Calibration: the variance of the estimate over the bootstrap refits (none without refits).
         """
-        if not self.bootstrap:
-            return 0.0, 0.0
-        accuracies = np.mean(np.where(says_positive, mapped, 1.0 - mapped), axis=1)
-        accuracy_bias = float(accuracies.mean()) - accuracy
-        if auc is None:
-            return 0.0, accuracy_bias
-        aucs = [value for row in mapped if (value := _expected_auc(row, ranking)) is not None]
-        return (float(np.mean(aucs)) - auc if aucs else 0.0), accuracy_bias
+        z = float(ndtri(0.5 + self.band_level / 2.0))
+        rows = len(probabilities)
+        right = np.where(says_positive, probabilities, 1.0 - probabilities)
+        accuracy_variance = float(np.sum(right * (1.0 - right))) / rows**2
+        if len(map_accuracies) > 1:
+            accuracy_variance += float(np.var(map_accuracies, ddof=1))
+        spread = z * math.sqrt(accuracy_variance)
+        accuracy_band = (accuracy_centre - spread, accuracy_centre + spread)
+        if auc_centre is None:
+            return accuracy_band, None
+        positives_in = np.add.reduceat(probabilities, ranking.group_starts)
+        negatives_in = ranking.group_sizes - positives_in
+        positive_mass, negative_mass = float(positives_in.sum()), float(negatives_in.sum())
+        if positive_mass <= 1.0 or negative_mass <= 1.0:
+            return accuracy_band, None  # fewer than one expected row of a class: the AUC has no spread
+        group_of_row = np.repeat(np.arange(len(ranking.group_starts)), ranking.group_sizes)
+        negatives_below = (np.cumsum(negatives_in) - negatives_in)[group_of_row]
+        positives_above = (positive_mass - np.cumsum(positives_in))[group_of_row]
+        # A row is never its own pair: its own mass leaves the tied half.
+        tied_negatives = negatives_in[group_of_row] - (1.0 - probabilities)
+        tied_positives = positives_in[group_of_row] - probabilities
+        placement_positive = (negatives_below + 0.5 * tied_negatives) / negative_mass
+        placement_negative = (positives_above + 0.5 * tied_positives) / positive_mass
+        auc = float(np.sum(probabilities * placement_positive)) / positive_mass
+        s10 = float(np.sum(probabilities * (placement_positive - auc) ** 2)) / (positive_mass - 1.0)
+        s01 = float(np.sum((1.0 - probabilities) * (placement_negative - auc) ** 2)) / (negative_mass - 1.0)
+        auc_variance = s10 / positive_mass + s01 / negative_mass
+        if len(map_aucs) > 1:
+            auc_variance += float(np.var(map_aucs, ddof=1))
+        spread = z * math.sqrt(auc_variance)
+        return accuracy_band, (auc_centre - spread, auc_centre + spread)
 
     def _bands(
         self, mapped: np.ndarray, ranking: _Ranking, says_positive: np.ndarray, draws: int

@@ -147,6 +147,16 @@ SCHEMA_VERSION = 2
 
 
 @dataclass(frozen=True)
+class WindowCounts:
+    """What ``MonitorStore.window_counts`` found in a window (times are None when it holds no row/label)."""
+
+    rows: int
+    labelled: int
+    last_timestamp: float | None
+    last_received_at: float | None
+
+
+@dataclass(frozen=True)
 class LabelReceipt:
     """What a label submission did: rows accepted (all of the request) and how many were new."""
 
@@ -601,6 +611,47 @@ class MonitorStore:
         features[ROW_COLUMN] = np.array([row[1] for row in rows], dtype=np.int64)
         features[VERSION_COLUMN] = [row[2] for row in rows]
         return features
+
+    def window_counts(self, model: str, version: str, *, start: float, end: float) -> WindowCounts:
+        """What a window holds now, in one query: its rows, labelled rows, latest prediction and label times.
+
+        The window cache (``window_cache.py``) compares these with what it holds to read only what changed.
+        """
+        rows = self._query(
+            "SELECT COUNT(*), COUNT(l.label), MAX(p.timestamp), MAX(l.received_at) "
+            "FROM predictions p LEFT JOIN labels l ON l.request_id = p.request_id AND l.row = p.row "
+            "WHERE p.model = ? AND p.version = ? AND p.timestamp >= ? AND p.timestamp < ?",
+            (model, version, start, end),
+        )
+        count, labelled, last_timestamp, last_received_at = rows[0]
+        return WindowCounts(
+            rows=int(count),
+            labelled=int(labelled),
+            last_timestamp=None if last_timestamp is None else float(last_timestamp),
+            last_received_at=None if last_received_at is None else float(last_received_at),
+        )
+
+    def window_labels(
+        self,
+        model: str,
+        version: str,
+        *,
+        start: float,
+        end: float,
+        received_since: float | None = None,
+    ) -> list[tuple[str, int, Any]]:
+        """(request id, row, label) of the window's labelled rows (labels received at or after
+        ``received_since`` when given); labels decoded as ``window`` decodes them."""
+        sql = (
+            "SELECT l.request_id, l.row, l.label FROM predictions p JOIN labels l "
+            "ON l.request_id = p.request_id AND l.row = p.row "
+            "WHERE p.model = ? AND p.version = ? AND p.timestamp >= ? AND p.timestamp < ?"
+        )
+        parameters: list[Any] = [model, version, start, end]
+        if received_since is not None:
+            sql += " AND l.received_at >= ?"
+            parameters.append(received_since)
+        return [(row[0], int(row[1]), json.loads(row[2])) for row in self._query(sql, parameters)]
 
     def versions(self, model: str) -> list[str]:
         """Versions of a model with ingested predictions, most recent prediction last."""

@@ -13,6 +13,15 @@ KWOK = "kubernetes-sigs/kwok"
 TAG = "v1.36.3"
 
 FACTS = [
+    # ------------------------------------------------------------------------------------------ StatefulSet
+    Fact(
+        key="kubernetes.statefulset.pod_identity",
+        statement="The StatefulSet controller names each pod <statefulset name>-<ordinal> and sets the pod's "
+        "hostname to that name; ordinals run from spec.ordinals.start (0 when unset) to start + replicas - 1. "
+        "The monitor takes its shard index from the hostname's trailing ordinal",
+        source=f"{K8S} pkg/controller/statefulset/stateful_set_utils.go@{TAG}",
+        value={"pod_name": "{name}-{ordinal}", "hostname": "pod name", "first_ordinal": 0},
+    ),
     # --------------------------------------------------------------------------------------- kube-apiserver
     Fact(
         key="kubernetes.version",
