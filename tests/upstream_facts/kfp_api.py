@@ -308,4 +308,12 @@ FACTS = [
         source=f"{_KFP} {_SERVER}/main.go@{_TAG}",
         value=("commit_sha", "tag_name", "multi_user", "pipeline_store"),
     ),
+    Fact(
+        key="kfp_api.archive_experiment",
+        statement="ArchiveExperiment archives the experiment and its runs and recurring runs; "
+        "UnarchiveExperiment restores the experiment only, its archived runs stay archived; both answer an "
+        "empty message. Deleting an experiment is a separate call (never made by the project sync)",
+        source=f"{_KFP} {_API}/experiment.proto@{_TAG}",
+        value={"states": ("AVAILABLE", "ARCHIVED"), "archive": ":archive", "unarchive": ":unarchive"},
+    ),
 ]
