@@ -338,10 +338,10 @@ class MlflowSpaces:
             self._call("POST", f"{_AUTH}/users/permissions/grant", body={**target, "permission": permission})
         return True
 
-    def role(self, name: str) -> dict[str, Any] | None:
-        """The role ``name`` of the default workspace, with its permissions."""
+    def roles(self) -> dict[str, dict[str, Any]]:
+        """The roles of the default workspace by name, each with its permissions."""
         found = self._call("GET", f"{_AUTH}/roles/list", params={"workspace": DEFAULT_WORKSPACE}) or {}
-        return next((role for role in found.get("roles", ()) if role["name"] == name), None)
+        return {role["name"]: role for role in found.get("roles", ())}
 
     def create_role(self, name: str, description: str) -> dict[str, Any]:
         created = self._call(
@@ -354,15 +354,19 @@ class MlflowSpaces:
 
     def set_role_permission(
         self,
-        role: Mapping[str, Any],
+        role: dict[str, Any],
         resource_type: str,
         pattern: str,
         permission: str,
         *,
         apply: bool = True,
     ) -> bool:
-        """Make the role's permission on one resource ``permission``; True when that changed anything."""
-        for granted in role.get("permissions", ()):
+        """Make the role's permission on one resource ``permission``; True when that changed anything.
+
+        ``role`` (as ``roles()`` returned it) is kept up to date with the change, so one listing serves a run.
+        """
+        permissions = role.setdefault("permissions", [])
+        for granted in permissions:
             if granted["resource_type"] == resource_type and granted["resource_pattern"] == pattern:
                 if granted["permission"] == permission:
                     return False
@@ -372,18 +376,23 @@ class MlflowSpaces:
                         f"{_AUTH}/roles/permissions/update",
                         body={"role_permission_id": granted["id"], "permission": permission},
                     )
+                granted["permission"] = permission
                 return True
+        added: dict[str, Any] = {
+            "id": None,
+            "resource_type": resource_type,
+            "resource_pattern": pattern,
+            "permission": permission,
+        }
         if apply:
-            self._call(
+            answer = self._call(
                 "POST",
                 f"{_AUTH}/roles/permissions/add",
-                body={
-                    "role_id": role["id"],
-                    "resource_type": resource_type,
-                    "resource_pattern": pattern,
-                    "permission": permission,
-                },
+                body={"role_id": role["id"], **{k: v for k, v in added.items() if k != "id"}},
             )
+            assert answer is not None
+            added = answer["role_permission"]
+        permissions.append(added)
         return True
 
     def user_roles(self, username: str) -> list[str]:

@@ -160,6 +160,10 @@ class ProjectSync:
         self.dry_run = dry_run
         self.now = now or datetime.datetime.now(datetime.UTC)
         self._users: dict[str, str | None] = {}
+        # Read once per run (every request pays the server's password check): roles, users, assignments.
+        self._roles: dict[str, dict[str, Any]] | None = None
+        self._exists: dict[str, bool] = {}
+        self._assigned: dict[str, set[str]] = {}
 
     def run(self, catalog: CatalogSettings) -> SyncReport:
         report = SyncReport(dry_run=self.dry_run)
@@ -312,9 +316,9 @@ class ProjectSync:
     # -- grants ------------------------------------------------------------------------------------
 
     def _user_state(self, username: str, result: ProjectResult) -> str | None:
-        """ "exists", "new" (created now, or would be in a dry run) or None (missing, no password: said)."""
+        """The user's state: exists, new (created now; a dry run: would be) or None (missing, said)."""
         if username not in self._users:
-            if self.mlflow.user_exists(username):
+            if self._user_exists(username):
                 self._users[username] = "exists"
             elif username in self.passwords:
                 self._change(result, f"create MLflow user {username!r}")
@@ -364,7 +368,9 @@ class ProjectSync:
         result: ProjectResult,
     ) -> None:
         name = team_role(space.team)
-        role = self.mlflow.role(name)
+        if self._roles is None:
+            self._roles = self.mlflow.roles()
+        role = self._roles.get(name)
         if role is None:
             if archived:
                 return
@@ -375,6 +381,7 @@ class ProjectSync:
                 role = self.mlflow.create_role(
                     name, f"Team {space.team}: its members' access to its projects"
                 )
+            self._roles[name] = role
         for resource_type, resource_id in resources:
             apply = not self.dry_run and role["id"] is not None and not resource_id.startswith("<new")
             if self.mlflow.set_role_permission(role, resource_type, resource_id, permission, apply=apply):
@@ -382,17 +389,25 @@ class ProjectSync:
         if archived:
             return
         for member in space.members:
-            if not self.mlflow.user_exists(member):
+            if not self._user_exists(member):
                 result.notes.append(
                     f"team member {member!r} has no MLflow user yet: an administrator creates it (users are "
                     f"never created for people), the next sync assigns it role {name}"
                 )
                 continue
-            if name in self.mlflow.user_roles(member):
+            if member not in self._assigned:
+                self._assigned[member] = set(self.mlflow.user_roles(member))
+            if name in self._assigned[member]:
                 continue
             self._change(result, f"assign MLflow user {member!r} role {name}")
+            self._assigned[member].add(name)
             if not self.dry_run and role["id"] is not None:
                 self.mlflow.assign_role(member, int(role["id"]))
+
+    def _user_exists(self, username: str) -> bool:
+        if username not in self._exists:
+            self._exists[username] = self.mlflow.user_exists(username)
+        return self._exists[username]
 
     # -- KFP and the monitor store -----------------------------------------------------------------
 
