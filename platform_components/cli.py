@@ -50,7 +50,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "project": (
         "platform_components.scaffold.cli",
         "project_group",
-        "Scaffold a new project; stage its catalog entry on a stack.",
+        "Scaffold a project; stage its catalog entry; sync projects into MLflow/KFP.",
     ),
 }
 

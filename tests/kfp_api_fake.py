@@ -6,7 +6,7 @@ kubeflow/pipelines at 2.17.0 (each rule cites where it was read; the values sit 
 ``tests/upstream_facts/kfp_api.py``):
 
 - Routes: healthz, the two multipart upload endpoints, pipelines and versions (list/get), experiments
-  (create/get/list), runs (create/get/list) under ``/apis/v2beta1``.
+  (create/get/list/archive/unarchive), runs (create/get/list) under ``/apis/v2beta1``.
 - Bodies are checked against the ``kfp_server_api`` models (the Python client generated from the same
   swagger) and turned into them with the API client's own deserializer. Like the server's protojson decoder
   (``DiscardUnknown: false``, backend/src/apiserver/common/utils.go), an unknown field, a wrong JSON type, an
@@ -503,6 +503,8 @@ class KfpApiFake:
             ("POST", f"{API}/experiments", self._create_experiment),
             ("GET", f"{API}/experiments", self._list_experiments),
             ("GET", f"{API}/experiments/(?P<experiment_id>{segment})", self._get_experiment),
+            ("POST", f"{API}/experiments/(?P<experiment_id>{segment}):archive", self._archive_experiment),
+            ("POST", f"{API}/experiments/(?P<experiment_id>{segment}):unarchive", self._unarchive_experiment),
             ("POST", f"{API}/runs", self._create_run),
             ("GET", f"{API}/runs", self._list_runs),
             ("GET", f"{API}/runs/(?P<run_id>{segment})", self._get_run),
@@ -666,6 +668,21 @@ class KfpApiFake:
         if experiment is None:
             raise not_found("Experiment", experiment_id, "Failed to fetch experiment")
         return experiment
+
+    def _archive_experiment(self, *, experiment_id: str, **_: Any) -> Any:
+        # experiment.proto ArchiveExperiment: the experiment and its runs become ARCHIVED (kept, hidden from
+        # the default listing in the UI); the answer is an empty message.
+        experiment = self._get_experiment(experiment_id=experiment_id)
+        experiment.storage_state = "ARCHIVED"
+        for run in self.state.runs.values():
+            if run.experiment_id == experiment_id:
+                run.storage_state = "ARCHIVED"
+        return {}
+
+    def _unarchive_experiment(self, *, experiment_id: str, **_: Any) -> Any:
+        # UnarchiveExperiment restores the experiment; its archived runs stay archived (experiment.proto).
+        self._get_experiment(experiment_id=experiment_id).storage_state = "AVAILABLE"
+        return {}
 
     # -- runs
     def _create_run(self, *, body: bytes, **_: Any) -> Any:

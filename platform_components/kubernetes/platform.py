@@ -28,6 +28,7 @@ from platform_components.kubernetes.monitoring import (
 )
 from platform_components.kubernetes.naming import derive_credential
 from platform_components.kubernetes.project import Project, ProjectArgs, create_reader_roles
+from platform_components.kubernetes.project_space import ProjectSpaceSync, ProjectSpaceSyncArgs, sync_users
 from platform_components.kubernetes.seldon import RCLONE_SECRET, SeldonServing, SeldonServingArgs
 from platform_components.settings import ArtifactStoreMode, DatabaseMode, MonitorStoreMode, PlatformSettings
 
@@ -255,6 +256,24 @@ class MlopsPlatform(pulumi.ComponentResource):
             pulumi.ResourceOptions.merge(on_cluster, pulumi.ResourceOptions(depends_on=created)),
         )
         self._create_projects(name, settings, with_provider, on_cluster, tuple(created), pipelines)
+        # Pulumi cannot reach MLflow or KFP: a Job gives projects their space there and archives removed
+        # ones. Always created: removing the last project must archive it too.
+        ProjectSpaceSync(
+            f"{name}-project-sync",
+            ProjectSpaceSyncArgs(
+                catalog=settings.catalog,
+                namespace=spaces.mlflow,
+                image=settings.monitoring.monitor.image or images.reference("monitor", settings.images),
+                tracking_uri=tracking_uri,
+                kfp_url=f"http://ml-pipeline.{settings.kfp.namespace}.svc.cluster.local:8888",
+                admin_username=settings.mlflow.auth.admin_username,
+                user_passwords=sync_users(settings.catalog, seed),
+                kfp_namespace=settings.kfp.namespace,
+                store_url=monitor_store_url(settings, secrets),
+                depends_on=(mlflow, pipelines),
+            ),
+            on_cluster,
+        )
         self.tracking_uri = mlflow.tracking_uri
         self.pipelines_url = pipelines.api_url
         self.inference_url = serving.inference_url

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -17,6 +18,10 @@ from platform_components.local.platform import (
     PlatformStatus,
 )
 from platform_components.settings import LocalSettings
+
+if TYPE_CHECKING:
+    from platform_components.loop.models import LoopModel
+    from platform_components.settings import PolicySettings
 
 KUBERNETES_HINT = (
     "The kubernetes target is driven by Pulumi: run `pulumi preview` / `pulumi up` from the repository root "
@@ -112,7 +117,11 @@ def up_command(
     startup_timeout_seconds: float | None,
     as_json: bool,
 ) -> None:
-    """Start MLflow, MLServer and the monitor on 127.0.0.1 (idempotent)."""
+    """Start MLflow, MLServer and the monitor on 127.0.0.1 (idempotent).
+
+    When <state-dir>/catalog.yaml exists its projects get their space in the local MLflow (experiments,
+    registered models, tags; `mlops project sync`), and projects removed from it are archived.
+    """
     _require_local(local)
     settings = LocalSettings.from_env(
         state_dir=state_dir,
@@ -125,6 +134,10 @@ def up_command(
     )
     platform = LocalPlatform(settings, progress=_progress)
     status = platform.up()
+    if settings.catalog_path.exists():
+        from platform_components.projects.cli import sync_local_catalog
+
+        sync_local_catalog(settings.state_dir, settings.tracking_uri, _progress)
     if as_json:
         _emit_json(status.to_dict())
         return
@@ -191,8 +204,16 @@ def deploy_command(model: str, alias: str, state_dir: Path | None, as_json: bool
 
 
 @click.command("loop")
-@click.argument("model")
+@click.argument("model", required=False)
 @local_option
+@click.option(
+    "--catalog",
+    "catalog_path",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    default=None,
+    help="Watch the catalog's models (docs/catalog.md), each with its project's and its own policy keys; "
+    "default when MODEL is left out: <state-dir>/catalog.yaml.",
+)
 @click.option(
     "--pipeline",
     "pipeline_spec",
@@ -225,8 +246,9 @@ def deploy_command(model: str, alias: str, state_dir: Path | None, as_json: bool
 @state_dir_option
 @json_option
 def loop_command(
-    model: str,
+    model: str | None,
     local: bool,
+    catalog_path: Path | None,
     pipeline_spec: str,
     registered_model: str | None,
     project: str | None,
@@ -236,19 +258,24 @@ def loop_command(
     state_dir: Path | None,
     as_json: bool,
 ) -> None:
-    """Watch MODEL on the local target: one loop round every --interval seconds.
+    """Watch MODEL (or every model of --catalog) on the local target: one loop round every --interval seconds.
 
     Each round serves the version MODEL's `champion` alias points to, ingests the prediction log, checks the
     window (drift, quality, estimated and, once labels arrive, realised performance), applies the policy
     and, when it says retrain, runs the pipeline with kfp.local on the rows it chose, gated on the newest
     labelled rows; a promotion is served at once. Decisions are recorded with their evidence
     (`mlops decisions`). The policy and its defaults: README "The loop's policy". One JSON line per round
-    with --json.
+    with --json (one per model with --catalog).
+
+    \b
+    Examples:
+      mlops loop credit-default --local --rounds 1
+      mlops loop --local --catalog .mlops/catalog.yaml --interval 600
     """
     import time
 
     from platform_components.loop.local_deployer import LocalDeployer
-    from platform_components.loop.models import local_model, local_policy
+    from platform_components.loop.models import local_policy
     from platform_components.loop.retrain import LocalRetrainer
     from platform_components.loop.round import Loop
     from platform_components.monitoring.store import MonitorStore
@@ -260,7 +287,7 @@ def loop_command(
         policy = local_policy(platform.state.root, policy_path)
     except ConfigError as error:
         raise click.UsageError(f"--policy: {error}") from None
-    entry = local_model(model, policy, registered_model=registered_model, project=project)
+    entries = _watched(platform.state.root, model, catalog_path, policy, registered_model, project)
     retrainer = LocalRetrainer(
         load_pipeline(pipeline_spec),
         tracking_uri=platform.settings.tracking_uri,
@@ -277,16 +304,48 @@ def loop_command(
             say=None if as_json else _progress,
         )
         while True:
-            outcome = loop.run_round(entry)
-            line = outcome.to_dict()
-            if as_json:
-                click.echo(json.dumps(line, sort_keys=True, default=str))
-            else:
-                click.echo(_round_line(line))
+            for entry in entries:
+                line = loop.run_round(entry).to_dict()
+                if as_json:
+                    click.echo(json.dumps(line, sort_keys=True, default=str))
+                else:
+                    click.echo(_round_line(line))
             done += 1
             if rounds is not None and done >= rounds:
                 return
             time.sleep(interval)
+
+
+def _watched(
+    state_dir: Path,
+    model: str | None,
+    catalog_path: Path | None,
+    policy: PolicySettings,
+    registered_model: str | None,
+    project: str | None,
+) -> tuple[LoopModel, ...]:
+    """The models `mlops loop` watches: MODEL alone, or the catalog's (all, or MODEL among them)."""
+    from platform_components.loop.models import local_model
+
+    if catalog_path is None and model is None:
+        default = Path(state_dir) / "catalog.yaml"
+        if not default.exists():
+            raise click.UsageError(
+                f"give MODEL, or --catalog FILE to watch a catalog's models ({default} does not exist)"
+            )
+        catalog_path = default
+    if catalog_path is None:
+        assert model is not None
+        return (local_model(model, policy, registered_model=registered_model, project=project),)
+    if registered_model is not None or project is not None:
+        raise click.UsageError(
+            "--registered-model and --project name one model's registry entry and project; with --catalog "
+            "the catalog declares them: leave both out"
+        )
+    from platform_components.projects.loop_models import catalog_loop_models
+    from platform_components.settings import load_catalog_file
+
+    return catalog_loop_models(load_catalog_file(catalog_path), policy, only=model)
 
 
 def _round_line(line: dict) -> str:

@@ -143,7 +143,15 @@ _POSTGRES_TABLES = tuple(
 
 _WINDOW_INDEX = "monitor_results_by_window"
 #: The schema version this module writes (the last of ``MonitorStore._migrations``).
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+# Migration 3: models of projects removed from the catalog. A mark, never a deletion: their predictions,
+# labels, results and decisions stay; the mark says since when and why (``mlops project sync``).
+_ARCHIVED_MODELS = """CREATE TABLE IF NOT EXISTS archived_models (
+        model TEXT PRIMARY KEY,
+        project TEXT NOT NULL,
+        archived_at REAL NOT NULL,
+        reason TEXT NOT NULL
+    )"""
 
 
 @dataclass(frozen=True)
@@ -314,9 +322,16 @@ class MonitorStore:
                     "store %s: kept the latest result of each window, dropped %d", self.location, removed
                 )
 
+        def archived_models(connection: Any) -> None:
+            statement = _ARCHIVED_MODELS
+            if isinstance(self, PostgresMonitorStore):
+                statement = statement.replace(" REAL", " DOUBLE PRECISION")
+            connection.execute(statement)
+
         return [
             (1, "tables and indexes", create_tables),
             (2, "one stored result per (model, version, window start)", one_result_per_window),
+            (3, "archived models (projects removed from the catalog)", archived_models),
         ]
 
     def schema_version(self) -> int:
@@ -907,6 +922,42 @@ class MonitorStore:
         now = time.time() if now is None else now
         rows = self._query("SELECT holder FROM leases WHERE model = ? AND expires_at > ?", (model, now))
         return rows[0][0] if rows else None
+
+    # -- archive (projects removed from the catalog) -----------------------------------------------
+
+    def archive_models(
+        self, models: Iterable[str], *, project: str, reason: str, now: float | None = None
+    ) -> list[str]:
+        """Mark ``models`` archived (their history is kept, never deleted); the newly marked ones.
+
+        A model already marked keeps its first mark: archiving again is a no-op.
+        """
+        now = time.time() if now is None else now
+        marked = []
+        with self._transaction() as connection:
+            for model in sorted(set(models)):
+                inserted = connection.execute(
+                    "INSERT INTO archived_models (model, project, archived_at, reason) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT (model) DO NOTHING",
+                    (model, project, now, reason),
+                ).rowcount
+                if inserted:
+                    marked.append(model)
+        return marked
+
+    def restore_models(self, models: Iterable[str]) -> list[str]:
+        """Remove the archive mark of ``models`` (their project is back in the catalog); the ones unmarked."""
+        restored = []
+        with self._transaction() as connection:
+            for model in sorted(set(models)):
+                if connection.execute("DELETE FROM archived_models WHERE model = ?", (model,)).rowcount:
+                    restored.append(model)
+        return restored
+
+    def archived_models(self) -> dict[str, dict[str, Any]]:
+        """model -> {project, archived_at, reason} for every archived model."""
+        rows = self._query("SELECT model, project, archived_at, reason FROM archived_models ORDER BY model")
+        return {row[0]: {"project": row[1], "archived_at": float(row[2]), "reason": row[3]} for row in rows}
 
 
 STORE_URL_ENV = "MLOPS_MONITOR_STORE_URL"

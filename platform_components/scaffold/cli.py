@@ -10,11 +10,12 @@ import click
 
 @click.group(name="project", context_settings={"help_option_names": ["-h", "--help"]})
 def project_group() -> None:
-    """Start a project on the platform, and check its catalog entry against a platform stack.
+    """Start a project on the platform, check its catalog entry against a stack, sync its MLflow/KFP space.
 
     \b
     Examples:
       mlops project new loan-risk --dir ~/src
+      mlops project sync --catalog catalog.yaml --dry-run
       mlops project stage --catalog platform/catalog.yaml --platform-dir ../mlops-platform --stack dev \\
           --out build/platform
     """
@@ -93,3 +94,13 @@ def stage_command(catalog: Path, platform_dir: Path, stack: str, out: Path, as_j
     click.echo(f"staged {staged.stack_file} with project(s) {', '.join(staged.projects)}", err=True)
     for note in staged.kept_platform_definitions:
         click.echo(f"note: {note}: the platform catalog's definition is used, not the entry's", err=True)
+
+
+def _sync_command() -> click.Command:
+    # Imported here, not at the top: `mlops project new` must not pay for the sync's imports (httpx).
+    from platform_components.projects.cli import sync_command
+
+    return sync_command
+
+
+project_group.add_command(_sync_command())

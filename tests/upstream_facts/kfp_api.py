@@ -17,8 +17,9 @@ FACTS = [
     Fact(
         key="kfp_api.routes",
         statement=(
-            "The v2beta1 REST paths kfp.Client uses: healthz and the two multipart uploads are plain HTTP "
-            "handlers on the top router; the rest are grpc-gateway routes declared in the protos, a create "
+            "The v2beta1 REST paths kfp.Client and the project sync use: healthz and the two multipart "
+            "uploads are plain HTTP handlers on the top router; the rest are grpc-gateway routes declared in "
+            "the protos (archive/unarchive as custom ':archive' methods with an empty body), a create "
             "taking the resource itself as the body"
         ),
         source=f"{_KFP} {_API}/run.proto@{_TAG}",
@@ -33,6 +34,9 @@ FACTS = [
             ("POST", "/apis/v2beta1/experiments"),
             ("GET", "/apis/v2beta1/experiments"),
             ("GET", "/apis/v2beta1/experiments/{experiment_id}"),
+            # Custom methods of experiment.proto (the project sync archives a removed project's experiment).
+            ("POST", "/apis/v2beta1/experiments/{experiment_id}:archive"),
+            ("POST", "/apis/v2beta1/experiments/{experiment_id}:unarchive"),
             ("POST", "/apis/v2beta1/runs"),
             ("GET", "/apis/v2beta1/runs"),
             ("GET", "/apis/v2beta1/runs/{run_id}"),
@@ -303,5 +307,13 @@ FACTS = [
         statement="healthz answers commit_sha, tag_name, multi_user and pipeline_store (omitted when empty)",
         source=f"{_KFP} {_SERVER}/main.go@{_TAG}",
         value=("commit_sha", "tag_name", "multi_user", "pipeline_store"),
+    ),
+    Fact(
+        key="kfp_api.archive_experiment",
+        statement="ArchiveExperiment archives the experiment and its runs and recurring runs; "
+        "UnarchiveExperiment restores the experiment only, its archived runs stay archived; both answer an "
+        "empty message. Deleting an experiment is a separate call (never made by the project sync)",
+        source=f"{_KFP} {_API}/experiment.proto@{_TAG}",
+        value={"states": ("AVAILABLE", "ARCHIVED"), "archive": ":archive", "unarchive": ":unarchive"},
     ),
 ]
