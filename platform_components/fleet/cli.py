@@ -117,6 +117,14 @@ def fleet_command(
     terms = parse_filter(filter_expression)
     if target == "cluster":
         fleet = _from_monitor(url, now)
+        if prometheus_url:
+            # The monitor need not reach Prometheus: whoever runs the command may (a port-forward).
+            from platform_components.fleet.sources import prometheus_alerts
+
+            alerts = prometheus_alerts(prometheus_url)
+            for row in fleet.rows:
+                row["alerts"] = alerts.get(row["model"], [])
+            fleet.alerts_source = "prometheus"
     else:
         if url:
             raise ConfigError("--url is for --target cluster; leave it out for the local target")

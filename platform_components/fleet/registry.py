@@ -72,9 +72,20 @@ class RegistryReader:
     Args:
         tracking_uri: the MLflow server.
         timeout: seconds per request.
+        models_page: registered models per page (at most 1000, the server's limit).
+        versions_page: versions per page.
+        filter_characters: the longest ``name IN (...)`` filter of one versions search.
     """
 
-    def __init__(self, tracking_uri: str, *, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        tracking_uri: str,
+        *,
+        timeout: float = 30.0,
+        models_page: int = REGISTERED_MODELS_PAGE,
+        versions_page: int = MODEL_VERSIONS_PAGE,
+        filter_characters: int = _MAX_FILTER_CHARACTERS,
+    ) -> None:
         if not tracking_uri.startswith(("http://", "https://")):
             raise RegistryError(
                 f"tracking URI {tracking_uri!r} is not an http(s) URL; the fleet reads the registry over "
@@ -82,6 +93,8 @@ class RegistryReader:
             )
         self.tracking_uri = tracking_uri.rstrip("/")
         self.timeout = timeout
+        self.models_page, self.versions_page = models_page, versions_page
+        self.filter_characters = filter_characters
         self._headers = {"Accept": "application/json"}
         user, password = (
             os.environ.get("MLFLOW_TRACKING_USERNAME"),
@@ -99,15 +112,15 @@ class RegistryReader:
         wanted = set(names)
         found: dict[str, RegisteredModelFacts] = {}
         for item in self._pages(
-            REGISTERED_MODELS_SEARCH, {"max_results": REGISTERED_MODELS_PAGE}, "registered_models"
+            REGISTERED_MODELS_SEARCH, {"max_results": self.models_page}, "registered_models"
         ):
             name = item.get("name")
             if name not in wanted:
                 continue
             aliases = {entry["alias"]: str(entry["version"]) for entry in item.get("aliases", ())}
             found[name] = RegisteredModelFacts(name, aliases)
-        for batch in _filters(sorted(found)):
-            parameters = {"filter": batch, "max_results": MODEL_VERSIONS_PAGE}
+        for batch in _filters(sorted(found), self.filter_characters):
+            parameters = {"filter": batch, "max_results": self.versions_page}
             for item in self._pages(MODEL_VERSIONS_SEARCH, parameters, "model_versions"):
                 model = found.get(item.get("name"))
                 if model is None:
@@ -167,13 +180,13 @@ def _quote(name: str) -> str:
     return f'"{name}"' if "'" in name else f"'{name}'"
 
 
-def _filters(names: list[str]) -> Iterator[str]:
+def _filters(names: list[str], limit: int) -> Iterator[str]:
     """``name IN (...)`` filters, each short enough for one request line."""
     batch: list[str] = []
     size = 0
     for name in names:
         quoted = _quote(name)
-        if batch and size + len(quoted) + 2 > _MAX_FILTER_CHARACTERS:
+        if batch and size + len(quoted) + 2 > limit:
             yield f"name IN ({', '.join(batch)})"
             batch, size = [], 0
         batch.append(quoted)

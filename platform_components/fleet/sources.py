@@ -91,7 +91,7 @@ def local_declarations(
     return catalog, declared_models(catalog, policy, extra)
 
 
-def cluster_declarations(models: Iterable[Any], catalog: CatalogSettings) -> list[DeclaredModel]:
+def cluster_declarations(models: Iterable[Any]) -> list[DeclaredModel]:
     """The monitor's ``models.json`` entries (``loop.models.LoopModel``, policy already resolved)."""
     return [
         DeclaredModel(model.name, model.registered_model, model.alias, model.project, model.policy)

@@ -38,10 +38,13 @@ from platform_components.kubernetes.project import (
 )
 from platform_components.policies._core import EXCEPTION_ANNOTATION, EXCEPTION_REASON_ANNOTATION
 from platform_components.settings import (
+    CatalogSettings,
     ModelDeploymentSettings,
     MonitoringSettings,
+    Person,
     PolicySettings,
     ProjectSettings,
+    Team,
 )
 
 GRAFANA_SECRET = "grafana-admin"
@@ -86,6 +89,8 @@ class MonitoringArgs:
         store_url: the monitor store's PostgreSQL URL (kept in a Secret only); None: SQLite on its PVC.
         projects: the catalog's projects: their models' alerts carry their routing labels, their models'
             dashboards (and an overview) land in their Grafana folder.
+        people / teams: the catalog's people and teams: with ``projects``, the monitor's ``catalog.json``
+            (the fleet view's owners and staleness, ``GET /v2/fleet``).
     """
 
     settings: MonitoringSettings
@@ -102,6 +107,8 @@ class MonitoringArgs:
     policy: PolicySettings = field(default_factory=PolicySettings)
     store_url: str | None = None
     projects: tuple[ProjectSettings, ...] = ()
+    people: tuple[Person, ...] = ()
+    teams: tuple[Team, ...] = ()
 
 
 MONITOR_STORE_SECRET = "model-monitor-store"
@@ -378,7 +385,13 @@ class Monitoring(pulumi.ComponentResource):
         monitor = args.settings.monitor
         entries = [monitor_entry(model, args.policy) for model in args.models]
         models_json = json.dumps(entries, sort_keys=True, indent=1)
-        config_data = {"models.json": models_json}
+        # The fleet view's catalog (loop/service.py reads it beside models.json, again on every request:
+        # a mounted ConfigMap is updated in place, so owners change without a restart).
+        catalog = CatalogSettings(people=args.people, teams=args.teams, projects=args.projects)
+        config_data = {
+            "models.json": models_json,
+            "catalog.json": catalog.model_dump_json(exclude_defaults=True),
+        }
         retrain_args: list[str] = []
         pipeline_text = None
         if monitor.pipeline is not None:

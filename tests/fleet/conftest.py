@@ -76,3 +76,35 @@ def mlflow_rest(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mlflow]:
         yield Mlflow(f"http://127.0.0.1:{port}", port)
     finally:
         stop_process_tree(process)
+
+
+def _post(tracking_uri: str, path: str, body: dict) -> dict:
+    import httpx
+
+    response = httpx.post(f"{tracking_uri}/api/2.0/mlflow/{path}", json=body, timeout=30)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+@pytest.fixture(scope="session")
+def register(mlflow_rest: Mlflow):
+    """``register(name, {version: {tag: value}}, {alias: version})``: a model registered over REST."""
+
+    def create(name: str, versions: dict[str, dict[str, str]], aliases: dict[str, str]) -> None:
+        _post(mlflow_rest.tracking_uri, "registered-models/create", {"name": name})
+        for number in sorted(versions, key=int):
+            tags = [{"key": key, "value": value} for key, value in versions[number].items()]
+            created = _post(
+                mlflow_rest.tracking_uri,
+                "model-versions/create",
+                {"name": name, "source": f"s3://tests/{name}/{number}", "tags": tags},
+            )
+            assert created["model_version"]["version"] == number
+        for alias, version in aliases.items():
+            _post(
+                mlflow_rest.tracking_uri,
+                "registered-models/alias",
+                {"name": name, "alias": alias, "version": version},
+            )
+
+    return create

@@ -1,4 +1,4 @@
-"""The fleet's rows: one per declared model, staleness verdicts, drift and performance states, sort, filter."""
+"""The fleet's rows: one per declared model, staleness, drift and performance states, sort, filter."""
 
 from __future__ import annotations
 
