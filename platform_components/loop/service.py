@@ -250,14 +250,26 @@ def create_app(arguments: argparse.Namespace) -> Any:
         store.close()
         raise
     task = LoopTask(loop, models, arguments.check_interval)
-    fleet = fleet_provider(arguments, models, store)
-    app = monitoring_service.create_app(Path(arguments.state_dir), tasks=[task], store=store, fleet=fleet)
+    from platform_components.monitoring.model_info import ModelInfoCollector
+
+    fleet, catalog = fleet_provider(arguments, models, store)
+    app = monitoring_service.create_app(
+        Path(arguments.state_dir),
+        tasks=[task],
+        store=store,
+        fleet=fleet,
+        collectors=[ModelInfoCollector(models, catalog)],
+    )
     app.state.loop_task = task
     return app
 
 
-def fleet_provider(arguments: argparse.Namespace, models: Sequence[LoopModel], store: Any) -> Any:
+def fleet_provider(arguments: argparse.Namespace, models: Sequence[LoopModel], store: Any) -> tuple[Any, Any]:
     """What answers ``GET /v2/fleet``: the models file's models, the catalog, the store and the registry.
+
+    Returns:
+        ``rows(now) -> dict`` (the route's answer) and ``catalog() -> CatalogSettings`` (also what
+        ``mlops_model_info`` labels its series with).
 
     The catalog is ``--catalog``, ``$MLOPS_MONITOR_CATALOG``, or ``catalog.json`` beside the models file
     (the monitor's ConfigMap holds both: ``kubernetes/monitoring.py``); without one the rows still come,
@@ -311,7 +323,7 @@ def fleet_provider(arguments: argparse.Namespace, models: Sequence[LoopModel], s
         )
         return fleet.to_dict()
 
-    return rows
+    return rows, catalog
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -346,6 +346,7 @@ def create_app(
     tasks: "Sequence[BackgroundTask]" = (),
     store: MonitorStore | None = None,
     fleet: "Callable[[float | None], dict[str, Any]] | None" = None,
+    collectors: Sequence[Any] = (),
 ):
     """The FastAPI application (one store, one collector registry of its own).
 
@@ -355,6 +356,7 @@ def create_app(
         store: the store to serve (default: the state dir's); the application closes it at shutdown.
         fleet: answers ``GET /v2/fleet`` (the fleet's rows for a clock, ``platform_components.fleet``);
             None: the route answers 404 (only the loop's service knows the declared models).
+        collectors: more Prometheus collectors for ``/metrics`` (the loop's ``mlops_model_info``).
     """
     from fastapi import FastAPI, Request
     from fastapi.responses import Response
@@ -365,6 +367,8 @@ def create_app(
     store = store if store is not None else MonitorStore.for_state_dir(state_dir)
     registry = CollectorRegistry(auto_describe=False)
     registry.register(StoreCollector(store))
+    for collector in collectors:
+        registry.register(collector)
     ingest_lock = threading.Lock()
 
     @asynccontextmanager

@@ -70,8 +70,12 @@ def app_for(config_dir: Path, state_dir: Path, tracking_uri: str) -> Any:
     )
     models, _ = loop_service.startup_config(arguments)
     store = open_store(state_dir / "monitor.sqlite")
-    provider = loop_service.fleet_provider(arguments, models, store)
-    return monitoring_service.create_app(state_dir, store=store, fleet=provider)
+    from platform_components.monitoring.model_info import ModelInfoCollector
+
+    rows, catalog = loop_service.fleet_provider(arguments, models, store)
+    return monitoring_service.create_app(
+        state_dir, store=store, fleet=rows, collectors=[ModelInfoCollector(models, catalog)]
+    )
 
 
 def test_the_monitor_answers_one_row_per_declared_model_with_the_catalogs_owners(
@@ -90,6 +94,20 @@ def test_the_monitor_answers_one_row_per_declared_model_with_the_catalogs_owners
     assert rows["svc-plain"]["serving"] == "not_registered"
     assert "no project: nobody owns it" in rows["svc-plain"]["staleness"]
     assert document["now"] == 1_700_000_000
+
+
+def test_the_monitor_exports_one_info_series_per_declared_model(config_dir: Path, tmp_path: Path) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with TestClient(app_for(config_dir, tmp_path, "http://127.0.0.1:9")) as client:
+        text = client.get("/metrics").text
+    [family] = [item for item in text_string_to_metric_families(text) if item.name == "mlops_model_info"]
+    labels = sorted(tuple(sorted(sample.labels.items())) for sample in family.samples)
+    assert labels == [
+        (("model", "svc-credit"), ("owner", "alice"), ("project", "credit"), ("route", "risk")),
+        (("model", "svc-plain"), ("owner", "-"), ("project", "-"), ("route", "")),
+    ]
+    assert {sample.value for sample in family.samples} == {1.0}
 
 
 def test_the_cluster_target_prints_the_monitors_rows(config_dir: Path, tmp_path: Path, mlflow_rest) -> None:
