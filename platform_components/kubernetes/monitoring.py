@@ -20,6 +20,7 @@ from platform_components.kubernetes.custom_resources import (
     prometheus_rule,
     service_monitor,
 )
+from platform_components.kubernetes.fleet_dashboard import FLEET_DASHBOARD_FILE, fleet_dashboard
 from platform_components.kubernetes.mlflow import CHECKSUM_ANNOTATION, POSTGRES_PORT, credentials_checksum
 from platform_components.kubernetes.model import (
     RUNBOOK,
@@ -179,7 +180,9 @@ class Monitoring(pulumi.ComponentResource):
             data={
                 "mlops-platform.json": json.dumps(
                     platform_dashboard(args), sort_keys=True, separators=(",", ":")
-                )
+                ),
+                # Every model in one table (not a panel per model): fleet_dashboard.py.
+                FLEET_DASHBOARD_FILE: json.dumps(fleet_dashboard(), sort_keys=True, separators=(",", ":")),
             },
             opts=child(self),
         )
