@@ -104,10 +104,6 @@ class FleetStoreReader:
         self._query = query
         self.location = location
 
-    def json_text(self, *path: str) -> str:
-        """SQL giving the JSON value at ``path`` of ``result`` (an object comes back as JSON text)."""
-        return f"json_extract(result, '$.{'.'.join(path)}')"
-
     def read(self) -> dict[str, StoreFacts]:
         """Per model name: what the store knows (models with nothing stored are absent)."""
         facts: dict[str, StoreFacts] = {}
@@ -135,34 +131,43 @@ class FleetStoreReader:
             item.last_prediction_at = max(float(last), item.last_prediction_at or float("-inf"))
         return facts
 
+    # The fields of a result the fleet reads: the latest window's state, and each window's sparkline values.
+    LATEST_PATHS: tuple[tuple[str, ...], ...] = (
+        ("status",),
+        ("rows",),
+        ("labelled_rows",),
+        ("drifted_features",),
+        ("max_psi",),
+        ("prediction", "drifted"),
+    )
+    HISTORY_PATHS: tuple[tuple[str, ...], ...] = (("drift_share",), ("performance",), ("estimated",))
+
+    def json_fields(self, paths: Sequence[tuple[str, ...]]) -> str:
+        """SQL giving a JSON array of ``result``'s values at ``paths``, parsing the document once."""
+        return "json_extract(result, " + ", ".join(f"'$.{'.'.join(path)}'" for path in paths) + ")"
+
+    def _results_sql(self) -> str:
+        # The latest window's fields only on its row (position 1); the sparkline fields on every row.
+        return (
+            f"SELECT model, version, checked_at, window_start, window_end, position, "
+            f"{self.json_fields(self.HISTORY_PATHS)}, "
+            f"CASE WHEN position = 1 THEN {self.json_fields(self.LATEST_PATHS)} END FROM ("
+            "SELECT model, version, checked_at, window_start, window_end, result, ROW_NUMBER() OVER "
+            "(PARTITION BY model ORDER BY window_start DESC, checked_at DESC, id DESC) AS position "
+            "FROM monitor_results) AS ranked WHERE position <= ? ORDER BY model, window_start"
+        )
+
     def _read_results(self, of: Callable[[str], StoreFacts]) -> None:
-        columns = ", ".join(
-            [
-                self.json_text("status"),
-                self.json_text("rows"),
-                self.json_text("labelled_rows"),
-                self.json_text("drift_share"),
-                self.json_text("drifted_features"),
-                self.json_text("max_psi"),
-                self.json_text("prediction", "drifted"),
-                self.json_text("performance"),
-                self.json_text("estimated"),
-            ]
-        )
-        sql = (
-            f"SELECT model, version, checked_at, window_start, window_end, {columns} FROM ("
-            "SELECT *, ROW_NUMBER() OVER (PARTITION BY model ORDER BY window_start DESC, checked_at DESC, "
-            "id DESC) AS position FROM monitor_results) AS ranked WHERE position <= ? "
-            "ORDER BY model, window_start"
-        )
-        for row in self._query(sql, (HISTORY_WINDOWS,)):
-            (model, version, checked_at, start, end, status, rows, labelled, share, drifted, psi) = row[:11]
-            prediction_drifted, performance, estimated = row[11:]
+        for row in self._query(self._results_sql(), (HISTORY_WINDOWS,)):
+            model, version, checked_at, start, end, position, history, latest = row
+            share, performance, estimated = json.loads(history)
             item = of(model)
             item.history.append(
                 WindowPoint(float(start), _number(share), _object(performance), _object(estimated))
             )
-            # Rows come oldest first: the last one seen is the latest window.
+            if position != 1:
+                continue
+            status, rows, labelled, drifted, psi, prediction_drifted = json.loads(latest)
             item.latest = LatestCheck(
                 version=str(version),
                 checked_at=float(checked_at),
@@ -199,10 +204,27 @@ class FleetStoreReader:
 
 
 class PostgresFleetStoreReader(FleetStoreReader):
-    """The same queries on PostgreSQL (results are TEXT there too: cast to json, then take the path)."""
+    """The same queries on PostgreSQL: results are TEXT there too, so each is cast to json once (a LATERAL
+    subquery) and its paths taken with ``#>``; ``json_build_array`` gives the array SQLite's multi-path
+    ``json_extract`` does."""
 
-    def json_text(self, *path: str) -> str:
-        return f"(result::json #>> '{{{','.join(path)}}}')"
+    def json_fields(self, paths: Sequence[tuple[str, ...]]) -> str:
+        return (
+            "json_build_array("
+            + ", ".join(f"parsed.document #> '{{{','.join(path)}}}'" for path in paths)
+            + ")::text"
+        )
+
+    def _results_sql(self) -> str:
+        return (
+            f"SELECT model, version, checked_at, window_start, window_end, position, "
+            f"{self.json_fields(self.HISTORY_PATHS)}, "
+            f"CASE WHEN position = 1 THEN {self.json_fields(self.LATEST_PATHS)} END FROM ("
+            "SELECT model, version, checked_at, window_start, window_end, result, ROW_NUMBER() OVER "
+            "(PARTITION BY model ORDER BY window_start DESC, checked_at DESC, id DESC) AS position "
+            "FROM monitor_results) AS ranked, LATERAL (SELECT ranked.result::json AS document) AS parsed "
+            "WHERE position <= ? ORDER BY model, window_start"
+        )
 
 
 def _number(value: Any) -> float | None:
