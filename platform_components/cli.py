@@ -46,6 +46,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "images_group",
         "Build and push the platform's images; regenerate their locks.",
     ),
+    "fleet": (
+        "platform_components.fleet.cli",
+        "fleet_command",
+        "Every model of every project, one row each.",
+    ),
     "demo": ("platform_components.demo", "demo_command", "Run the whole loop on the local target."),
     "project": (
         "platform_components.scaffold.cli",

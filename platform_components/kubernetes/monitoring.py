@@ -20,6 +20,7 @@ from platform_components.kubernetes.custom_resources import (
     prometheus_rule,
     service_monitor,
 )
+from platform_components.kubernetes.fleet_dashboard import FLEET_DASHBOARD_FILE, fleet_dashboard
 from platform_components.kubernetes.mlflow import CHECKSUM_ANNOTATION, POSTGRES_PORT, credentials_checksum
 from platform_components.kubernetes.model import (
     RUNBOOK,
@@ -38,11 +39,14 @@ from platform_components.kubernetes.project import (
 )
 from platform_components.policies._core import EXCEPTION_ANNOTATION, EXCEPTION_REASON_ANNOTATION
 from platform_components.settings import (
+    CatalogSettings,
     ModelDeploymentSettings,
     MonitoringSettings,
     MonitorSettings,
+    Person,
     PolicySettings,
     ProjectSettings,
+    Team,
 )
 
 GRAFANA_SECRET = "grafana-admin"
@@ -87,6 +91,8 @@ class MonitoringArgs:
         store_url: the monitor store's PostgreSQL URL (kept in a Secret only); None: SQLite on its PVC.
         projects: the catalog's projects: their models' alerts carry their routing labels, their models'
             dashboards (and an overview) land in their Grafana folder.
+        people / teams: the catalog's people and teams: with ``projects``, the monitor's ``catalog.json``
+            (the fleet view's owners and staleness, ``GET /v2/fleet``).
     """
 
     settings: MonitoringSettings
@@ -103,6 +109,8 @@ class MonitoringArgs:
     policy: PolicySettings = field(default_factory=PolicySettings)
     store_url: str | None = None
     projects: tuple[ProjectSettings, ...] = ()
+    people: tuple[Person, ...] = ()
+    teams: tuple[Team, ...] = ()
 
 
 MONITOR_STORE_SECRET = "model-monitor-store"
@@ -184,7 +192,9 @@ class Monitoring(pulumi.ComponentResource):
             data={
                 "mlops-platform.json": json.dumps(
                     platform_dashboard(args), sort_keys=True, separators=(",", ":")
-                )
+                ),
+                # Every model in one table (not a panel per model): fleet_dashboard.py.
+                FLEET_DASHBOARD_FILE: json.dumps(fleet_dashboard(), sort_keys=True, separators=(",", ":")),
             },
             opts=child(self),
         )
@@ -390,7 +400,13 @@ class Monitoring(pulumi.ComponentResource):
         monitor = args.settings.monitor
         entries = [monitor_entry(model, args.policy) for model in args.models]
         models_json = json.dumps(entries, sort_keys=True, indent=1)
-        config_data = {"models.json": models_json}
+        # The fleet view's catalog (loop/service.py reads it beside models.json, again on every request:
+        # a mounted ConfigMap is updated in place, so owners change without a restart).
+        catalog = CatalogSettings(people=args.people, teams=args.teams, projects=args.projects)
+        config_data = {
+            "models.json": models_json,
+            "catalog.json": catalog.model_dump_json(exclude_defaults=True),
+        }
         retrain_args: list[str] = []
         pipeline_text = None
         if monitor.pipeline is not None:

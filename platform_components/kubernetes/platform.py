@@ -165,6 +165,8 @@ class MlopsPlatform(pulumi.ComponentResource):
                 policy=settings.policy,
                 store_url=monitor_store_url(settings, secrets),
                 projects=settings.catalog.projects,
+                people=settings.catalog.people,
+                teams=settings.catalog.teams,
             ),
             in_namespaces,
         )

@@ -2,7 +2,8 @@
 
 ``python -m platform_components.loop.service --state-dir /var/lib/mlops --port 8090 --tracking-uri URL
 --check-interval 900 [--models /etc/mlops/models.json] [--kfp-host URL --pipeline /etc/mlops/pipeline.yaml]
-[--serving-namespace seldon] [--store-url URL]`` serves what ``monitoring.service`` serves (feedback, ingest,
+[--serving-namespace seldon] [--store-url URL] [--catalog /etc/mlops/catalog.json] [--prometheus-url URL]``
+serves what ``monitoring.service`` serves (feedback, ingest, ``GET /v2/fleet``,
 metrics) and runs ``Loop.run_all`` over the models file (``loop/models.py``; ``MLOPS_MONITOR_MODELS``) every
 ``--check-interval`` seconds, keeping its state in the store ``--store-url`` or ``$MLOPS_MONITOR_STORE_URL``
 names (in the cluster: the platform's PostgreSQL, from the monitor's Secret):
@@ -41,6 +42,8 @@ from platform_components.monitoring.store import PostgresMonitorStore
 from platform_components.monitoring.window_cache import DEFAULT_MAX_ROWS, WindowCache
 
 logger = logging.getLogger(__name__)
+
+CATALOG_ENV = "MLOPS_MONITOR_CATALOG"
 
 
 class LoopTask:
@@ -104,6 +107,17 @@ def parser() -> argparse.ArgumentParser:
     )
     parsed.add_argument("--experiment", default="mlops-retrain", help="KFP experiment of retrain runs")
     parsed.add_argument("--kfp-namespace", default=None, help="KFP namespace (multi-user installs)")
+    parsed.add_argument(
+        "--catalog",
+        default=None,
+        help=f"the catalog as JSON (people, teams, projects) for GET /v2/fleet; default ${CATALOG_ENV}, else "
+        "catalog.json beside the models file when present",
+    )
+    parsed.add_argument(
+        "--prometheus-url",
+        default=None,
+        help="Prometheus base URL GET /v2/fleet reads open alerts from (default: derived from the store)",
+    )
     parsed.add_argument(
         "--serving-namespace",
         default=None,
@@ -295,9 +309,80 @@ def create_app(arguments: argparse.Namespace) -> Any:
         store.close()
         raise
     task = LoopTask(loop, models, arguments.check_interval)
-    app = monitoring_service.create_app(Path(arguments.state_dir), tasks=[task], store=store)
+    from platform_components.monitoring.model_info import ModelInfoCollector
+
+    fleet, catalog = fleet_provider(arguments, models, store)
+    app = monitoring_service.create_app(
+        Path(arguments.state_dir),
+        tasks=[task],
+        store=store,
+        fleet=fleet,
+        collectors=[ModelInfoCollector(models, catalog)],
+    )
     app.state.loop_task = task
     return app
+
+
+def fleet_provider(arguments: argparse.Namespace, models: Sequence[LoopModel], store: Any) -> tuple[Any, Any]:
+    """What answers ``GET /v2/fleet``: the models file's models, the catalog, the store and the registry.
+
+    Returns:
+        ``rows(now) -> dict`` (the route's answer) and ``catalog() -> CatalogSettings`` (also what
+        ``mlops_model_info`` labels its series with).
+
+    The catalog is ``--catalog``, ``$MLOPS_MONITOR_CATALOG``, or ``catalog.json`` beside the models file
+    (the monitor's ConfigMap holds both: ``kubernetes/monitoring.py``); without one the rows still come,
+    with no owners.
+
+    Raises:
+        ConfigError: the catalog file is unreadable or invalid (named).
+    """
+    from pathlib import Path
+
+    from platform_components.fleet.sources import (
+        CATALOG_FILE,
+        cluster_declarations,
+        collect,
+        parse_catalog_json,
+    )
+    from platform_components.fleet.store_reader import reader_for_store
+    from platform_components.settings import CatalogSettings
+
+    chosen = arguments.catalog or os.environ.get(CATALOG_ENV) or None
+    models_path = arguments.models or os.environ.get(MODELS_ENV)
+    if chosen is None and models_path and (Path(models_path).parent / CATALOG_FILE).is_file():
+        chosen = str(Path(models_path).parent / CATALOG_FILE)
+    reader = reader_for_store(store)
+    cached: dict[str, Any] = {}
+
+    def catalog() -> CatalogSettings:
+        # Read again when the file changes: the kubelet updates a mounted ConfigMap in place.
+        if chosen is None:
+            return CatalogSettings()
+        try:
+            stamp = os.stat(chosen).st_mtime_ns
+            if cached.get("stamp") != stamp:
+                text = Path(chosen).read_text(encoding="utf-8")
+                cached.update(stamp=stamp, catalog=parse_catalog_json(text, source=chosen))
+        except OSError as error:
+            raise ConfigError(f"--catalog {chosen!r}: cannot read it ({error.strerror or error})") from None
+        return cached["catalog"]
+
+    catalog()  # a bad catalog stops start-up, like a bad models file
+    declared = cluster_declarations(models)
+
+    def rows(now: float | None) -> dict[str, Any]:
+        fleet = collect(
+            declared,
+            catalog(),
+            reader,
+            arguments.tracking_uri,
+            prometheus_url=arguments.prometheus_url,
+            now=now,
+        )
+        return fleet.to_dict()
+
+    return rows, catalog
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -23,6 +23,9 @@ Endpoints:
   shipper retrying after a lost answer is safe. Errors: 400 (not a JSON object), 413 (over
   ``MAX_PREDICTIONS_BYTES`` or ``MAX_PREDICTIONS_RECORDS``), 422 (a record is malformed; ``detail`` names
   ``records[i].field``); the whole batch is validated before anything is stored.
+- ``GET /v2/fleet[?now=UNIX_SECONDS]`` -> the fleet's rows as JSON (what ``mlops fleet --json`` prints:
+  ``platform_components.fleet``), served by the loop's service, which knows the declared models; 404 here
+  alone, 503 when the registry or Prometheus cannot be read (the detail says which).
 - ``GET /metrics`` -> Prometheus text from the store: per model the result of its latest window (aligned
   in event time; the version checked in it) as gauges ``{model, version}``, and counters ``{model}``: at
   most 15 series per model (``GAUGES`` less mae and rmse, plus the three ``COUNTERS``; a regressor has no
@@ -41,7 +44,7 @@ import json
 import logging
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -323,13 +326,23 @@ class BackgroundTask(Protocol):
     def stop(self) -> None: ...
 
 
-def create_app(state_dir: Path, *, tasks: "Sequence[BackgroundTask]" = (), store: MonitorStore | None = None):
+def create_app(
+    state_dir: Path,
+    *,
+    tasks: "Sequence[BackgroundTask]" = (),
+    store: MonitorStore | None = None,
+    fleet: "Callable[[float | None], dict[str, Any]] | None" = None,
+    collectors: Sequence[Any] = (),
+):
     """The FastAPI application (one store, one collector registry of its own).
 
     Args:
         state_dir: the state dir (store, prediction logs).
         tasks: background work started with the application and stopped with it (the loop's rounds).
         store: the store to serve (default: the state dir's); the application closes it at shutdown.
+        fleet: answers ``GET /v2/fleet`` (the fleet's rows for a clock, ``platform_components.fleet``);
+            None: the route answers 404 (only the loop's service knows the declared models).
+        collectors: more Prometheus collectors for ``/metrics`` (the loop's ``mlops_model_info``).
     """
     from fastapi import FastAPI, Request
     from fastapi.responses import Response
@@ -340,6 +353,8 @@ def create_app(state_dir: Path, *, tasks: "Sequence[BackgroundTask]" = (), store
     store = store if store is not None else MonitorStore.for_state_dir(state_dir)
     registry = CollectorRegistry(auto_describe=False)
     registry.register(StoreCollector(store))
+    for collector in collectors:
+        registry.register(collector)
     ingest_lock = threading.Lock()
 
     @asynccontextmanager
@@ -391,6 +406,22 @@ def create_app(state_dir: Path, *, tasks: "Sequence[BackgroundTask]" = (), store
         # One batch, one transaction per 500 records; a replay (the shipper retrying) adds nothing.
         added = await run_in_threadpool(store.ingest, records)
         return {"received": len(records), "new_rows": added}
+
+    @app.get("/v2/fleet")
+    def fleet_rows(now: float | None = None):
+        if fleet is None:
+            return _error(
+                404, "no fleet here: only the loop's service (the cluster's monitor) knows the models"
+            )
+        from platform_components.errors import PlatformError
+
+        try:
+            document = fleet(now)
+        except PlatformError as error:  # the registry or Prometheus is unreachable: not the client's fault
+            logger.warning("GET /v2/fleet: %s", error)
+            return _error(503, str(error))
+        # Rows are plain JSON already: skip FastAPI's per-value encoder (1,000 rows).
+        return Response(json.dumps(document, default=str), media_type="application/json")
 
     @app.get("/metrics")
     def metrics() -> Response:

@@ -14,7 +14,8 @@ project's scikit-learn-compatible model:
   arrive from it;
 - ``holdout_<metric>`` metrics computed here on the holdout (one definition for every project, the
   baseline the monitor compares realised performance with), ``train_rows`` / ``holdout_rows`` params, the
-  ``mlops.task`` tag and the caller's tags;
+  ``mlops.task`` tag and the caller's tags; the same metrics as ``mlops.holdout.<metric>`` tags of the
+  registered version (what ``mlops fleet`` reads, in one registry search for the whole fleet);
 - a registered version, alias ``challenger``, and the ``model-settings.json`` Seldon Core 2 needs beside
   the model (see ``_seldon_model_settings``).
 
@@ -53,6 +54,9 @@ SELDON_MODEL_SETTINGS_FILE = "model-settings.json"
 # The label column's name in rows the platform exports from production (features joined with feedback).
 PLATFORM_LABEL_COLUMN = "label"
 TASK_TAG = "mlops.task"
+# Each holdout metric is also a tag of the registered version (``mlops.holdout.roc_auc``): the fleet view
+# reads every served version's baseline in one registry search instead of one run lookup per model.
+HOLDOUT_TAG_PREFIX = "mlops.holdout."
 # skops refuses to load any type outside its default allow-list unless told; types from the libraries a
 # scikit-learn model is built from are trusted here, anything else must be named by the caller.
 TRUSTED_TYPE_PREFIXES: tuple[str, ...] = ("sklearn.", "numpy.", "scipy.")
@@ -394,7 +398,8 @@ def log_model_for_platform(
         pip_requirements=requirements,
     )
     mlflow.log_text(profile_json, PROFILE_ARTIFACT)
-    version = mlflow.register_model(info.model_uri, model_name, tags=all_tags)
+    holdout_tags = {f"{HOLDOUT_TAG_PREFIX}{name}": repr(float(value)) for name, value in metrics.items()}
+    version = mlflow.register_model(info.model_uri, model_name, tags={**all_tags, **holdout_tags})
     client = mlflow.MlflowClient()
     with tempfile.TemporaryDirectory() as folder:
         settings_path = os.path.join(folder, SELDON_MODEL_SETTINGS_FILE)

@@ -157,6 +157,19 @@ def test_holdout_metrics_are_the_baseline_the_monitor_reads(logged, data) -> Non
     assert {"holdout_roc_auc", "holdout_accuracy", "holdout_log_loss", "holdout_brier"} <= set(metrics)
 
 
+def test_the_version_carries_its_holdout_metrics_as_tags_for_the_fleet_view(logged) -> None:
+    from platform_components.fleet.registry import HOLDOUT_TAG_PREFIX
+    from platform_components.pipelines.platform_model import HOLDOUT_TAG_PREFIX as WRITTEN_PREFIX
+
+    version, run_id, _ = logged
+    metrics = mlflow.MlflowClient().get_run(run_id).data.metrics
+    tags = mlflow.MlflowClient().get_model_version("churn", version).tags
+    # The fleet reads the baseline from the version's tags (one search), the loop from the run: they agree.
+    assert WRITTEN_PREFIX == HOLDOUT_TAG_PREFIX
+    for name in ("roc_auc", "accuracy", "brier"):
+        assert float(tags[f"{HOLDOUT_TAG_PREFIX}{name}"]) == metrics[f"holdout_{name}"]
+
+
 def test_the_model_folder_holds_the_model_settings_seldon_loads_without_naming_a_runtime(logged) -> None:
     version, _, _ = logged
     # Without this file Seldon's agent would write one naming the stock MLflow runtime: no prediction log.

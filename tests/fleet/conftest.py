@@ -1,0 +1,110 @@
+"""Fixtures of the fleet's tests: a store URL on both backends and a real MLflow server (SQLite).
+
+``store_url`` is the monitor tests' fixture (tests/monitoring/conftest.py), repeated here because pytest
+gives a conftest's fixtures to its own folder only: SQLite, then a fresh database of one real PostgreSQL 15
+for the session (``tests/pg.py``; skipped, saying why, where the server binaries are absent).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from pg import PostgresServer, postgres_unavailable_reason, running_postgres
+from processes import find_free_port, stop_process_tree, wait_healthy
+
+_DATABASES = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def fleet_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
+    reason = postgres_unavailable_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    with running_postgres(tmp_path_factory.mktemp("fleet-pg")) as server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A store URL of this test's own: ``sqlite:////<tmp>/monitor.sqlite`` or a new PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'monitor.sqlite'}"
+    server: PostgresServer = request.getfixturevalue("fleet_postgres")
+    name = f"fleet_{next(_DATABASES)}"
+    server.create_database(name)
+    return server.url(name)
+
+
+@dataclass(frozen=True)
+class Mlflow:
+    tracking_uri: str
+    port: int
+
+
+@pytest.fixture(scope="session")
+def mlflow_rest(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mlflow]:
+    """A real ``mlflow server`` on SQLite, for the registry reader (filled over REST by the tests)."""
+    root = tmp_path_factory.mktemp("fleet-mlflow")
+    port = find_free_port()
+    log = root / "mlflow.log"
+    command = [
+        str(Path(sys.executable).with_name("mlflow")),
+        "server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--backend-store-uri",
+        f"sqlite:///{root / 'mlflow.db'}",
+        "--artifacts-destination",
+        str(root / "artifacts"),
+        "--workers",
+        "1",
+    ]
+    env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
+    with log.open("wb") as handle:
+        process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, env=env, cwd=root)
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}/health", process, log, seconds=120)
+        yield Mlflow(f"http://127.0.0.1:{port}", port)
+    finally:
+        stop_process_tree(process)
+
+
+def _post(tracking_uri: str, path: str, body: dict) -> dict:
+    import httpx
+
+    response = httpx.post(f"{tracking_uri}/api/2.0/mlflow/{path}", json=body, timeout=30)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+@pytest.fixture(scope="session")
+def register(mlflow_rest: Mlflow):
+    """``register(name, {version: {tag: value}}, {alias: version})``: a model registered over REST."""
+
+    def create(name: str, versions: dict[str, dict[str, str]], aliases: dict[str, str]) -> None:
+        _post(mlflow_rest.tracking_uri, "registered-models/create", {"name": name})
+        for number in sorted(versions, key=int):
+            tags = [{"key": key, "value": value} for key, value in versions[number].items()]
+            created = _post(
+                mlflow_rest.tracking_uri,
+                "model-versions/create",
+                {"name": name, "source": f"s3://tests/{name}/{number}", "tags": tags},
+            )
+            assert created["model_version"]["version"] == number
+        for alias, version in aliases.items():
+            _post(
+                mlflow_rest.tracking_uri,
+                "registered-models/alias",
+                {"name": name, "alias": alias, "version": version},
+            )
+
+    return create
