@@ -141,6 +141,12 @@ _POSTGRES_TABLES = tuple(
 )
 
 
+# A prediction row's label (or its received_at) as a correlated lookup on the labels' primary key, not a join:
+# PostgreSQL's planner joins a model's window to the labels table by hashing every label of every model
+# (200 ms a window at a million rows, seconds at ten), where a lookup per window row is a few milliseconds;
+# SQLite runs both the same way.
+_LABEL_OF_ROW = "(SELECT l.{column} FROM labels l WHERE l.request_id = p.request_id AND l.row = p.row)"
+
 _WINDOW_INDEX = "monitor_results_by_window"
 #: The schema version this module writes (the last of ``MonitorStore._migrations``).
 SCHEMA_VERSION = 3
@@ -534,8 +540,8 @@ class MonitorStore:
     ) -> int:
         """Labelled rows of a model (optionally one version, predictions in ``[since, until)``)."""
         return self._count(
-            "SELECT COUNT(*) FROM labels l JOIN predictions p "
-            "ON p.request_id = l.request_id AND p.row = l.row WHERE p.model = ?",
+            "SELECT COUNT(*) FROM predictions p WHERE EXISTS (SELECT 1 FROM labels l "
+            "WHERE l.request_id = p.request_id AND l.row = p.row) AND p.model = ?",
             model,
             version,
             since,
@@ -567,8 +573,7 @@ class MonitorStore:
         # Both through predictions_by_model_time, so the cost is the model's rows, not the whole store's.
         predicted = self._query("SELECT MAX(timestamp) FROM predictions WHERE model = ?", (model,))[0][0]
         labelled = self._query(
-            "SELECT MAX(l.received_at) FROM predictions p JOIN labels l "
-            "ON l.request_id = p.request_id AND l.row = p.row WHERE p.model = ?",
+            f"SELECT MAX({_LABEL_OF_ROW.format(column='received_at')}) FROM predictions p WHERE p.model = ?",
             (model,),
         )[0][0]
         known = [float(value) for value in (predicted, labelled) if value is not None]
@@ -593,9 +598,8 @@ class MonitorStore:
         the most recent rows.
         """
         sql = (
-            "SELECT p.request_id, p.row, p.version, p.timestamp, p.inputs, p.score, l.label "
-            "FROM predictions p LEFT JOIN labels l ON l.request_id = p.request_id AND l.row = p.row "
-            "WHERE p.model = ?"
+            "SELECT p.request_id, p.row, p.version, p.timestamp, p.inputs, p.score, "
+            f"{_LABEL_OF_ROW.format(column='label')} AS label FROM predictions p WHERE p.model = ?"
         )
         parameters: list[Any] = [model]
         if version is not None:
@@ -608,7 +612,7 @@ class MonitorStore:
             sql += " AND p.timestamp < ?"
             parameters.append(end)
         if labelled_only:
-            sql += " AND l.label IS NOT NULL"
+            sql += f" AND {_LABEL_OF_ROW.format(column='label')} IS NOT NULL"
         sql += " ORDER BY p.timestamp DESC, p.request_id DESC, p.row DESC"
         if limit is not None:
             sql += " LIMIT ?"
@@ -633,9 +637,10 @@ class MonitorStore:
         The window cache (``window_cache.py``) compares these with what it holds to read only what changed.
         """
         rows = self._query(
-            "SELECT COUNT(*), COUNT(l.label), MAX(p.timestamp), MAX(l.received_at) "
-            "FROM predictions p LEFT JOIN labels l ON l.request_id = p.request_id AND l.row = p.row "
-            "WHERE p.model = ? AND p.version = ? AND p.timestamp >= ? AND p.timestamp < ?",
+            "SELECT COUNT(*), COUNT(w.received_at), MAX(w.timestamp), MAX(w.received_at) FROM "
+            f"(SELECT p.timestamp, {_LABEL_OF_ROW.format(column='received_at')} AS received_at "
+            "FROM predictions p "
+            "WHERE p.model = ? AND p.version = ? AND p.timestamp >= ? AND p.timestamp < ?) w",
             (model, version, start, end),
         )
         count, labelled, last_timestamp, last_received_at = rows[0]
@@ -658,13 +663,15 @@ class MonitorStore:
         """(request id, row, label) of the window's labelled rows (labels received at or after
         ``received_since`` when given); labels decoded as ``window`` decodes them."""
         sql = (
-            "SELECT l.request_id, l.row, l.label FROM predictions p JOIN labels l "
-            "ON l.request_id = p.request_id AND l.row = p.row "
-            "WHERE p.model = ? AND p.version = ? AND p.timestamp >= ? AND p.timestamp < ?"
+            "SELECT w.request_id, w.row, w.label FROM (SELECT p.request_id, p.row, "
+            f"{_LABEL_OF_ROW.format(column='label')} AS label, "
+            f"{_LABEL_OF_ROW.format(column='received_at')} AS received_at FROM predictions p "
+            "WHERE p.model = ? AND p.version = ? AND p.timestamp >= ? AND p.timestamp < ?) w "
+            "WHERE w.label IS NOT NULL"
         )
         parameters: list[Any] = [model, version, start, end]
         if received_since is not None:
-            sql += " AND l.received_at >= ?"
+            sql += " AND w.received_at >= ?"
             parameters.append(received_since)
         return [(row[0], int(row[1]), json.loads(row[2])) for row in self._query(sql, parameters)]
 
