@@ -171,15 +171,25 @@ class PulumiCli:
     def run(
         self, *args: str, cwd: Path, check: bool = True, timeout: int = 900
     ) -> subprocess.CompletedProcess[str]:
-        completed = subprocess.run(
-            [str(self.cli / "pulumi"), *args, "--non-interactive"],
-            cwd=cwd,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
+        try:
+            completed = subprocess.run(
+                [str(self.cli / "pulumi"), *args, "--non-interactive"],
+                cwd=cwd,
+                env=self.env,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as expired:
+            # What Pulumi printed until then says which resource it was waiting for.
+            printed = [
+                part.decode() if isinstance(part, bytes) else part or ""
+                for part in (expired.stdout, expired.stderr)
+            ]
+            raise AssertionError(
+                f"pulumi {' '.join(args)} still running after {timeout} s:\n" + "\n".join(printed)[-20000:]
+            ) from None
         if check:
             assert completed.returncode == 0, (
                 f"pulumi {' '.join(args)}:\n{completed.stdout}\n{completed.stderr}"

@@ -195,7 +195,7 @@ def _steps(cli: PulumiCli, project: Path, diff: bool = False) -> dict[str, list[
 
 def _up(cli: PulumiCli, project: Path, what: str, cluster: Any) -> Summary:
     started = datetime.datetime.now(datetime.UTC)
-    completed = cli.run("up", "--yes", "--skip-preview", cwd=project, timeout=1800)
+    completed = cli.run("up", "--yes", "--skip-preview", cwd=project, timeout=UP_SECONDS)
     output = completed.stdout + completed.stderr
     (project.parent / f"up-{len(list(project.parent.glob('up-*.txt')))}.txt").write_text(output)
     counts = summary(completed.stdout)
@@ -206,6 +206,13 @@ def _up(cli: PulumiCli, project: Path, what: str, cluster: Any) -> Summary:
     return counts
 
 
+# Four ups, three previews and a destroy: 4-5 min on a quiet machine, longer when CI's two cores are busy.
+# One up may take UP_SECONDS (its output is reported if it does not finish), the test as a whole TEST_SECONDS.
+UP_SECONDS = 600
+TEST_SECONDS = 1800
+
+
+@pytest.mark.timeout(TEST_SECONDS)
 def test_engine_stack_up_up_again_change_one_model_and_destroy(
     engine_cluster: Any, kfp_manifests: Path, pulumi_home: Path, tmp_path: Path
 ) -> None:
@@ -246,7 +253,7 @@ def test_engine_stack_up_up_again_change_one_model_and_destroy(
 
     removed = _remove_a_project(cli, project, stack_file, engine_cluster)
 
-    destroyed = cli.run("destroy", "--yes", "--skip-preview", cwd=project, timeout=1800)
+    destroyed = cli.run("destroy", "--yes", "--skip-preview", cwd=project, timeout=UP_SECONDS)
     print(f"pulumi destroy:\n{summary(destroyed.stdout).text}")
     assert summary(destroyed.stdout)["deleted"] == created["created"] - removed
     left = sorted(_inventory(engine_cluster) - before)
