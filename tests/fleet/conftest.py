@@ -8,16 +8,13 @@ for the session (``tests/pg.py``; skipped, saying why, where the server binaries
 from __future__ import annotations
 
 import itertools
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from pg import PostgresServer, postgres_unavailable_reason, running_postgres
-from processes import find_free_port, stop_process_tree, wait_healthy
+from processes import mlflow_server
 
 _DATABASES = itertools.count()
 
@@ -51,31 +48,8 @@ class Mlflow:
 @pytest.fixture(scope="session")
 def mlflow_rest(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mlflow]:
     """A real ``mlflow server`` on SQLite, for the registry reader (filled over REST by the tests)."""
-    root = tmp_path_factory.mktemp("fleet-mlflow")
-    port = find_free_port()
-    log = root / "mlflow.log"
-    command = [
-        str(Path(sys.executable).with_name("mlflow")),
-        "server",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--backend-store-uri",
-        f"sqlite:///{root / 'mlflow.db'}",
-        "--artifacts-destination",
-        str(root / "artifacts"),
-        "--workers",
-        "1",
-    ]
-    env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
-    with log.open("wb") as handle:
-        process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, env=env, cwd=root)
-    try:
-        wait_healthy(f"http://127.0.0.1:{port}/health", process, log, seconds=120)
-        yield Mlflow(f"http://127.0.0.1:{port}", port)
-    finally:
-        stop_process_tree(process)
+    with mlflow_server(tmp_path_factory.mktemp("fleet-mlflow"), seconds=120) as (uri, _, _):
+        yield Mlflow(uri, int(uri.rpartition(":")[2]))
 
 
 def _post(tracking_uri: str, path: str, body: dict) -> dict:
