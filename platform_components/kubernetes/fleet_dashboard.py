@@ -26,7 +26,7 @@ LAST_CHECK = "mlops_monitor_last_check_timestamp_seconds"
 # (refId, column title, PromQL by model, unit). The info query is A: the join's left side.
 COLUMNS: tuple[tuple[str, str, str, str], ...] = (
     ("B", "Requests/s", f"sum by (model) (rate({seldon_metrics.INFER_COUNT}[5m]))", "reqps"),
-    ("C", "Drift share", "max by (model) (mlops_monitor_drift_share)", "percentunit"),
+    ("C", "Max PSI", "max by (model) (mlops_monitor_max_psi)", "none"),
     ("D", "Drifted features", "max by (model) (mlops_monitor_drifted_features)", "none"),
     ("E", "ROC AUC (labelled)", "min by (model) (mlops_monitor_roc_auc)", "none"),
     ("F", "ROC AUC (estimated)", "min by (model) (mlops_monitor_estimated_roc_auc)", "none"),

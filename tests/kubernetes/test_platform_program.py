@@ -59,6 +59,7 @@ def test_every_resource_is_a_child_of_the_platform(dev_render: Any) -> None:
             "ModelDeployments",
             "ModelDeployerAccess",
             "Project",
+            "ProjectSpaceSync",
         )
     }
     for resource in dev_render.resources:
