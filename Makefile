@@ -23,8 +23,11 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP) ## Create the virtual environment from nothing (idempotent)
 
-test: $(STAMP) ## Install and run the whole test suite (the engine tier apart: make test-engine)
-	$(BIN)/python -m pytest -m "not engine"
+test: $(STAMP) ## Install and run the test suite (slow end-to-end tests apart: make test-slow; engine: make test-engine)
+	$(BIN)/python -m pytest -m "not engine and not slow"
+
+test-slow: $(STAMP) ## The slow tier: end-to-end tests on real processes (the demo's loop, pipeline runs, crashes)
+	$(BIN)/python -m pytest -m "slow and not engine" -p no:cacheprovider --durations=15
 
 demo: $(STAMP) ## The whole loop on the local target (train, register, deploy, monitor, retrain)
 	$(BIN)/mlops demo $(DEMO_ARGS)
@@ -86,4 +89,4 @@ lint: $(STAMP) ## ruff check and format check
 clean: ## Remove the environment, local state and render output
 	rm -rf $(VENV) $(ENGINE_VENV) .mlops out
 
-.PHONY: help venv engine-venv test test-engine demo render golden bench images images-push images-lock kfp-manifests tools engine lint clean
+.PHONY: help venv engine-venv test test-slow test-engine demo render golden bench images images-push images-lock kfp-manifests tools engine lint clean

@@ -299,8 +299,15 @@ def _remove_a_project(cli: PulumiCli, project: Path, stack_file: Path, cluster: 
     assert deleted and all(name.startswith(owned) for name in deleted), deleted
     # The project component and its 10 objects, the model's declaration and owner, its dashboards.
     assert len(deleted) == 11 + 2 + 1, sorted(deleted)
-    # What lists the models: the monitor's models.json (and the monitor), the rule shard, the deployer's Role.
-    holders = {"mlops-monitoring-monitor-config", "mlops-monitoring-monitor", "mlops-model-deployer-role"}
+    # What lists the models: the monitor's models.json (and the monitor), the rule shard, the deployer's Role;
+    # what lists the projects: the sync's catalog ConfigMap and its users' Secret (the project's pipeline user).
+    holders = {
+        "mlops-monitoring-monitor-config",
+        "mlops-monitoring-monitor",
+        "mlops-model-deployer-role",
+        "mlops-project-sync-catalog",
+        "mlops-project-sync-users",
+    }
     assert all(name in holders or name.startswith("mlops-monitoring-model-rules-") for name in updated), (
         updated
     )
