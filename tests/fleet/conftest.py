@@ -1,42 +1,12 @@
-"""Fixtures of the fleet's tests: a store URL on both backends and a real MLflow server (SQLite).
-
-``store_url`` is the monitor tests' fixture (tests/monitoring/conftest.py), repeated here because pytest
-gives a conftest's fixtures to its own folder only: SQLite, then a fresh database of one real PostgreSQL 15
-for the session (``tests/pg.py``; skipped, saying why, where the server binaries are absent).
-"""
+"""Fixtures of the fleet's tests: a real MLflow server (SQLite); ``store_url`` is tests/conftest.py's."""
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
-from pg import PostgresServer, postgres_unavailable_reason, running_postgres
 from processes import mlflow_server
-
-_DATABASES = itertools.count()
-
-
-@pytest.fixture(scope="session")
-def fleet_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
-    reason = postgres_unavailable_reason()
-    if reason is not None:
-        pytest.skip(reason)
-    with running_postgres(tmp_path_factory.mktemp("fleet-pg")) as server:
-        yield server
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A store URL of this test's own: ``sqlite:////<tmp>/monitor.sqlite`` or a new PostgreSQL database."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'monitor.sqlite'}"
-    server: PostgresServer = request.getfixturevalue("fleet_postgres")
-    name = f"fleet_{next(_DATABASES)}"
-    server.create_database(name)
-    return server.url(name)
 
 
 @dataclass(frozen=True)
