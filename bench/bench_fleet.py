@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import contextlib
 import http.client
 import json
 import os
@@ -184,34 +185,10 @@ def fill_store(path: Path, names: list[str], undeclared: list[str]) -> None:
     connection.close()
 
 
-def start_mlflow(root: Path) -> tuple[subprocess.Popen, int]:
-    from processes import find_free_port, wait_healthy
-
-    port = find_free_port()
-    log = root / "mlflow.log"
-    command = [
-        str(Path(sys.executable).with_name("mlflow")),
-        "server",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--backend-store-uri",
-        f"sqlite:///{root / 'mlflow.db'}",
-        "--artifacts-destination",
-        str(root / "artifacts"),
-        "--workers",
-        "1",
-    ]
-    env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
-    with log.open("wb") as handle:
-        process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, env=env, cwd=root)
-    wait_healthy(f"http://127.0.0.1:{port}/health", process, log, seconds=120)
-    return process, port
-
-
-def prepare(root: Path, models: int, projects: int) -> tuple[subprocess.Popen, list[str]]:
+def prepare(root: Path, models: int, projects: int, servers: contextlib.ExitStack) -> list[str]:
+    """Fill a real MLflow server (kept running by ``servers``) and a monitor store; the fleet's command."""
     import yaml
+    from processes import mlflow_server
 
     root.mkdir(parents=True)
     state = root / "state"
@@ -221,7 +198,8 @@ def prepare(root: Path, models: int, projects: int) -> tuple[subprocess.Popen, l
     names = [model["name"] for project in document["projects"] for model in project["models"]]
     undeclared = [f"undeclared-{index}" for index in range(models // 20)]
     started = time.perf_counter()
-    process, port = start_mlflow(root)
+    uri, _, _ = servers.enter_context(mlflow_server(root, seconds=120))
+    port = int(uri.rpartition(":")[2])
     fill_registry(port, names)
     fill_store(state / "monitoring" / "monitor.sqlite", names, undeclared)
     print(f"filled {models} models in {time.perf_counter() - started:.1f} s", file=sys.stderr)
@@ -234,9 +212,9 @@ def prepare(root: Path, models: int, projects: int) -> tuple[subprocess.Popen, l
         "--state-dir",
         str(state),
         "--tracking-uri",
-        f"http://127.0.0.1:{port}",
+        uri,
     ]
-    return process, command
+    return command
 
 
 def run_once(command: list[str], expected_rows: int) -> float:
@@ -263,25 +241,16 @@ def main() -> None:
     parser.add_argument("--repetitions", type=int, default=5, help="runs per size (default 5)")
     parser.add_argument("--json", action="store_true", help="print the measurements as JSON")
     arguments = parser.parse_args()
-    from processes import stop_process_tree
-
     sizes = ((1000, 50), (2000, 100))
     timings: dict[int, list[float]] = {size: [] for size, _ in sizes}
-    processes = []
-    with tempfile.TemporaryDirectory(prefix="bench-fleet-") as folder:
-        try:
-            commands = {}
-            for models, projects in sizes:
-                process, command = prepare(Path(folder) / str(models), models, projects)
-                processes.append(process)
-                commands[models] = command
-                run_once(command, models)  # warm the page cache and MLflow's own caches
-            for _ in range(arguments.repetitions):
-                for models, _ in sizes:
-                    timings[models].append(run_once(commands[models], models))
-        finally:
-            for process in processes:
-                stop_process_tree(process)
+    with tempfile.TemporaryDirectory(prefix="bench-fleet-") as folder, contextlib.ExitStack() as servers:
+        commands = {}
+        for models, projects in sizes:
+            commands[models] = prepare(Path(folder) / str(models), models, projects, servers)
+            run_once(commands[models], models)  # warm the page cache and MLflow's own caches
+        for _ in range(arguments.repetitions):
+            for models, _ in sizes:
+                timings[models].append(run_once(commands[models], models))
     medians = {models: statistics.median(values) for models, values in timings.items()}
     ratio = medians[2000] / medians[1000]
     if arguments.json:
@@ -295,10 +264,12 @@ def main() -> None:
     for models, projects in sizes:
         goal = GOAL_SECONDS if models == 1000 else GOAL_SECONDS * DOUBLING_GOAL
         print(
-            f"{models:>8} {projects:>9} {medians[models]:>9.3f} {goal:>8.2f} {'yes' if medians[models] <= goal else 'NO':>5}"
+            f"{models:>8} {projects:>9} {medians[models]:>9.3f} {goal:>8.2f} "
+            f"{'yes' if medians[models] <= goal else 'NO':>5}"
         )
     print(
-        f"doubling ratio 2000/1000: {ratio:.2f}x (goal <= {DOUBLING_GOAL}x: {'met' if ratio <= DOUBLING_GOAL else 'MISSED'})"
+        f"doubling ratio 2000/1000: {ratio:.2f}x "
+        f"(goal <= {DOUBLING_GOAL}x: {'met' if ratio <= DOUBLING_GOAL else 'MISSED'})"
     )
 
 
