@@ -74,6 +74,24 @@ class ClientRequestError(MLServerError):
         super().__init__(str(error), error.status_code)
 
 
+class ModelFailed(MLServerError):
+    """The model's own code raised on a valid request: a 500 that MLServer answers as a JSON error.
+
+    Raised out of the runtime as it is, the exception would leave the ASGI app: Starlette sends its bare
+    500 and re-raises, and uvicorn, having started the response, closes the connection
+    (``uvicorn/protocols/http/h11_impl.py``@0.55.0, ``run_asgi``). A client's next request on that
+    keep-alive connection is then reset. As an ``MLServerError`` it is MLServer's error response
+    (``mlserver/rest/errors.py``@1.7.1; gRPC ``INTERNAL`` as before) and the connection stays open.
+    """
+
+    def __init__(self, name: str, version: str | None, request_id: str | None, error: Exception) -> None:
+        super().__init__(
+            f"model {name} version {version} failed on request {request_id}: {type(error).__name__}: "
+            f"{error}; the model's own code raised (its traceback is in the server log)",
+            500,
+        )
+
+
 class PredictionLogUnavailable(MLServerError):
     """The prediction could not be logged durably, so it is not acknowledged (503, retry)."""
 
@@ -211,11 +229,11 @@ class MonitoredMLflowRuntime(MLflowRuntime):
                 raise ClientRequestError(InvalidRequest(error.message, status_code=422)) from None
             self._count("server_errors")
             logger.exception("model %s version %s failed on request %s", self.name, self.version, payload.id)
-            raise
-        except Exception:
+            raise ModelFailed(self.name, self.version, payload.id, error) from error
+        except Exception as error:
             self._count("server_errors")
             logger.exception("model %s version %s failed on request %s", self.name, self.version, payload.id)
-            raise
+            raise ModelFailed(self.name, self.version, payload.id, error) from error
         response.id = payload.id
         if self._prediction_log is not None:
             record = PredictionRecord(

@@ -64,4 +64,32 @@ FACTS = [
         source="prometheus/client_python prometheus_client/metrics.py@v0.26.0",
         value="PROMETHEUS_DISABLE_CREATED_SERIES",
     ),
+    Fact(
+        key="mlserver.rest.mlserver_error_response",
+        statement=(
+            "MLServer's REST app registers one exception handler, for MLServerError: the answer is a JSON "
+            "body {'error': str(exc)} with the error's status_code; any other exception leaves the app"
+        ),
+        source="SeldonIO/MLServer mlserver/rest/errors.py@1.7.1",
+        value={"handled": "MLServerError", "body_key": "error"},
+    ),
+    Fact(
+        key="starlette.server_error_reraises",
+        statement=(
+            "Starlette's ServerErrorMiddleware answers an unhandled exception with its plain 500 and then "
+            "raises the exception again, to the server"
+        ),
+        source="encode/starlette starlette/middleware/errors.py@0.46.2",
+        value=True,
+    ),
+    Fact(
+        key="uvicorn.h11.closes_after_app_exception",
+        statement=(
+            "uvicorn's h11 protocol logs 'Exception in ASGI application' for an exception out of the app "
+            "and, when the response had already started, closes the transport: a keep-alive client's "
+            "next request on that connection is reset"
+        ),
+        source="encode/uvicorn uvicorn/protocols/http/h11_impl.py@0.55.0",
+        value=True,
+    ),
 ]
