@@ -297,8 +297,9 @@ def _remove_a_project(cli: PulumiCli, project: Path, stack_file: Path, cluster: 
         "mlops-monitoring-model-dashboards-retention-",
     )
     assert deleted and all(name.startswith(owned) for name in deleted), deleted
-    # The project component and its 10 objects, the model's declaration and owner, its dashboards.
-    assert len(deleted) == 11 + 2 + 1, sorted(deleted)
+    # The project component and its 10 objects, the model's owner ConfigMap (its Seldon Model is the
+    # deployer's, not Pulumi's, and goes with its owner), its dashboards.
+    assert len(deleted) == 11 + 1 + 1, sorted(deleted)
     # What lists the models: the monitor's models.json (and the monitor), the rule shard, the deployer's Role;
     # what lists the projects: the sync's catalog ConfigMap and its users' Secret (the project's pipeline user).
     holders = {
