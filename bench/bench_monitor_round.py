@@ -175,8 +175,9 @@ class Fleet:
         through ``ingest`` and ``add_labels`` a request at a time: 10 M rows that way take about 20 minutes.
         The rows are the product's own: ``requests`` and ``predictions`` rows from the store's
         ``_request_row`` and ``_prediction_rows`` (what ``ingest`` writes), labels as ``canonical_label``
-        JSON (what ``add_labels`` writes). A request's rows differ between models only in the request id,
-        model and time, so each distinct request is encoded once and the copies take those three fields.
+        JSON with their model (what ``add_labels`` writes). A request's rows differ between models only in
+        the request id, model and time, so each distinct request is encoded once and the copies take those
+        three fields.
         """
         from examples.credit_default.data import LABEL, generate_day
         from platform_components.monitoring.store import (
@@ -220,7 +221,8 @@ class Fleet:
                         ]
                     received_at = ORIGIN + 0.5 * DAY
                     label_rows.extend(
-                        (record.request_id, row, value, received_at) for row, value in enumerate(values)
+                        (record.request_id, row, value, received_at, record.model)
+                        for row, value in enumerate(values)
                     )
             with store._transaction() as session:
                 if postgres:
@@ -235,7 +237,7 @@ class Fleet:
                     session.executemany(
                         "INSERT INTO predictions VALUES (?, ?, ?, ?, ?, ?, ?, ?)", prediction_rows
                     )
-                    session.executemany("INSERT INTO labels VALUES (?, ?, ?, ?)", label_rows)
+                    session.executemany("INSERT INTO labels VALUES (?, ?, ?, ?, ?)", label_rows)
             self.labelled[name] = labelled
         if postgres:
             with store._transaction() as session:  # what autovacuum would do after a load this size
