@@ -684,10 +684,10 @@ class MonitorStore:
         *,
         start: float,
         end: float,
-        received_since: float | None = None,
+        received_after: float | None = None,
     ) -> list[tuple[str, int, Any]]:
-        """(request id, row, label) of the window's labelled rows (labels received at or after
-        ``received_since`` when given); labels decoded as ``window`` decodes them."""
+        """(request id, row, label) of the window's labelled rows (labels received after ``received_after``
+        when given); labels decoded as ``window`` decodes them."""
         # Driven by the model's labels (labels_by_model_received), each looked up in predictions by its key.
         sql = (
             "SELECT l.request_id, l.row, l.label FROM labels l "
@@ -695,9 +695,9 @@ class MonitorStore:
             "WHERE l.model = ? AND p.version = ? AND p.timestamp >= ? AND p.timestamp < ?"
         )
         parameters: list[Any] = [model, version, start, end]
-        if received_since is not None:
-            sql += " AND l.received_at >= ?"
-            parameters.append(received_since)
+        if received_after is not None:
+            sql += " AND l.received_at > ?"
+            parameters.append(received_after)
         return [(row[0], int(row[1]), json.loads(row[2])) for row in self._query(sql, parameters)]
 
     def versions(self, model: str) -> list[str]:

@@ -193,10 +193,10 @@ def test_labels_stored_before_schema_4_get_their_model_and_count_in_clocks_and_w
         assert store.schema_version() == SCHEMA_VERSION
         assert sorted(store._query("SELECT request_id, model FROM labels")) == [("r1", "m0"), ("r2", "m1")]
         assert store.event_clock("m0") == 5_000.0 and store.event_clock("m1") == 6_000.0
-        assert store.window_labels("m0", "1", start=0.0, end=2_000.0, received_since=5_000.0) == [
+        assert store.window_labels("m0", "1", start=0.0, end=2_000.0, received_after=4_999.0) == [
             ("r1", 0, 1)
         ]
-        assert store.window_labels("m0", "1", start=0.0, end=2_000.0, received_since=5_001.0) == []
+        assert store.window_labels("m0", "1", start=0.0, end=2_000.0, received_after=5_000.0) == []
         counts = store.window_counts("m0", "1", start=0.0, end=2_000.0)
         assert (counts.rows, counts.labelled, counts.last_received_at) == (1, 1, 5_000.0)
         store.ingest([record(3)])
