@@ -430,7 +430,8 @@ def sharding(
     try:
         with open_store(store_url) as store:
             for step in range(arguments.rounds):
-                fleet.arrive(store, 100 + step)
+                # After the one-replica arm's arrivals, in the same window (15 minutes a step).
+                fleet.arrive(store, arguments.rounds + 1 + step)
                 single[0].stdin.write("round\n")  # type: ignore[union-attr]
                 single[0].stdin.flush()  # type: ignore[union-attr]
                 ones.append(read(single[0])["round_s"])
