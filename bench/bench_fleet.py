@@ -138,7 +138,7 @@ def fill_store(path: Path, names: list[str], undeclared: list[str]) -> None:
             for row in range(5):
                 predictions.append((request_id, row, model, "2", timestamp, "{}", "[0.3, 0.7]", 0.7))
                 if request % 2:
-                    labels.append((request_id, row, "1", timestamp + 600.0))
+                    labels.append((request_id, row, "1", timestamp + 600.0, model))
         for window in range(WINDOWS):
             start = (end // DAY - window) * DAY
             drifted = FEATURES[:3] if number % 13 == 0 and window == 0 else []
@@ -171,7 +171,7 @@ def fill_store(path: Path, names: list[str], undeclared: list[str]) -> None:
     with connection:
         connection.executemany("INSERT INTO requests VALUES (?, ?, ?, ?, ?)", requests)
         connection.executemany("INSERT INTO predictions VALUES (?, ?, ?, ?, ?, ?, ?, ?)", predictions)
-        connection.executemany("INSERT INTO labels VALUES (?, ?, ?, ?)", labels)
+        connection.executemany("INSERT INTO labels VALUES (?, ?, ?, ?, ?)", labels)
         connection.executemany(
             "INSERT INTO monitor_results (model, version, checked_at, window_start, window_end, result) "
             "VALUES (?, ?, ?, ?, ?, ?)",

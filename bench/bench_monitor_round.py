@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import contextlib
+import io
 import json
 import os
 import resource
@@ -41,6 +42,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -134,37 +137,111 @@ class Fleet:
         self.requests: dict[str, int] = dict.fromkeys(names, 0)
         self.labelled: dict[str, int] = dict.fromkeys(names, 0)
 
-    def _records(self, name: str, count: int, first_time: float, spacing: float) -> list[Any]:
-        import numpy as np
-
+    def _records(
+        self, name: str, count: int, first_time: float, spacing: float, *, template: bool = False
+    ) -> list[Any]:
+        """The model's next ``count`` requests. ``template``: the inputs and outputs of requests already
+        built for another model are reused (the caller only reads their id, model, version and time, and
+        encodes the payload of each distinct request once)."""
         from platform_components.serving.predlog import PredictionRecord
 
-        frame = self.frames["shifted" if name in self.drifting else "base"]
+        kind = "shifted" if name in self.drifting else "base"
+        frame = self.frames[kind]
+        payloads: dict[tuple[str, int], tuple[dict, dict]] = self.__dict__.setdefault("_payloads", {})
         records = []
         for _ in range(count):
             index = self.requests[name]
             start = (index * ROWS_PER_REQUEST) % len(frame)
-            part = frame.iloc[start : start + ROWS_PER_REQUEST]
-            scores = scorer(part)
-            records.append(
-                PredictionRecord(
-                    f"{name}-{index}",
-                    name,
-                    "1",
-                    first_time + len(records) * spacing,
+            payload = payloads.get((kind, start)) if template else None
+            if payload is None:
+                part = frame.iloc[start : start + ROWS_PER_REQUEST]
+                scores = scorer(part)
+                payload = (
                     {column: part[column].tolist() for column in part.columns},
                     {"predict_proba": np.column_stack([1 - scores, scores]).tolist()},
                 )
+                if template:
+                    payloads[(kind, start)] = payload
+            records.append(
+                PredictionRecord(f"{name}-{index}", name, "1", first_time + len(records) * spacing, *payload)
             )
             self.requests[name] = index + 1
         return records
 
     def initial(self, store: Any) -> None:
-        """``rows`` predictions per model over the window's first half; 30 % of the requests labelled."""
+        """``rows`` predictions per model over the window's first half; 30 % of the requests labelled.
+
+        Bulk-loaded (one COPY per table and model on PostgreSQL, one transaction per model on SQLite), not
+        through ``ingest`` and ``add_labels`` a request at a time: 10 M rows that way take about 20 minutes.
+        The rows are the product's own: ``requests`` and ``predictions`` rows from the store's
+        ``_request_row`` and ``_prediction_rows`` (what ``ingest`` writes), labels as ``canonical_label``
+        JSON with their model (what ``add_labels`` writes). A request's rows differ between models only in
+        the request id, model and time, so each distinct request is encoded once and the copies take those
+        three fields.
+        """
+        from examples.credit_default.data import LABEL, generate_day
+        from platform_components.monitoring.store import (
+            PostgresMonitorStore,
+            _copy_text,
+            _prediction_rows,
+            _request_row,
+            canonical_label,
+        )
+
         requests = max(1, self.rows // ROWS_PER_REQUEST)
+        labelled = int(LABELLED_SHARE * requests)
+        spacing = 0.5 * DAY / requests
+        labels = self.__dict__.setdefault(
+            "_labels", generate_day(1, rows=self.rows, seed=2)[LABEL].to_numpy()
+        )
+        template_rows: dict[tuple[str, int], list[tuple]] = {}
+        template_labels: dict[int, list[str]] = {}
+        postgres = isinstance(store, PostgresMonitorStore)
         for name in self.names:
-            store.ingest(self._records(name, requests, ORIGIN, 0.5 * DAY / requests), batch_size=500)
-            self.label(store, name, int(LABELLED_SHARE * requests), received_at=ORIGIN + 0.5 * DAY)
+            kind = "shifted" if name in self.drifting else "base"
+            request_rows, prediction_rows, label_rows = [], [], []
+            for record in self._records(name, requests, ORIGIN, spacing, template=True):
+                request_rows.append(_request_row(record))
+                index = int(record.request_id.rsplit("-", 1)[1])
+                start = (index * ROWS_PER_REQUEST) % len(self.frames[kind])
+                encoded = template_rows.get((kind, start))
+                if encoded is None:
+                    encoded = template_rows[(kind, start)] = _prediction_rows(record)
+                prediction_rows.extend(
+                    (record.request_id, row[1], record.model, record.version, record.timestamp, *row[5:])
+                    for row in encoded
+                )
+                if index < labelled:
+                    start = (index * ROWS_PER_REQUEST) % len(labels)
+                    values = template_labels.get(start)
+                    if values is None:
+                        chunk = np.resize(labels[start : start + ROWS_PER_REQUEST], record.row_count)
+                        values = template_labels[start] = [
+                            canonical_label(int(value), "label") for value in chunk
+                        ]
+                    received_at = ORIGIN + 0.5 * DAY
+                    label_rows.extend(
+                        (record.request_id, row, value, received_at, record.model)
+                        for row, value in enumerate(values)
+                    )
+            with store._transaction() as session:
+                if postgres:
+                    for table, rows in (
+                        ("requests", request_rows),
+                        ("predictions", prediction_rows),
+                        ("labels", label_rows),
+                    ):
+                        session.cursor.copy_expert(f"COPY {table} FROM STDIN", io.StringIO(_copy_text(rows)))
+                else:
+                    session.executemany("INSERT INTO requests VALUES (?, ?, ?, ?, ?)", request_rows)
+                    session.executemany(
+                        "INSERT INTO predictions VALUES (?, ?, ?, ?, ?, ?, ?, ?)", prediction_rows
+                    )
+                    session.executemany("INSERT INTO labels VALUES (?, ?, ?, ?, ?)", label_rows)
+            self.labelled[name] = labelled
+        if postgres:
+            with store._transaction() as session:  # what autovacuum would do after a load this size
+                session.execute("ANALYZE")
 
     def arrive(self, store: Any, step: int) -> None:
         """About 1 % new predictions per model (later in the window) and a few late labels."""
@@ -353,7 +430,8 @@ def sharding(
     try:
         with open_store(store_url) as store:
             for step in range(arguments.rounds):
-                fleet.arrive(store, 100 + step)
+                # After the one-replica arm's arrivals, in the same window (15 minutes a step).
+                fleet.arrive(store, arguments.rounds + 1 + step)
                 single[0].stdin.write("round\n")  # type: ignore[union-attr]
                 single[0].stdin.flush()  # type: ignore[union-attr]
                 ones.append(read(single[0])["round_s"])

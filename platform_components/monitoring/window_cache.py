@@ -9,9 +9,11 @@ and reads only the difference:
 - new predictions: the rows at or after the latest prediction time it holds (those already held are
   dropped by their (request id, row)); when the store then holds more than the cache counted, a
   prediction arrived out of time order and the window is read whole again;
-- new labels: the labels received at or after the latest label time it holds, set on their rows; when the
-  labelled count still differs (a label's event time may be older than one already seen), all the
-  window's labels are read again (labels only, no inputs to decode).
+- new labels: the labels received after the latest label time it holds, set on their rows; when the
+  labelled count still differs (a label's event time may be older than one already seen, or equal to it),
+  all the window's labels are read again (labels only, no inputs to decode). Strictly after: the labels
+  received at that time are held already, and a fleet's first labels often share one time (thousands a
+  window, read again every round with at-or-after).
 
 The store stays the truth: every round checks the counts, and anything unexpected (a new window, a new
 version, fewer rows than held, a window larger than the check's ``limit``) reads the window whole, as
@@ -227,8 +229,8 @@ class WindowCache:
     def _apply_labels(
         self, store: MonitorStore, model: str, version: str, entry: _Entry, since: float | None
     ) -> int:
-        """Set the labels received since ``since`` (None: all, replacing the column); the labelled count."""
-        found = store.window_labels(model, version, start=entry.start, end=entry.end, received_since=since)
+        """Set the labels received after ``since`` (None: all, replacing the column); the labelled count."""
+        found = store.window_labels(model, version, start=entry.start, end=entry.end, received_after=since)
         self.stats.labels_read += len(found)
         labels = entry.frame[LABEL_COLUMN].to_numpy(dtype=object, copy=True)
         if since is None:

@@ -177,6 +177,33 @@ def test_an_open_store_reconnects_after_the_database_restarts(store_postgres: Po
         assert store.acquire_lease("m0", "a", ttl_seconds=60)
 
 
+def test_labels_stored_before_schema_4_get_their_model_and_count_in_clocks_and_windows(
+    store_url: str,
+) -> None:
+    with open_store(store_url) as store:
+        store.ingest([record(1), record(2, model="m1")])
+        store.add_labels("r1", [1], received_at=5_000.0)
+        store.add_labels("r2", [0], received_at=6_000.0)
+        # The store as schema 3 left it: labels without their model, no index on it.
+        with store._transaction() as connection:
+            connection.execute("DROP INDEX labels_by_model_received")
+            connection.execute("ALTER TABLE labels DROP COLUMN model")
+            connection.execute("DELETE FROM store_schema WHERE version = 4")
+    with open_store(store_url) as store:
+        assert store.schema_version() == SCHEMA_VERSION
+        assert sorted(store._query("SELECT request_id, model FROM labels")) == [("r1", "m0"), ("r2", "m1")]
+        assert store.event_clock("m0") == 5_000.0 and store.event_clock("m1") == 6_000.0
+        assert store.window_labels("m0", "1", start=0.0, end=2_000.0, received_after=4_999.0) == [
+            ("r1", 0, 1)
+        ]
+        assert store.window_labels("m0", "1", start=0.0, end=2_000.0, received_after=5_000.0) == []
+        counts = store.window_counts("m0", "1", start=0.0, end=2_000.0)
+        assert (counts.rows, counts.labelled, counts.last_received_at) == (1, 1, 5_000.0)
+        store.ingest([record(3)])
+        store.add_labels("r3", [0], received_at=7_000.0)  # written with its model from now on
+        assert store.event_clock("m0") == 7_000.0 and store.event_clock("m1") == 6_000.0
+
+
 def test_a_store_ahead_of_this_code_is_refused(store_url: str) -> None:
     with open_store(store_url) as store, store._transaction() as connection:
         connection.execute(

@@ -71,15 +71,21 @@ def test_the_cache_follows_predictions_and_labels_reading_only_what_changed(stor
         store.ingest(records(100, 10, at=START + 49))
         same_as_store(cache, store)
         assert cache.stats.full_reads == 1 and cache.stats.rows_read == 200 + 2 * 2 + 20  # 2 held at 49 s
-        # Labels on old and new rows: only those received since the latest label time are read.
+        # Labels on old and new rows: only those received after the latest label time held are read.
         for index in (3, 50, 105):
             store.add_labels(f"r{index}", [1, 0], received_at=START + 60)
         same_as_store(cache, store)
         store.add_labels("r7", [True, False], received_at=START + 70)
         before = cache.stats.labels_read
         frame = same_as_store(cache, store)
-        assert cache.stats.labels_read - before == 6 + 2  # those received at the latest time seen, and r7
+        assert cache.stats.labels_read - before == 2  # r7 alone: the six received at START + 60 are held
         assert int(frame[LABEL_COLUMN].notna().sum()) == 8
+        # A label received at the latest time held, not after it: the count differs, all are read again.
+        store.add_labels("r8", [1, 1], received_at=START + 70)
+        before = cache.stats.labels_read
+        frame = same_as_store(cache, store)
+        assert cache.stats.labels_read - before == 10
+        assert int(frame[LABEL_COLUMN].notna().sum()) == 10
         # A label whose event time is older than one seen: the count differs, all labels are read again.
         store.add_labels("r9", [0, 1], received_at=START + 65)
         same_as_store(cache, store)

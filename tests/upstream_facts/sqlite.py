@@ -11,6 +11,7 @@ from __future__ import annotations
 from upstream_facts import Fact
 
 _WAL = "sqlite/sqlite src/wal.c@03b5f25ff5a8937bf7185153fe4c223feca97100"
+_ALTER = "database-utility/sqlite-docsrc pages/lang_altertable.in@a0fc96614bf41fef26ea4fb3084f326946cc30d5"
 
 FACTS = [
     Fact(
@@ -34,5 +35,21 @@ FACTS = [
         "connections commit one after another, each with its own sync (no group commit)",
         source=_WAL,
         value=1,
+    ),
+    Fact(
+        key="sqlite.alter_table.add_column_appends_without_rewrite",
+        statement="ALTER TABLE ADD COLUMN appends the column after the existing ones and, without "
+        "constraints, "
+        "changes only the schema text: existing rows read NULL and the statement takes no time per row (the "
+        "monitor store's migration 4 then fills labels.model with one UPDATE, which does)",
+        source=_ALTER,
+        value="appended",
+    ),
+    Fact(
+        key="sqlite.alter_table.drop_column_refuses_indexed",
+        statement="ALTER TABLE DROP COLUMN rewrites the table without the column and fails while an index "
+        "names it (the migration test drops labels_by_model_received first to make a schema-3 store)",
+        source=_ALTER,
+        value="index first",
     ),
 ]
