@@ -32,6 +32,9 @@ from .synctrace import Verdict, build_shim, check_durability, read_trace, shim_e
 
 PACKAGE = Path(platform_components.__file__).resolve().parent
 SYNC_DELAY_US = 2000
+# The serving process's requests pass inference before they append: a 2 ms sync is often over before the next
+# append arrives on a busy machine (CI once saw 96 syncs of one record each), so its arm holds each sync longer.
+SERVING_SYNC_DELAY_US = 20000
 
 # The one line that makes a group durable, in PredictionLog._flush (asserted to match exactly once, so a
 # refactor of _flush fails these tests loudly instead of silently patching nothing).
@@ -195,7 +198,7 @@ def _serve_and_trace(shim, tmp_path, monkeypatch, mlflow_server, registered_mode
     root.mkdir()
     trace = root / "trace"
     for name, value in shim_environment(
-        shim, trace, match=str(root / "predictions"), sync_delay_us=SYNC_DELAY_US
+        shim, trace, match=str(root / "predictions"), sync_delay_us=SERVING_SYNC_DELAY_US
     ).items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("PYTHONPATH", str(package_copy(root, variant)))
