@@ -660,14 +660,13 @@ class MonitorStore:
         # each looked up in predictions by its key to see whether its row is in the window: as many lookups as
         # the model has labels, not one per window row.
         rows = self._query(
-            "SELECT (SELECT COUNT(*) FROM predictions p WHERE p.model = ? AND p.version = ? "
-            "AND p.timestamp >= ? AND p.timestamp < ?), "
-            "(SELECT MAX(p.timestamp) FROM predictions p WHERE p.model = ? AND p.version = ? "
-            "AND p.timestamp >= ? AND p.timestamp < ?), w.labelled, w.last_received_at "
-            "FROM (SELECT COUNT(*) AS labelled, MAX(l.received_at) AS last_received_at FROM labels l "
+            "SELECT r.count, r.last_timestamp, w.labelled, w.last_received_at "
+            "FROM (SELECT COUNT(*) AS count, MAX(p.timestamp) AS last_timestamp FROM predictions p "
+            "WHERE p.model = ? AND p.version = ? AND p.timestamp >= ? AND p.timestamp < ?) r, "
+            "(SELECT COUNT(*) AS labelled, MAX(l.received_at) AS last_received_at FROM labels l "
             "JOIN predictions p ON p.request_id = l.request_id AND p.row = l.row WHERE l.model = ? "
             "AND p.version = ? AND p.timestamp >= ? AND p.timestamp < ?) w",
-            (model, version, start, end) * 3,
+            (model, version, start, end) * 2,
         )
         count, last_timestamp, labelled, last_received_at = rows[0]
         return WindowCounts(
