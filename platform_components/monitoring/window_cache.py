@@ -50,7 +50,7 @@ logger = logging.getLogger(__name__)
 
 #: Rows held in memory at most by default: ~5 GB at ~1 kB per row of a dozen features (measured by
 #: bench/bench_monitor_round.py); 500 models of 10,000 rows per replica fit.
-DEFAULT_MAX_ROWS = 5_000_000
+DEFAULT_MAX_ROWS = 2_000_000  # the settings' default (settings.MonitorSettings): fits the 2Gi limit
 _DROPPED = (REQUEST_COLUMN, ROW_COLUMN, VERSION_COLUMN)
 
 

@@ -34,11 +34,11 @@ def test_replicas_set_the_statefulset_and_each_pods_flags(
     render_program: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monitor, args = monitor_of(
-        render_program(config_for(monitoring={"monitor": {"replicas": 3, "window_cache_rows": 2_000_000}}))
+        render_program(config_for(monitoring={"monitor": {"replicas": 3, "window_cache_rows": 1_000_000}}))
     )
     assert monitor["spec"]["replicas"] == 3
     assert args[args.index("--replicas") + 1] == "3"
-    assert args[args.index("--window-cache-rows") + 1] == "2000000"
+    assert args[args.index("--window-cache-rows") + 1] == "1000000"
     # What the pod does with them: its ordinal from its hostname picks its share.
     monkeypatch.setattr("socket.gethostname", lambda: "model-monitor-2")
     assert str(shard_config(parser().parse_args(args))) == "2/3"
