@@ -446,6 +446,13 @@ class MlflowSettings(_Strict):
     allowed_hosts: tuple[str, ...] = Field(
         (), description="Extra Host headers MLflow accepts (e.g. your ingress host)."
     )
+    cors_allowed_origins: tuple[str, ...] = Field(
+        (),
+        description="Browser origins ('https://host[:port]') besides localhost whose pages may send MLflow "
+        "state-changing API requests (`mlflow server --cors-allowed-origins`), e.g. your ingress's "
+        "'https://mlflow.example.com'. Empty (the default): MLflow refuses them from every other origin. "
+        "'*' is refused: it would let any site's page write to the registry.",
+    )
     pod_address_patterns: tuple[str, ...] = Field(
         ("10.*", *[f"172.{i}.*" for i in range(16, 32)], "192.168.*"),
         min_length=1,
@@ -453,6 +460,18 @@ class MlflowSettings(_Strict):
         "scrapes a pod with Host <pod IP>:5000, so MLflow allows '<pattern>:5000'. Set your pod CIDR's, "
         "e.g. ['100.64.*'].",
     )
+
+    @field_validator("cors_allowed_origins")
+    @classmethod
+    def _cors_origins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for origin in value:
+            if not re.fullmatch(r"https?://[A-Za-z0-9.\-\[\]:]+", origin):
+                raise ValueError(
+                    f"cors_allowed_origins entry {origin!r} must be one origin, scheme and host with an "
+                    "optional port and no path or wildcard, e.g. 'https://mlflow.example.com'; set "
+                    "mlops:mlflow.cors_allowed_origins"
+                )
+        return value
 
     @field_validator("pod_address_patterns")
     @classmethod

@@ -157,6 +157,14 @@ def credentials_checksum(*values: str) -> str:
     return digest.hexdigest()[:16]
 
 
+def cors_arguments(settings: MlflowSettings) -> list[str]:
+    """``--cors-allowed-origins`` with the settings' origins, or nothing: MLflow then refuses state-changing
+    API requests from every origin but localhost (``mlflow.cors.default`` in the upstream facts)."""
+    if not settings.cors_allowed_origins:
+        return []
+    return ["--cors-allowed-origins", ",".join(settings.cors_allowed_origins)]
+
+
 def mlflow_allowed_hosts(namespace: str, settings: MlflowSettings) -> str:
     """The ``--allowed-hosts`` value: the Service's names, the settings' hosts, and pod addresses.
 
@@ -634,6 +642,7 @@ class MlflowServer(pulumi.ComponentResource):
                 "DENY",
                 "--expose-prometheus",
                 "/tmp/prometheus",
+                *cors_arguments(settings),
             ],
             ports={"http": MLFLOW_PORT},
             env={

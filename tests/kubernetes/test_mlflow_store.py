@@ -148,6 +148,39 @@ def test_allowed_hosts_accept_a_pod_ip_scrape_and_refuse_others(objects: list[di
     assert "*" not in hosts and not any(fnmatch.fnmatch("evil.example.com:5000", h) for h in hosts)
 
 
+def test_by_default_mlflow_refuses_writes_from_other_sites_pages(objects: list[dict[str, Any]]) -> None:
+    from mlflow.server.security_utils import should_block_cors_request
+
+    assert fact("mlflow.cors.default") == "localhost-only"
+    assert "--cors-allowed-origins" not in mlflow_args(objects)  # so MLflow's own default holds
+    assert should_block_cors_request("https://evil.example.com", "POST", None)
+    assert not should_block_cors_request("http://localhost:3000", "POST", None)
+
+
+def test_cors_origins_reach_mlflow_and_open_only_those_origins(render_program: Any) -> None:
+    from mlflow.server.security_utils import should_block_cors_request
+
+    origin = "https://mlflow.example.com"
+    result = render_program(
+        config_for(mlflow={"cors_allowed_origins": [origin, "https://ui.example.com:8443"]})
+    )
+    args = mlflow_args(kubernetes_objects(result.resources, redact=False))
+    allowed = args[args.index("--cors-allowed-origins") + 1].split(",")
+    assert allowed == [origin, "https://ui.example.com:8443"]
+    assert not should_block_cors_request(origin, "DELETE", allowed)
+    assert should_block_cors_request("https://evil.example.com", "DELETE", allowed)
+
+
+@pytest.mark.parametrize(
+    "origin", ["*", "https://*.example.com", "https://mlflow.example.com/", "mlflow.example.com"]
+)
+def test_a_cors_origin_that_is_not_one_origin_is_refused_naming_the_setting(origin: str) -> None:
+    from platform_components.errors import ConfigError
+
+    with pytest.raises((ConfigError, ValueError), match=r"cors_allowed_origins entry .* must be one origin"):
+        load_platform_settings(config_for(mlflow={"cors_allowed_origins": [origin]}))
+
+
 def test_a_bare_wildcard_pod_pattern_is_refused() -> None:
     from platform_components.errors import ConfigError
 

@@ -13,6 +13,14 @@ FACTS = [
         value="fnmatch",
     ),
     Fact(
+        key="mlflow.cors.default",
+        statement="Without --cors-allowed-origins, a POST, PUT, DELETE or PATCH to the API carrying an "
+        "Origin header other than localhost, 127.0.0.1 or ::1 is refused; listed origins are matched "
+        "exactly (fnmatch when they contain '*'), and a '*' entry lets every origin through",
+        source="mlflow/mlflow mlflow/server/security_utils.py@v3.17.2",
+        value="localhost-only",
+    ),
+    Fact(
         key="mlflow.auth.metrics_protected",
         statement="With --app-name basic-auth only /static, /favicon.ico and /health are unprotected: "
         "/metrics needs credentials (401 without)",
