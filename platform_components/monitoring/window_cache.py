@@ -48,9 +48,10 @@ from platform_components.monitoring.store import (
 
 logger = logging.getLogger(__name__)
 
-#: Rows held in memory at most by default: ~5 GB at ~1 kB per row of a dozen features (measured by
-#: bench/bench_monitor_round.py); 500 models of 10,000 rows per replica fit.
-DEFAULT_MAX_ROWS = 2_000_000  # the settings' default (settings.MonitorSettings): fits the 2Gi limit
+#: Rows held in memory at most by default, equal to ``MonitorSettings.window_cache_rows``'s default: the round
+#: benchmark (bench/bench_monitor_round.py) held 1.03 M rows of a dozen features at 652 MB RSS, so 2 M fit the
+#: monitor's 2Gi limit; 200 models of 10,000 rows per replica.
+DEFAULT_MAX_ROWS = 2_000_000
 _DROPPED = (REQUEST_COLUMN, ROW_COLUMN, VERSION_COLUMN)
 
 
